@@ -1,0 +1,61 @@
+/** HTTP client for a node's gpu-agent. The token is read by the worker and never leaves it. */
+export class AgentHttpError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+export interface DrainState {
+  state: 'active' | 'cordoned' | 'draining' | 'drained' | 'timed-out';
+  inFlight: number;
+  startedAt?: string;
+  deadline?: string;
+  cancelled: number;
+}
+
+export interface AgentHealth {
+  nodeId: string;
+  status: 'healthy' | 'degraded' | 'unhealthy';
+  reasons: string[];
+  drain: DrainState;
+  gpus: unknown[];
+}
+
+export class AgentClient {
+  constructor(readonly baseUrl: string, private readonly token: string, private readonly timeoutMs = 5000) {}
+
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await fetch(`${this.baseUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(this.timeoutMs),
+    });
+    const text = await res.text();
+    const parsed = text ? (JSON.parse(text) as T & { error?: string }) : ({} as T & { error?: string });
+    if (res.status === 401) throw new AgentHttpError(401, `agent ${this.baseUrl} rejected the token: DRYDOCK_AGENT_TOKEN on the worker must match the agents'`);
+    if (!res.ok && !(method === 'GET' && path === '/ready')) {
+      throw new AgentHttpError(res.status, `agent ${method} ${path} answered ${res.status}: ${parsed.error ?? text}`);
+    }
+    return parsed;
+  }
+
+  health(): Promise<AgentHealth> {
+    return this.call('GET', '/health');
+  }
+  ready(): Promise<{ ready: boolean; reasons?: string[] }> {
+    return this.call('GET', '/ready');
+  }
+  cordon(): Promise<DrainState> {
+    return this.call('POST', '/cordon', {});
+  }
+  uncordon(): Promise<DrainState> {
+    return this.call('POST', '/uncordon', {});
+  }
+  drain(timeoutSeconds: number, force = false): Promise<DrainState> {
+    return this.call('POST', '/drain', { timeoutSeconds, force });
+  }
+  drainStatus(): Promise<DrainState> {
+    return this.call('GET', '/drain');
+  }
+}

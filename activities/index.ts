@@ -1,0 +1,6 @@
+import { createNodeActivities, type NodeActivityDeps } from './nodes.ts';
+
+/** All activities the control worker registers. */
+export function createActivities(deps: NodeActivityDeps) {
+  return { ...createNodeActivities(deps) };
+}

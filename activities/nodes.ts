@@ -1,0 +1,159 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { invalidArgument } from '../workflows/errors.ts';
+import { AgentClient, AgentHttpError, type DrainState } from './agentClient.ts';
+import { PoolRegistry, UnknownPoolError } from './pools.ts';
+import type { NodeInstance } from './providers/types.ts';
+
+export interface NodeRef {
+  pool: string;
+  nodeId: string;
+}
+
+export interface DrainResult {
+  outcome: 'drained' | 'timed-out' | 'forced' | 'unreachable';
+  inFlight: number;
+  cancelled: number;
+}
+
+export interface ProvisionResult {
+  nodeId: string;
+  agentUrl: string;
+}
+
+/** How long an agent may stay unreachable before cordon / drain treat the node as dead. */
+const UNREACHABLE_AFTER_MS = 15_000;
+const POLL_MS = 500;
+
+export interface NodeActivityDeps {
+  pools: PoolRegistry;
+  agentToken: string;
+}
+
+export function createNodeActivities({ pools, agentToken }: NodeActivityDeps) {
+  function pool(name: string) {
+    try {
+      return pools.get(name);
+    } catch (err) {
+      if (err instanceof UnknownPoolError) throw invalidArgument('pool', err.message);
+      throw err;
+    }
+  }
+
+  async function liveNode(ref: NodeRef): Promise<NodeInstance> {
+    const node = await pool(ref.pool).provider.describe(ref.nodeId);
+    if (!node || node.pool !== ref.pool || node.state === 'terminated') {
+      throw invalidArgument('nodeId', `no live node '${ref.nodeId}' in pool '${ref.pool}'`);
+    }
+    return node;
+  }
+
+  async function agentFor(ref: NodeRef): Promise<AgentClient | undefined> {
+    const node = await liveNode(ref);
+    return node.agentUrl ? new AgentClient(node.agentUrl, agentToken) : undefined;
+  }
+
+  /** Retries transport errors until the agent answers or has been unreachable too long. */
+  async function withAgent<T>(ref: NodeRef, fn: (agent: AgentClient) => Promise<T>): Promise<T | 'unreachable'> {
+    const ctx = Context.current();
+    const until = Date.now() + UNREACHABLE_AFTER_MS;
+    for (;;) {
+      try {
+        const agent = await agentFor(ref);
+        if (agent) return await fn(agent);
+      } catch (err) {
+        if (err instanceof ApplicationFailure) throw err;
+        if (err instanceof AgentHttpError) {
+          if (err.status === 401 || err.status === 400) throw ApplicationFailure.nonRetryable(err.message, 'AgentRejected');
+          throw err;
+        }
+        // Connection refused or timed out: the node may be dead.
+      }
+      if (Date.now() >= until) return 'unreachable';
+      ctx.heartbeat({ waiting: 'agent unreachable' });
+      await ctx.sleep(POLL_MS);
+    }
+  }
+
+  return {
+    /** Checks that the node is a live member of the pool; bad names fail as InvalidArgument. */
+    async resolveNode(ref: NodeRef): Promise<{ instanceType: string; provider: string }> {
+      const node = await liveNode(ref);
+      return { instanceType: node.instanceType, provider: node.provider };
+    },
+
+    async cordonNode(ref: NodeRef): Promise<'cordoned' | 'unreachable'> {
+      const r = await withAgent(ref, (a) => a.cordon());
+      return r === 'unreachable' ? r : 'cordoned';
+    },
+
+    async uncordonNode(ref: NodeRef): Promise<'uncordoned' | 'unreachable'> {
+      const r = await withAgent(ref, (a) => a.uncordon());
+      return r === 'unreachable' ? r : 'uncordoned';
+    },
+
+    /**
+     * Drains the node, heartbeating the in-flight count. The agent fixes the deadline on the first
+     * request, so a retry after a worker crash resumes the same drain instead of starting over.
+     */
+    async drainNode(ref: NodeRef & { timeoutSeconds: number; force: boolean }): Promise<DrainResult> {
+      const ctx = Context.current();
+      let last: DrainState | 'unreachable' = await withAgent(ref, (a) => a.drain(ref.timeoutSeconds));
+      for (;;) {
+        if (last === 'unreachable') return { outcome: 'unreachable', inFlight: 0, cancelled: 0 };
+        ctx.heartbeat({ state: last.state, inFlight: last.inFlight, deadline: last.deadline });
+        if (last.state === 'drained') return { outcome: 'drained', inFlight: 0, cancelled: last.cancelled };
+        if (last.state === 'timed-out') {
+          if (!ref.force) return { outcome: 'timed-out', inFlight: last.inFlight, cancelled: 0 };
+          const forced: DrainState | 'unreachable' = await withAgent(ref, (a) => a.drain(ref.timeoutSeconds, true));
+          const cancelled = forced === 'unreachable' ? last.inFlight : forced.cancelled;
+          return { outcome: 'forced', inFlight: 0, cancelled };
+        }
+        await ctx.sleep(POLL_MS);
+        last = await withAgent(ref, (a) => a.drainStatus());
+      }
+    },
+
+    async terminateNode(ref: NodeRef): Promise<void> {
+      await pool(ref.pool).provider.terminate(ref.nodeId);
+    },
+
+    /** Creates the replacement (idempotent on the key) and waits until its agent answers. */
+    async provisionNode(input: { pool: string; idempotencyKey: string }): Promise<ProvisionResult> {
+      const ctx = Context.current();
+      const { config, provider } = pool(input.pool);
+      let node = await provider.provision({ pool: input.pool, instanceType: config.instanceType }, input.idempotencyKey);
+      while (node.state !== 'running' || !node.agentUrl) {
+        if (node.state === 'terminated') {
+          throw ApplicationFailure.nonRetryable(`node ${node.id} for key ${input.idempotencyKey} was terminated while provisioning`, 'ProvisionFailed');
+        }
+        ctx.heartbeat({ nodeId: node.id, state: node.state });
+        await ctx.sleep(POLL_MS);
+        node = (await provider.describe(node.id)) ?? node;
+      }
+      return { nodeId: node.id, agentUrl: node.agentUrl };
+    },
+
+    /** Waits until the node's agent reports healthy and ready. */
+    async waitNodeHealthy(ref: NodeRef): Promise<{ status: string; gpus: number }> {
+      const ctx = Context.current();
+      for (;;) {
+        try {
+          const agent = await agentFor(ref);
+          if (agent) {
+            const h = await agent.health();
+            const ready = await agent.ready();
+            ctx.heartbeat({ status: h.status, ready: ready.ready });
+            if (h.status === 'healthy' && ready.ready) return { status: h.status, gpus: h.gpus.length };
+          }
+        } catch (err) {
+          if (err instanceof ApplicationFailure) throw err;
+          ctx.heartbeat({ error: (err as Error).message });
+        }
+        await ctx.sleep(POLL_MS);
+      }
+    },
+  };
+}
+
+export type NodeActivities = ReturnType<typeof createNodeActivities>;

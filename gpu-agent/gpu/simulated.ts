@@ -1,0 +1,92 @@
+import { createHash } from 'node:crypto';
+import type { GpuBackend, GpuInfo, GpuSnapshot, XidEvent } from './types.ts';
+
+/** A fault injected into a simulated GPU. */
+export type SimulatedFault =
+  | { kind: 'xid'; gpu: number; code: number; message?: string }
+  | { kind: 'temperature'; gpu: number; celsius: number }
+  | { kind: 'ecc'; gpu: number; uncorrected?: number; corrected?: number }
+  | { kind: 'missing'; gpu: number };
+
+export const SIMULATED_FAULT_KINDS = ['xid', 'temperature', 'ecc', 'missing'] as const;
+
+/** N virtual GPUs with controllable telemetry, used by the dev fleet and tests. */
+export class SimulatedGpuBackend implements GpuBackend {
+  readonly name = 'simulated';
+  private gpus: GpuInfo[];
+  private missing = new Set<number>();
+  private events: XidEvent[] = [];
+
+  constructor(readonly count: number, seed: string) {
+    this.gpus = Array.from({ length: count }, (_, i) => {
+      const h = createHash('sha256').update(`${seed}/${i}`).digest('hex');
+      return {
+        index: i,
+        uuid: `GPU-${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`,
+        name: 'NVIDIA H100 80GB HBM3 (simulated)',
+        pciBusId: `00000000:${(0x18 + i * 0x10).toString(16).padStart(2, '0').toUpperCase()}:00.0`,
+        temperatureC: 41,
+        powerDrawW: 95,
+        powerLimitW: 700,
+        utilizationPct: 0,
+        memoryUsedMiB: 0,
+        memoryTotalMiB: 81559,
+        eccCorrected: 0,
+        eccUncorrected: 0,
+      };
+    });
+  }
+
+  inject(fault: SimulatedFault): void {
+    const gpu = this.gpus[fault.gpu];
+    if (!gpu) throw new RangeError(`gpu: no simulated GPU ${fault.gpu} (this node has ${this.count})`);
+    switch (fault.kind) {
+      case 'xid':
+        this.events.push({
+          gpuIndex: gpu.index,
+          pciBusId: gpu.pciBusId,
+          code: fault.code,
+          message: fault.message ?? `simulated Xid ${fault.code}`,
+          at: new Date().toISOString(),
+        });
+        break;
+      case 'temperature':
+        gpu.temperatureC = fault.celsius;
+        break;
+      case 'ecc':
+        gpu.eccUncorrected += fault.uncorrected ?? 0;
+        gpu.eccCorrected += fault.corrected ?? 0;
+        break;
+      case 'missing':
+        this.missing.add(gpu.index);
+        break;
+    }
+  }
+
+  clearFaults(): void {
+    this.events = [];
+    this.missing.clear();
+    for (const g of this.gpus) {
+      g.temperatureC = 41;
+      g.eccCorrected = 0;
+      g.eccUncorrected = 0;
+    }
+  }
+
+  /** Reflects the node's running work in utilisation, so autoscalers and dashboards see load. */
+  setLoad(busyFraction: number): void {
+    for (const g of this.gpus) {
+      g.utilizationPct = Math.round(Math.min(1, Math.max(0, busyFraction)) * 100);
+      g.memoryUsedMiB = Math.round(g.memoryTotalMiB * 0.6 * busyFraction);
+      g.powerDrawW = Math.round(95 + 500 * busyFraction);
+    }
+  }
+
+  async snapshot(): Promise<GpuSnapshot> {
+    return {
+      backend: this.name,
+      gpus: this.gpus.filter((g) => !this.missing.has(g.index)).map((g) => ({ ...g })),
+      xidEvents: this.events.map((e) => ({ ...e })),
+    };
+  }
+}

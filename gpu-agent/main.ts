@@ -1,0 +1,76 @@
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AgentConfigError, loadAgentConfig } from './config.ts';
+import { createAgent } from './server.ts';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** One agent per data dir: a second start exits quietly instead of serving the same node twice. */
+function takeLock(dataDir: string): boolean {
+  mkdirSync(dataDir, { recursive: true });
+  const lock = join(dataDir, 'agent.lock');
+  try {
+    writeFileSync(lock, String(process.pid), { flag: 'wx' });
+    return true;
+  } catch {
+    const holder = Number(readFileSync(lock, 'utf8'));
+    if (holder && holder !== process.pid && alive(holder)) return false;
+    writeFileSync(lock, String(process.pid));
+    return true;
+  }
+}
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadAgentConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof AgentConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`gpu-agent: ${(err as Error).message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const { dataDir } = config;
+  if (dataDir && !takeLock(dataDir)) {
+    console.error(`gpu-agent: another agent already serves ${dataDir}; exiting`);
+    process.exit(0);
+  }
+  // Simulates an instance booting before its agent answers.
+  if (config.bootDelaySeconds > 0) await sleep(config.bootDelaySeconds * 1000);
+
+  const agent = createAgent(config);
+  await new Promise<void>((resolve, reject) => {
+    agent.server.once('error', reject);
+    agent.server.listen(config.port, config.host, resolve);
+  });
+  const address = agent.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  if (dataDir) {
+    const tmp = join(dataDir, 'agent.json.tmp');
+    writeFileSync(tmp, JSON.stringify({ pid: process.pid, port, host: config.host, startedAt: new Date().toISOString() }));
+    renameSync(tmp, join(dataDir, 'agent.json'));
+  }
+  console.log(`gpu-agent ${config.nodeId} (pool ${config.pool}) listening on http://${config.host}:${port}`);
+
+  const shutdown = async (signal: string) => {
+    console.log(`gpu-agent ${config.nodeId}: ${signal}, shutting down`);
+    await agent.close();
+    if (dataDir) {
+      for (const f of ['agent.json', 'agent.lock']) if (existsSync(join(dataDir, f))) rmSync(join(dataDir, f), { force: true });
+    }
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+void main();

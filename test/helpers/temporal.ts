@@ -1,0 +1,23 @@
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DRYDOCK_SEARCH_ATTRIBUTES } from '../../workflows/searchAttributes.ts';
+
+/** The Temporal CLI built by scripts/install-temporal.sh (npm test exports its path). */
+export function temporalBin(): string {
+  const bin = process.env.DRYDOCK_TEMPORAL_BIN ?? join(homedir(), '.cache/drydock/temporal-v1.5.1/temporal');
+  if (!existsSync(bin)) throw new Error(`Temporal CLI not found at ${bin}: run 'bash scripts/install-temporal.sh' (npm test does)`);
+  return bin;
+}
+
+/** A real Temporal dev server with drydock's search attributes registered. */
+export function startDevServer(opts: { port?: number; dbFilename?: string; extraArgs?: string[] } = {}): Promise<TestWorkflowEnvironment> {
+  return TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: temporalBin() },
+      searchAttributes: DRYDOCK_SEARCH_ATTRIBUTES,
+      ...opts,
+    },
+  });
+}

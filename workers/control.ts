@@ -1,0 +1,38 @@
+import { Worker } from '@temporalio/worker';
+import { createActivities } from '../activities/index.ts';
+import { PoolRegistry } from '../activities/pools.ts';
+import { loadControlWorkerConfig, WorkerConfigError } from './config.ts';
+import { connectWorker } from './connection.ts';
+import { WORKFLOWS_PATH } from './workflowsPath.ts';
+
+/** The control worker: runs every fleet workflow and the activities that reach providers and agents. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadControlWorkerConfig(process.env);
+  } catch (err) {
+    if (err instanceof WorkerConfigError) {
+      console.error(`control worker: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const pools = PoolRegistry.fromFile(config.poolsFile, config.agentToken);
+  const { connection, namespace } = await connectWorker();
+  const worker = await Worker.create({
+    connection,
+    namespace,
+    taskQueue: config.taskQueue,
+    ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: createActivities({ pools, agentToken: config.agentToken }),
+    shutdownGraceTime: config.shutdownGraceMs,
+  });
+  console.log(`control worker: namespace ${namespace}, task queue ${config.taskQueue}, pools ${pools.names().join(', ')}`);
+  await worker.run();
+  await connection.close();
+}
+
+main().catch((err) => {
+  console.error('control worker failed:', err);
+  process.exit(1);
+});

@@ -1,0 +1,2 @@
+// Every workflow type the control worker runs; names here are public API.
+export { replaceNode } from './replaceNode.ts';

@@ -1,0 +1,62 @@
+import { invalidArgument } from '../errors.ts';
+
+/** Small, deterministic checkers for workflow inputs; every error names the field. */
+export type Obj = Record<string, unknown>;
+
+export function requireObject(value: unknown, field: string): Obj {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalidArgument(field, `expected a JSON object, got ${describe(value)}`);
+  }
+  return value as Obj;
+}
+
+export function rejectUnknown(obj: Obj, allowed: readonly string[], prefix = ''): void {
+  for (const key of Object.keys(obj)) {
+    if (!allowed.includes(key)) throw invalidArgument(prefix + key, `unknown field (allowed: ${allowed.join(', ')})`);
+  }
+}
+
+export function requireString(obj: Obj, field: string, pattern?: RegExp, patternHelp?: string): string {
+  const v = obj[field];
+  if (v === undefined || v === null) throw invalidArgument(field, 'is required');
+  if (typeof v !== 'string') throw invalidArgument(field, `expected a string, got ${describe(v)}`);
+  if (v.length === 0) throw invalidArgument(field, 'must not be empty');
+  if (pattern && !pattern.test(v)) throw invalidArgument(field, `'${v}' is not valid: ${patternHelp ?? `must match ${pattern}`}`);
+  return v;
+}
+
+export function optionalString(obj: Obj, field: string, maxLength: number): string | undefined {
+  const v = obj[field];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw invalidArgument(field, `expected a string, got ${describe(v)}`);
+  if (v.length > maxLength) throw invalidArgument(field, `must be at most ${maxLength} characters`);
+  return v;
+}
+
+export function optionalInteger(obj: Obj, field: string, min: number, max: number, fallback: number): number {
+  const v = obj[field];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw invalidArgument(field, `expected an integer, got ${describe(v)}`);
+  if (v < min || v > max) throw invalidArgument(field, `must be between ${min} and ${max}, got ${v}`);
+  return v;
+}
+
+export function optionalBoolean(obj: Obj, field: string, fallback: boolean): boolean {
+  const v = obj[field];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'boolean') throw invalidArgument(field, `expected true or false, got ${describe(v)}`);
+  return v;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return `the string '${v.length > 40 ? v.slice(0, 40) + '…' : v}'`;
+  return typeof v === 'object' ? 'an object' : `${typeof v} ${String(v)}`;
+}
+
+/** Pool names: lowercase DNS labels, so they fit tags, labels and workflow ids everywhere. */
+export const POOL_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+export const POOL_NAME_HELP = 'lowercase letters, digits and dashes, 1-63 characters, starting and ending with a letter or digit';
+export const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+export const NODE_ID_HELP = 'letters, digits, dots, dashes and underscores, 1-128 characters';

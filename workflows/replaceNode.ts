@@ -1,0 +1,177 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  defineQuery,
+  isCancellation,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { NodeActivities } from '../activities/nodes.ts';
+import { INVALID_ARGUMENT, invalidArgument } from './errors.ts';
+import { parseReplaceNodeInput, replaceNodeWorkflowId, type ReplaceNodeConfig } from './inputs/replaceNode.ts';
+import { DRYDOCK_NODE, DRYDOCK_PHASE, DRYDOCK_POOL } from './searchAttributes.ts';
+
+/**
+ * cordon → drain → terminate → provision → wait healthy. Failing before terminate
+ * uncordons the node, so a failed replacement never leaves capacity cordoned.
+ */
+export type ReplacePhase =
+  | 'validating'
+  | 'cordoning'
+  | 'draining'
+  | 'uncordoning'
+  | 'terminating'
+  | 'provisioning'
+  | 'waiting-healthy'
+  | 'done'
+  | 'failed';
+
+export interface PhaseRecord {
+  phase: ReplacePhase;
+  startedAt: string;
+  endedAt?: string;
+  durationMs?: number;
+  note?: string;
+}
+
+export interface ReplaceNodeStatus {
+  pool?: string;
+  nodeId?: string;
+  reason?: string;
+  phase: ReplacePhase;
+  phases: PhaseRecord[];
+  replacementNodeId?: string;
+  error?: string;
+}
+
+export interface ReplaceNodeResult {
+  pool: string;
+  nodeId: string;
+  replacementNodeId: string;
+  phases: PhaseRecord[];
+  totalMs: number;
+}
+
+export const replaceNodeStatusQuery = defineQuery<ReplaceNodeStatus>('status');
+
+const short = { startToCloseTimeout: '1 minute', heartbeatTimeout: '10 seconds', retry: { maximumInterval: '10 seconds' } } as const;
+
+export async function replaceNode(rawInput: ReplaceNodeConfig): Promise<ReplaceNodeResult> {
+  const status: ReplaceNodeStatus = { phase: 'validating', phases: [] };
+  setHandler(replaceNodeStatusQuery, () => status);
+  const started = Date.now();
+
+  function enter(phase: ReplacePhase, note?: string): void {
+    const now = new Date();
+    const prev = status.phases[status.phases.length - 1];
+    if (prev && !prev.endedAt) {
+      prev.endedAt = now.toISOString();
+      prev.durationMs = now.getTime() - new Date(prev.startedAt).getTime();
+    }
+    status.phase = phase;
+    if (phase !== 'done' && phase !== 'failed') status.phases.push({ phase, startedAt: now.toISOString(), note });
+    upsertSearchAttributes([{ key: DRYDOCK_PHASE, value: phase }]);
+    const rows = status.phases.map((p) => `| ${p.phase} | ${p.durationMs === undefined ? 'running' : `${(p.durationMs / 1000).toFixed(1)} s`} | ${p.note ?? ''} |`);
+    setCurrentDetails(
+      [
+        `**replaceNode** ${status.pool ?? ''}/${status.nodeId ?? ''} — phase **${phase}**`,
+        status.replacementNodeId ? `replacement: \`${status.replacementNodeId}\`` : '',
+        status.error ? `error: ${status.error}` : '',
+        '',
+        '| phase | took | note |',
+        '| --- | --- | --- |',
+        ...rows,
+      ].filter((l, i) => l !== '' || i === 3).join('\n'),
+    );
+  }
+
+  let input: ReplaceNodeConfig;
+  try {
+    input = parseReplaceNodeInput(rawInput);
+  } catch (err) {
+    status.error = (err as Error).message;
+    enter('failed');
+    throw err;
+  }
+  Object.assign(status, { pool: input.pool, nodeId: input.nodeId, reason: input.reason });
+  upsertSearchAttributes([
+    { key: DRYDOCK_POOL, value: input.pool },
+    { key: DRYDOCK_NODE, value: input.nodeId },
+  ]);
+  const expectedId = replaceNodeWorkflowId(input.pool, input.nodeId);
+  if (workflowInfo().workflowId !== expectedId) {
+    status.error = `workflow id must be ${expectedId}`;
+    enter('failed');
+    throw invalidArgument('workflowId', `must be '${expectedId}' so that one node is never replaced twice at once`);
+  }
+
+  const ref = { pool: input.pool, nodeId: input.nodeId };
+  const acts = proxyActivities<NodeActivities>(short);
+  const drainActs = proxyActivities<NodeActivities>({
+    ...short,
+    startToCloseTimeout: `${input.drainTimeoutSeconds + 120} seconds`,
+  });
+  const slowActs = proxyActivities<NodeActivities>({ ...short, startToCloseTimeout: '15 minutes' });
+  let terminated = false;
+
+  try {
+    enter('validating');
+    await acts.resolveNode.executeWithOptions({ summary: `check ${input.nodeId} is a live node of pool ${input.pool}` }, [ref]);
+
+    enter('cordoning', input.reason);
+    const cordon = await acts.cordonNode.executeWithOptions({ summary: `cordon ${input.nodeId}: stop new work` }, [ref]);
+    if (cordon === 'unreachable') status.phases[status.phases.length - 1].note = 'agent unreachable; node treated as dead';
+
+    enter('draining', `timeout ${input.drainTimeoutSeconds}s, force ${input.force}`);
+    const drain = await drainActs.drainNode.executeWithOptions(
+      { summary: `drain ${input.nodeId}: wait up to ${input.drainTimeoutSeconds}s for in-flight work` },
+      [{ ...ref, timeoutSeconds: input.drainTimeoutSeconds, force: input.force }],
+    );
+    status.phases[status.phases.length - 1].note = `${drain.outcome}${drain.cancelled ? `, ${drain.cancelled} cancelled` : ''}`;
+    if (drain.outcome === 'timed-out') {
+      throw ApplicationFailure.nonRetryable(
+        `drain of ${input.nodeId} timed out after ${input.drainTimeoutSeconds}s with ${drain.inFlight} jobs still running; ` +
+          'the node was uncordoned and keeps serving. Re-run with force: true to cancel the remaining work, or raise drainTimeoutSeconds.',
+        'DrainTimeout',
+      );
+    }
+
+    enter('terminating');
+    await slowActs.terminateNode.executeWithOptions({ summary: `terminate ${input.nodeId}` }, [ref]);
+    terminated = true;
+
+    enter('provisioning');
+    const replacement = await slowActs.provisionNode.executeWithOptions(
+      { summary: `provision the replacement for ${input.nodeId}` },
+      [{ pool: input.pool, idempotencyKey: `${workflowInfo().workflowId}/provision` }],
+    );
+    status.replacementNodeId = replacement.nodeId;
+
+    enter('waiting-healthy', replacement.nodeId);
+    await slowActs.waitNodeHealthy.executeWithOptions(
+      { summary: `wait until ${replacement.nodeId} is healthy and ready` },
+      [{ pool: input.pool, nodeId: replacement.nodeId }],
+    );
+
+    enter('done');
+    return { pool: input.pool, nodeId: input.nodeId, replacementNodeId: replacement.nodeId, phases: status.phases, totalMs: Date.now() - started };
+  } catch (err) {
+    const cause = err instanceof ActivityFailure ? err.cause : err;
+    status.error = (cause as Error).message;
+    if (!terminated && status.phases.some((p) => p.phase === 'cordoning')) {
+      // Give the node back to service; this must run even when the workflow is being cancelled.
+      enter('uncordoning');
+      await CancellationScope.nonCancellable(() =>
+        acts.uncordonNode.executeWithOptions({ summary: `uncordon ${input.nodeId}: replacement did not go ahead` }, [ref]),
+      );
+    }
+    enter('failed');
+    if (cause instanceof ApplicationFailure && cause.type === INVALID_ARGUMENT) throw cause;
+    if (isCancellation(err)) throw err;
+    throw err;
+  }
+}
