@@ -1,10 +1,22 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { TAG_MANAGED, TAG_NODE, TAG_POOL, type InstanceState, type NodeInstance, type NodeSpec, type Provider } from './types.ts';
+import {
+  ProviderConfigError,
+  TAG_MANAGED,
+  TAG_NODE,
+  TAG_POOL,
+  TAG_SNAPSHOT_KEY,
+  type InstanceState,
+  type NodeInstance,
+  type NodeSpec,
+  type Provider,
+  type Snapshot,
+  type SnapshotRequest,
+} from './types.ts';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const AGENT_MAIN = join(REPO_ROOT, 'gpu-agent/main.ts');
@@ -183,6 +195,63 @@ export class LocalProvider implements Provider {
     return this.records(pool)
       .filter((r) => r.state !== 'terminated')
       .map((r) => this.toInstance(r));
+  }
+
+  private snapshotDir(id: string): string {
+    return join(this.opts.stateDir, 'snapshots', id);
+  }
+
+  /** Copies the node's data directory (minus the live agent's lock and address files). */
+  async snapshot(req: SnapshotRequest): Promise<Snapshot> {
+    const nodeId = 'nodeId' in req.source ? req.source.nodeId : req.source.volumeId;
+    const id = `snap-${createHash('sha256').update(req.idempotencyKey).digest('hex').slice(0, 12)}`;
+    const existing = this.readSnapshot(id);
+    if (existing) return existing;
+    if (!this.readRecord(nodeId)) throw new ProviderConfigError(`local provider: no node '${nodeId}' to snapshot`);
+    const dir = this.snapshotDir(id);
+    const tmp = `${dir}.tmp`;
+    rmSync(tmp, { recursive: true, force: true });
+    const skip = new Set(['agent.lock', 'agent.json', 'agent.json.tmp']);
+    cpSync(this.nodeDir(nodeId), join(tmp, 'data'), { recursive: true, filter: (src) => !skip.has(src.split('/').pop()!) });
+    const snap: Snapshot = {
+      id,
+      provider: this.name,
+      volumeId: nodeId,
+      state: 'ready',
+      createdAt: new Date().toISOString(),
+      tags: { ...req.tags, [TAG_SNAPSHOT_KEY]: req.idempotencyKey },
+    };
+    writeFileSync(join(tmp, 'snapshot.json'), JSON.stringify(snap, null, 2));
+    // Rename last: a crash mid-copy leaves only a .tmp folder that the retry overwrites.
+    mkdirSync(dirname(dir), { recursive: true });
+    renameSync(tmp, dir);
+    return snap;
+  }
+
+  private readSnapshot(id: string): Snapshot | undefined {
+    const file = join(this.snapshotDir(id), 'snapshot.json');
+    return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Snapshot) : undefined;
+  }
+
+  async listSnapshots(filter?: { tags?: Record<string, string> }): Promise<Snapshot[]> {
+    const root = join(this.opts.stateDir, 'snapshots');
+    if (!existsSync(root)) return [];
+    const want = Object.entries(filter?.tags ?? {});
+    return readdirSync(root)
+      .filter((d) => !d.endsWith('.tmp'))
+      .map((d) => this.readSnapshot(d))
+      .filter((s): s is Snapshot => !!s && want.every(([k, v]) => s.tags[k] === v))
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  /** Where a local snapshot's copy of the node's data lies (for restores). */
+  snapshotDataDir(id: string): string {
+    return join(this.snapshotDir(id), 'data');
+  }
+
+  async deleteSnapshot(id: string): Promise<void> {
+    if (!/^snap-[0-9a-f]+$/.test(id)) throw new ProviderConfigError(`local provider: '${id}' is not a local snapshot id (snap-…)`);
+    rmSync(this.snapshotDir(id), { recursive: true, force: true });
   }
 
   /** All records, terminated ones included (a pool's history). */

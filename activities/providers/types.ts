@@ -5,6 +5,8 @@ export type InstanceState = 'provisioning' | 'running' | 'terminating' | 'termin
 export const TAG_POOL = 'drydock-pool';
 export const TAG_NODE = 'drydock-node';
 export const TAG_MANAGED = 'drydock-managed';
+/** Carried by snapshots made with an idempotency key, so a retried snapshot finds the first one. */
+export const TAG_SNAPSHOT_KEY = 'drydock-snapshot-key';
 
 export interface NodeSpec {
   pool: string;
@@ -19,8 +21,43 @@ export interface NodeInstance {
   state: InstanceState;
   /** Base URL of the node's gpu-agent, once it answers. */
   agentUrl?: string;
+  /** Zone (or region) the instance runs in, where the provider has zones. */
+  zone?: string;
+  /** Private address of the instance, where the provider has one. */
+  privateIp?: string;
   tags: Record<string, string>;
   createdAt: string;
+}
+
+/**
+ * What to snapshot: a node (its boot / data disk, found by the provider) or a volume by its
+ * provider id (EBS `vol-…`, GCE disk name or `zones/<zone>/disks/<name>`, local node id).
+ */
+export type SnapshotSource = { nodeId: string } | { volumeId: string };
+
+export interface SnapshotRequest {
+  source: SnapshotSource;
+  /**
+   * Makes the call idempotent: a second call with the same key returns the first snapshot
+   * instead of taking another. Derive it from the workflow id and step.
+   */
+  idempotencyKey: string;
+  /** Extra tags / labels (e.g. the backup name) used later to list and expire snapshots. */
+  tags?: Record<string, string>;
+  description?: string;
+}
+
+export type SnapshotState = 'pending' | 'ready' | 'failed';
+
+export interface Snapshot {
+  id: string;
+  provider: string;
+  /** The volume / disk id the snapshot was taken of. */
+  volumeId: string;
+  state: SnapshotState;
+  sizeGb?: number;
+  createdAt: string;
+  tags: Record<string, string>;
 }
 
 /**
@@ -30,10 +67,32 @@ export interface NodeInstance {
 export interface Provider {
   readonly name: string;
   provision(spec: NodeSpec, idempotencyKey: string): Promise<NodeInstance>;
+  /** Terminates the instance; terminating one already gone (or terminated) is success. */
   terminate(id: string): Promise<void>;
+  /** The instance, terminated ones included while the provider still knows them; undefined if unknown. */
   describe(id: string): Promise<NodeInstance | undefined>;
+  /** Live (not terminated) drydock-managed instances of the pool, found by their tags / labels. */
   list(pool: string): Promise<NodeInstance[]>;
+  /**
+   * Snapshots a node's disk or a volume (EBS CreateSnapshot, GCE disks.createSnapshot, local: a copy
+   * of the node's data directory). Returns at once, possibly `pending`; poll listSnapshots for `ready`.
+   */
+  snapshot(req: SnapshotRequest): Promise<Snapshot>;
+  /** Snapshots this account owns (EBS OwnerIds self), narrowed to those carrying all the given tags. */
+  listSnapshots(filter?: { tags?: Record<string, string> }): Promise<Snapshot[]>;
+  /** Deletes a snapshot; deleting one that is already gone is success. */
+  deleteSnapshot(id: string): Promise<void>;
 }
 
 /** Thrown for errors that retrying will not fix; activities turn it into a non-retryable failure. */
 export class ProviderConfigError extends Error {}
+
+/**
+ * Thrown when the provider (zone) has no capacity for the instance type right now. A multi-provider
+ * pool tries the next zone or provider; with nothing left it is retried with backoff.
+ */
+export class CapacityError extends Error {
+  constructor(readonly provider: string, message: string) {
+    super(message);
+  }
+}

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AgentClient } from '../../activities/agentClient.ts';
 import { agentProcesses, startFleet, waitFor, type TestFleet } from '../helpers/fleet.ts';
@@ -45,5 +47,24 @@ describe('local provider', () => {
 
   it('lists nodes by pool only', async () => {
     assert.deepEqual(await fleet.provider.list('other-pool'), []);
+  });
+
+  it('snapshots a node by copying its data dir; one key gives one snapshot; list by tag; delete twice is fine', async () => {
+    const [node] = await fleet.provider.list('lp');
+    writeFileSync(join(fleet.dir, 'state/nodes', node.id, 'model.bin'), 'weights-v1');
+    const req = { source: { nodeId: node.id }, idempotencyKey: 'backup/nightly/1', tags: { 'drydock-backup': 'nightly' } };
+    const snap = await fleet.provider.snapshot(req);
+    assert.equal(snap.state, 'ready');
+    assert.equal(snap.volumeId, node.id);
+    writeFileSync(join(fleet.dir, 'state/nodes', node.id, 'model.bin'), 'weights-v2');
+    const again = await fleet.provider.snapshot(req);
+    assert.equal(again.id, snap.id, 'same key, same snapshot');
+    assert.equal(readFileSync(join(fleet.provider.snapshotDataDir(snap.id), 'model.bin'), 'utf8'), 'weights-v1', 'the copy is from the first call');
+    assert.equal((await fleet.provider.listSnapshots({ tags: { 'drydock-backup': 'nightly' } })).length, 1);
+    assert.deepEqual(await fleet.provider.listSnapshots({ tags: { 'drydock-backup': 'weekly' } }), []);
+    await fleet.provider.deleteSnapshot(snap.id);
+    await fleet.provider.deleteSnapshot(snap.id);
+    assert.deepEqual(await fleet.provider.listSnapshots(), []);
+    await assert.rejects(fleet.provider.snapshot({ source: { nodeId: 'nope' }, idempotencyKey: 'k' }), /no node 'nope'/);
   });
 });
