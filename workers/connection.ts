@@ -1,6 +1,7 @@
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { NativeConnection } from '@temporalio/worker';
+import { dataConverterFromEnv } from './codec.ts';
 
 /**
  * Connection settings the same way the `temporal` CLI reads them: the config file's profile
@@ -16,8 +17,9 @@ export async function connectWorker(): Promise<{ connection: NativeConnection; n
   return { connection: await NativeConnection.connect(connectionOptions), namespace };
 }
 
-export async function connectClient(): Promise<Client> {
+/** A client with drydock's data converter (payload encryption when DRYDOCK_CODEC_KEY(_FILE) is set). */
+export async function connectClient(overrides: Partial<ConnectionOptions> = {}): Promise<Client> {
   const { connectionOptions, namespace } = connectConfig();
-  const connection = await Connection.connect(connectionOptions);
-  return new Client({ connection, namespace });
+  const connection = await Connection.connect({ ...connectionOptions, ...overrides });
+  return new Client({ connection, namespace, dataConverter: dataConverterFromEnv() });
 }

@@ -2,7 +2,9 @@ import { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
 import { PoolRegistry } from '../activities/pools.ts';
 import { loadControlWorkerConfig, WorkerConfigError } from './config.ts';
+import { dataConverterFromEnv } from './codec.ts';
 import { connectWorker } from './connection.ts';
+import { installMetrics } from './metrics.ts';
 import { WORKFLOWS_PATH } from './workflowsPath.ts';
 
 /** The control worker: runs every fleet workflow and the activities that reach providers and agents. */
@@ -18,6 +20,8 @@ async function main(): Promise<void> {
     throw err;
   }
   const pools = PoolRegistry.fromFile(config.poolsFile, config.agentToken);
+  const dataConverter = dataConverterFromEnv(); // before connecting, so a bad key fails fast
+  const metrics = await installMetrics(); // must run before the first connection creates the Runtime
   const { connection, namespace } = await connectWorker();
   const worker = await Worker.create({
     connection,
@@ -25,11 +29,14 @@ async function main(): Promise<void> {
     taskQueue: config.taskQueue,
     ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities({ pools, agentToken: config.agentToken }),
+    dataConverter,
+    interceptors: { activity: metrics.activityInterceptors },
     shutdownGraceTime: config.shutdownGraceMs,
   });
   console.log(`control worker: namespace ${namespace}, task queue ${config.taskQueue}, pools ${pools.names().join(', ')}`);
   await worker.run();
   await connection.close();
+  await metrics.close();
 }
 
 main().catch((err) => {
