@@ -1,0 +1,144 @@
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { dirname, join, relative, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { StoreUrlError, type ObjectInfo, type ObjectStore } from './types.ts';
+import { checkKey } from './keys.ts';
+
+const PARTIAL = '.partial-';
+
+/**
+ * A directory as an object store. Writes go to a partial file next to the target, then rename,
+ * so a killed writer leaves a partial (named after its host and pid) and never a torn object.
+ */
+export class FileStore implements ObjectStore {
+  readonly uri: string;
+  constructor(readonly root: string) {
+    if (!root.startsWith('/')) throw new StoreUrlError(`file store root '${root}' must be an absolute path`);
+    this.uri = `file://${root}`;
+  }
+
+  private path(key: string): string {
+    checkKey(key);
+    return join(this.root, ...key.split('/'));
+  }
+
+  private async atomically(key: string, write: (tmp: string) => Promise<void>): Promise<void> {
+    const p = this.path(key);
+    await mkdir(dirname(p), { recursive: true });
+    const tmp = `${p}${PARTIAL}${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      await write(tmp);
+      await rename(tmp, p);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  put(key: string, body: Uint8Array): Promise<void> {
+    return this.atomically(key, (tmp) => writeFile(tmp, body));
+  }
+
+  putFile(key: string, path: string): Promise<void> {
+    // copyFile uses copy_file_range / reflinks where the filesystem has them.
+    return this.atomically(key, (tmp) => copyFile(path, tmp));
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    try {
+      return new Uint8Array(await readFile(this.path(key)));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async getStream(key: string): Promise<Readable | undefined> {
+    try {
+      const fh = await open(this.path(key), 'r');
+      return fh.createReadStream();
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const s = await stat(this.path(key));
+      return s.isFile() ? { key, size: s.size, lastModified: s.mtime } : undefined;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    return (await this.listObjects(prefix)).map((o) => o.key);
+  }
+
+  async listObjects(prefix: string): Promise<ObjectInfo[]> {
+    const files = await this.walk(prefix);
+    const out: ObjectInfo[] = [];
+    for (const f of files) {
+      if (f.includes(PARTIAL)) continue;
+      const key = relative(this.root, f).split(sep).join('/');
+      if (!key.startsWith(prefix)) continue;
+      try {
+        const s = await stat(f);
+        out.push({ key, size: s.size, lastModified: s.mtime });
+      } catch (err) {
+        if (!isNotFound(err)) throw err; // removed while we listed
+      }
+    }
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  /** Files under the deepest directory that contains every key with this prefix. */
+  private async walk(prefix: string): Promise<string[]> {
+    const dirPart = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
+    const base = dirPart ? join(this.root, ...dirPart.split('/')) : this.root;
+    try {
+      const entries = await readdir(base, { recursive: true, withFileTypes: true });
+      return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+    } catch (err) {
+      if (isNotFound(err)) return [];
+      throw err;
+    }
+  }
+
+  async remove(key: string): Promise<void> {
+    await rm(this.path(key), { force: true });
+  }
+
+  /** Removes partial files left by writers on this host that have died (a SIGKILLed worker). */
+  async sweepPartials(prefix = ''): Promise<number> {
+    const me = hostname();
+    let removed = 0;
+    for (const f of await this.walk(prefix)) {
+      const i = f.lastIndexOf(PARTIAL);
+      if (i < 0) continue;
+      const m = /^(.*)-(\d+)-[0-9a-f]+$/.exec(f.slice(i + PARTIAL.length));
+      if (!m || m[1] !== me || pidAlive(Number(m[2]))) continue;
+      await rm(f, { force: true });
+      removed++;
+    }
+    return removed;
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
