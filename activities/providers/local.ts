@@ -1,9 +1,7 @@
-import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { agentPid, agentUrl, startAgentProcess, stopAgentProcess } from './agentProcess.ts';
+import { keyHash, nodeIdFor } from './naming.ts';
 import {
   ProviderConfigError,
   TAG_MANAGED,
@@ -18,8 +16,7 @@ import {
   type SnapshotRequest,
 } from './types.ts';
 
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const AGENT_MAIN = join(REPO_ROOT, 'gpu-agent/main.ts');
+export { pidAlive, REPO_ROOT } from './agentProcess.ts';
 
 export interface LocalProviderOptions {
   /** Holds one folder per node: its record, the agent's data, lock and log. */
@@ -42,25 +39,8 @@ interface NodeRecord {
   terminatedAt?: string;
 }
 
-interface AgentFile {
-  pid: number;
-  port: number;
-  host: string;
-}
-
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Node ids are derived from the idempotency key, which is what makes provisioning idempotent. */
-export function localNodeId(pool: string, idempotencyKey: string): string {
-  return `${pool}-${createHash('sha256').update(idempotencyKey).digest('hex').slice(0, 8)}`;
-}
+export const localNodeId = nodeIdFor;
 
 /**
  * Runs each node as a real gpu-agent process on this machine. Every fact lives in files
@@ -87,60 +67,33 @@ export class LocalProvider implements Provider {
     renameSync(join(dir, 'node.json.tmp'), join(dir, 'node.json'));
   }
 
-  /** The live agent process of a node, from the lock it holds (present while booting too). */
-  private agentPid(id: string): number | undefined {
-    const lock = join(this.nodeDir(id), 'agent.lock');
-    if (!existsSync(lock)) return undefined;
-    const pid = Number(readFileSync(lock, 'utf8'));
-    return pid && pidAlive(pid) ? pid : undefined;
-  }
-
-  private agentFile(id: string): AgentFile | undefined {
-    const file = join(this.nodeDir(id), 'agent.json');
-    if (!existsSync(file)) return undefined;
-    const a = JSON.parse(readFileSync(file, 'utf8')) as AgentFile;
-    return pidAlive(a.pid) ? a : undefined;
-  }
-
   private toInstance(rec: NodeRecord): NodeInstance {
-    const agent = rec.state === 'terminated' ? undefined : this.agentFile(rec.id);
+    const url = rec.state === 'terminated' ? undefined : agentUrl(this.nodeDir(rec.id));
     let state: InstanceState = rec.state;
-    if (rec.state !== 'terminated') state = agent ? 'running' : 'provisioning';
+    if (rec.state !== 'terminated') state = url ? 'running' : 'provisioning';
     return {
       id: rec.id,
       pool: rec.pool,
       provider: this.name,
       instanceType: rec.instanceType,
       state,
-      agentUrl: agent ? `http://${agent.host}:${agent.port}` : undefined,
+      agentUrl: url,
       tags: { [TAG_POOL]: rec.pool, [TAG_NODE]: rec.id, [TAG_MANAGED]: 'true' },
       createdAt: rec.createdAt,
     };
   }
 
-  /** Starts the node's agent unless one already holds its lock (the agent itself refuses a second copy). */
   private startAgent(rec: NodeRecord, bootSeconds: number): void {
-    if (this.agentPid(rec.id)) return;
-    const dir = this.nodeDir(rec.id);
-    const log = openSync(join(dir, 'agent.log'), 'a');
-    const child = spawn(
-      process.execPath,
-      [
-        '--import', 'tsx', AGENT_MAIN,
-        '--node-id', rec.id,
-        '--pool', rec.pool,
-        '--port', '0',
-        '--data-dir', dir,
-        '--gpus', String(this.opts.gpusPerNode ?? 8),
-        '--boot-delay', String(bootSeconds),
-        '--sim-jobs', String(this.opts.simJobs ?? 0),
-        '--sim-job-seconds', String(this.opts.simJobSeconds ?? 5),
-      ],
-      // Detached: a node outlives the worker that created it, as a cloud instance would.
-      { cwd: REPO_ROOT, detached: true, stdio: ['ignore', log, log], env: { ...process.env, DRYDOCK_AGENT_TOKEN: this.agentToken } },
-    );
-    child.unref();
-    closeSync(log);
+    startAgentProcess({
+      nodeId: rec.id,
+      pool: rec.pool,
+      dataDir: this.nodeDir(rec.id),
+      token: this.agentToken,
+      gpus: this.opts.gpusPerNode,
+      bootSeconds,
+      simJobs: this.opts.simJobs,
+      simJobSeconds: this.opts.simJobSeconds,
+    });
   }
 
   async provision(spec: NodeSpec, idempotencyKey: string): Promise<NodeInstance> {
@@ -169,19 +122,14 @@ export class LocalProvider implements Provider {
   async terminate(id: string): Promise<void> {
     const rec = this.readRecord(id);
     if (!rec || rec.state === 'terminated') return;
-    const pid = this.agentPid(id);
-    if (pid) {
-      process.kill(pid, 'SIGTERM');
-      for (let i = 0; i < 50 && pidAlive(pid); i++) await sleep(100);
-      if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
-    }
+    await stopAgentProcess(this.nodeDir(id));
     this.writeRecord({ ...rec, state: 'terminated', terminatedAt: new Date().toISOString() });
   }
 
   /** Stops every agent process without changing node records (used when the dev stack exits). */
   async stopAgents(): Promise<void> {
     for (const rec of this.records()) {
-      const pid = this.agentPid(rec.id);
+      const pid = agentPid(this.nodeDir(rec.id));
       if (pid) process.kill(pid, 'SIGTERM');
     }
   }
@@ -204,7 +152,7 @@ export class LocalProvider implements Provider {
   /** Copies the node's data directory (minus the live agent's lock and address files). */
   async snapshot(req: SnapshotRequest): Promise<Snapshot> {
     const nodeId = 'nodeId' in req.source ? req.source.nodeId : req.source.volumeId;
-    const id = `snap-${createHash('sha256').update(req.idempotencyKey).digest('hex').slice(0, 12)}`;
+    const id = `snap-${keyHash(req.idempotencyKey).slice(0, 12)}`;
     const existing = this.readSnapshot(id);
     if (existing) return existing;
     if (!this.readRecord(nodeId)) throw new ProviderConfigError(`local provider: no node '${nodeId}' to snapshot`);
@@ -219,7 +167,7 @@ export class LocalProvider implements Provider {
       volumeId: nodeId,
       state: 'ready',
       createdAt: new Date().toISOString(),
-      tags: { ...req.tags, [TAG_SNAPSHOT_KEY]: req.idempotencyKey },
+      tags: { ...req.tags, [TAG_SNAPSHOT_KEY]: keyHash(req.idempotencyKey) },
     };
     writeFileSync(join(tmp, 'snapshot.json'), JSON.stringify(snap, null, 2));
     // Rename last: a crash mid-copy leaves only a .tmp folder that the retry overwrites.
