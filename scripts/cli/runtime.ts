@@ -1,0 +1,94 @@
+import { ServiceError, WorkflowFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Command } from 'commander';
+import { CONTROL_WORKER_DEFAULTS } from '../../workers/config.ts';
+import { CodecConfigError } from '../../workers/codec.ts';
+import { connectClient } from '../../workers/connection.ts';
+import { INVALID_ARGUMENT } from '../../workflows/errors.ts';
+
+/** Exit codes are part of the CLI's contract with CI jobs. */
+export const EXIT = { ok: 0, workflowFailed: 1, badInput: 2, unreachable: 3 } as const;
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** How long to try reaching Temporal before exit code 3. */
+const CONNECT_TIMEOUT_MS = 5_000;
+
+export class CliError extends Error {
+  constructor(readonly exitCode: ExitCode, message: string, readonly details?: unknown) {
+    super(message);
+  }
+}
+
+export const badInput = (message: string) => new CliError(EXIT.badInput, message);
+
+export interface GlobalOptions {
+  json: boolean;
+  address?: string;
+  namespace?: string;
+  profile?: string;
+  taskQueue: string;
+}
+
+export function globals(cmd: Command): GlobalOptions {
+  const o = cmd.optsWithGlobals<Partial<GlobalOptions>>();
+  return {
+    json: Boolean(o.json),
+    address: o.address,
+    namespace: o.namespace,
+    profile: o.profile,
+    taskQueue: o.taskQueue ?? process.env.DRYDOCK_TASK_QUEUE ?? CONTROL_WORKER_DEFAULTS.taskQueue,
+  };
+}
+
+/** Flags win over env, the same precedence as the `temporal` CLI; envconfig reads the result. */
+function applyConnectionFlags(o: GlobalOptions): void {
+  if (o.address) process.env.TEMPORAL_ADDRESS = o.address;
+  if (o.namespace) process.env.TEMPORAL_NAMESPACE = o.namespace;
+  if (o.profile) process.env.TEMPORAL_PROFILE = o.profile;
+}
+
+function isUnreachable(err: unknown): boolean {
+  const text = `${(err as Error)?.message ?? ''} ${String((err as { cause?: unknown })?.cause ?? '')}`;
+  if (err instanceof ServiceError || (err as { code?: unknown })?.code !== undefined) {
+    const code = (err as { code?: number }).code ?? (err as { cause?: { code?: number } }).cause?.code;
+    if (code === 14 || code === 4) return true; // UNAVAILABLE, DEADLINE_EXCEEDED
+  }
+  return /UNAVAILABLE|ECONNREFUSED|DEADLINE_EXCEEDED|Failed to connect|timed out/i.test(text);
+}
+
+/** Connects with the operator's Temporal settings (profile, TEMPORAL_* env, flags) and runs `fn`. */
+export async function withClient<T>(o: GlobalOptions, fn: (client: Client) => Promise<T>): Promise<T> {
+  applyConnectionFlags(o);
+  let client: Client;
+  try {
+    client = await connectClient({ connectTimeout: CONNECT_TIMEOUT_MS });
+  } catch (err) {
+    if (err instanceof CodecConfigError) throw badInput(err.message);
+    const addr = process.env.TEMPORAL_ADDRESS ?? 'localhost:7233';
+    throw new CliError(EXIT.unreachable, `cannot reach Temporal at ${addr}: ${(err as Error).message}. Check TEMPORAL_ADDRESS / --address, TLS and API key settings.`);
+  }
+  try {
+    return await fn(client);
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    if (isUnreachable(err)) throw new CliError(EXIT.unreachable, `lost the connection to Temporal: ${(err as Error).message}`);
+    throw err;
+  } finally {
+    await client.connection.close();
+  }
+}
+
+/** Maps a workflow's failure to the CLI contract: bad input 2, anything else 1. */
+export function workflowFailure(err: unknown, workflowId: string): CliError {
+  const cause = err instanceof WorkflowFailedError ? err.cause : err;
+  const type = cause instanceof ApplicationFailure ? cause.type : undefined;
+  const message = (cause as Error)?.message ?? String(cause);
+  const details = { workflowId, error: { type: type ?? (cause as Error)?.name, message } };
+  if (type === INVALID_ARGUMENT) return new CliError(EXIT.badInput, `${workflowId} rejected its input: ${message}`, details);
+  return new CliError(EXIT.workflowFailed, `${workflowId} failed${type ? ` (${type})` : ''}: ${message}`, details);
+}
+
+/** Writes the machine-readable or the human form of a result to stdout. */
+export function output(o: GlobalOptions, value: unknown, human: () => string): void {
+  process.stdout.write(o.json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+}
