@@ -1,2 +1,3 @@
 // Every workflow type the control worker runs; names here are public API.
 export { replaceNode } from './replaceNode.ts';
+export { trainingJob } from './trainingJob.ts';

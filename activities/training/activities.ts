@@ -1,0 +1,197 @@
+import { hostname } from 'node:os';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { LayersModel } from '@tensorflow/tfjs';
+import { loadBackend, useBackendFor } from './backend.ts';
+import { bytesOf, ChecksumError, deltaKey, floatsOf, listCheckpointRounds, loadCheckpoint, readMeta, removeDir, roundDir, saveCheckpoint, sha256 } from './checkpoint.ts';
+import { batchOrder, gather, loadDataset, shardIndices } from './data.ts';
+import type { TrainerMetrics } from './metrics.ts';
+import { buildModel, evaluate, flatWeights, lossOf, setFlatWeights } from './model.ts';
+import { allFinite, l2, outerStep } from './outer.ts';
+import { openStore } from './store.ts';
+import type { AggregateInput, AggregateResult, PrepareJobInput, PrepareJobResult, TrainShardInput, TrainShardResult } from './types.ts';
+
+export interface TrainingActivityDeps {
+  metrics?: TrainerMetrics;
+  /** Shown in shard results, so the history says which trainer ran what. */
+  identity?: string;
+}
+
+/** Activities the trainer worker runs on its own task queue (one at a time per trainer). */
+export function createTrainingActivities(deps: TrainingActivityDeps = {}) {
+  const identity = deps.identity ?? `${hostname()}/${process.pid}`;
+
+  return {
+    /** Writes the job's round-0 checkpoint (seeded init) or copies the checkpoint it resumes from. */
+    async prepareTrainingJob(input: PrepareJobInput): Promise<PrepareJobResult> {
+      const lb = await loadBackend();
+      const backend = await useBackendFor(lb, input.model);
+      const { tf } = lb;
+      const store = await openStore(input.checkpointUri);
+      let model: LayersModel;
+      let momentum: Float32Array | undefined;
+      let startRound = 0;
+      if (input.resumeFrom !== undefined) {
+        const src = typeof input.resumeFrom === 'number' ? { store, dir: roundDir(input.job, input.resumeFrom) } : await splitCheckpointUri(input.resumeFrom);
+        const meta = await readMeta(src.store, src.dir);
+        if (!meta) {
+          const kept = typeof input.resumeFrom === 'number' ? ` (kept rounds: ${(await listCheckpointRounds(store, input.job)).join(', ') || 'none'})` : '';
+          throw ApplicationFailure.create({ type: 'InvalidArgument', nonRetryable: true, message: `resumeFrom: no checkpoint at ${src.store.uri}/${src.dir}${kept}` });
+        }
+        const loaded = await loadCheckpoint(tf, src.store, src.dir, true).catch(nonRetryableIfCorrupt);
+        model = loaded.model;
+        momentum = loaded.momentum;
+        startRound = meta.round;
+      } else {
+        model = buildModel(tf, input.model, loadDataset(input.dataset), input.seed);
+      }
+      try {
+        const meta = await saveCheckpoint(tf, store, roundDir(input.job, startRound), model, input.job, startRound, input.instance, momentum);
+        return { startRound, parameters: meta.parameters, weightsSha256: meta.weightsSha256, backend };
+      } finally {
+        model.dispose();
+      }
+    },
+
+    /** One shard's inner loop for one round: H Adam steps from the round's global checkpoint; writes only the delta. */
+    async trainShard(input: TrainShardInput): Promise<TrainShardResult> {
+      const ctx = Context.current();
+      const started = performance.now();
+      const lb = await loadBackend();
+      const backend = await useBackendFor(lb, input.model);
+      const { tf } = lb;
+      const ds = loadDataset(input.dataset);
+      const store = await openStore(input.checkpointUri);
+      const { model } = await loadCheckpoint(tf, store, roundDir(input.job, input.round - 1)).catch(nonRetryableIfCorrupt);
+      const optimizer = tf.train.adam(input.lr);
+      const feat = ds.inputShape.reduce((a, b) => a * b, 1);
+      const order = batchOrder(shardIndices(ds.train, input.shard, input.of), input.seed, input.round, input.shard, input.innerSteps, input.batchSize);
+      const base = { round: input.round, shard: input.shard, of: input.of, backend, worker: identity };
+      try {
+        const start = flatWeights(model);
+        let lossSum = 0;
+        for (let step = 0; step < input.innerSteps; step++) {
+          if (ctx.cancellationSignal.aborted) await ctx.cancelled;
+          const b = gather(ds.train, order.subarray(step * input.batchSize, (step + 1) * input.batchSize), feat);
+          const loss = tf.tidy(() => {
+            const x = tf.tensor2d(b.x, [input.batchSize, feat]);
+            const y = tf.tensor1d(b.y, 'int32');
+            const l = optimizer.minimize(() => lossOf(tf, model, x, y, ds.numClasses) as import('@tensorflow/tfjs').Scalar, true)!;
+            if (input.weightDecay > 0) {
+              // Decoupled weight decay (AdamW), which tf.train.adam lacks: w ← w − lr·wd·w on kernels.
+              for (const w of model.trainableWeights) if (w.name.includes('kernel')) w.write(w.read().mul(1 - input.lr * input.weightDecay));
+            }
+            return l.dataSync()[0];
+          });
+          if (!Number.isFinite(loss)) {
+            return { ...base, loss: null, finite: false, divergedAtStep: step + 1, samples: (step + 1) * input.batchSize, seconds: (performance.now() - started) / 1000 };
+          }
+          lossSum += loss;
+          deps.metrics?.step(input.job, loss);
+          ctx.heartbeat({ step: step + 1, of: input.innerSteps, loss });
+          // Let the heartbeat and cancellation reach us between steps (tfjs steps are synchronous).
+          await new Promise((r) => setImmediate(r));
+        }
+        const delta = flatWeights(model);
+        for (let i = 0; i < delta.length; i++) delta[i] -= start[i];
+        const samples = input.innerSteps * input.batchSize;
+        const seconds = (performance.now() - started) / 1000;
+        const loss = lossSum / input.innerSteps;
+        if (!allFinite(delta)) return { ...base, loss: null, finite: false, divergedAtStep: input.innerSteps, samples, seconds };
+        const key = deltaKey(input.job, input.round, input.shard, input.of);
+        const bytes = bytesOf(delta);
+        await store.put(key, bytes);
+        deps.metrics?.shard(input.job, samples / seconds);
+        return { ...base, loss, finite: true, samples, seconds, deltaKey: key, deltaSha256: sha256(bytes), deltaNorm: l2(delta) };
+      } finally {
+        model.dispose();
+        optimizer.dispose();
+      }
+    },
+
+    /**
+     * The outer step: averages the shards' deltas, applies SGD with Nesterov momentum, writes the
+     * round's global checkpoint, evaluates on held-out digits when asked, and applies retention.
+     * Safe to retry: a checkpoint this job instance already wrote for the round is reused.
+     */
+    async aggregateRound(input: AggregateInput): Promise<AggregateResult> {
+      const lb = await loadBackend();
+      await useBackendFor(lb, input.model);
+      const { tf } = lb;
+      const store = await openStore(input.checkpointUri);
+      const dir = roundDir(input.job, input.round);
+      const existing = await readMeta(store, dir);
+      let deltaNorm = 0;
+      let model: LayersModel;
+      if (existing && existing.instance === input.instance) {
+        model = (await loadCheckpoint(tf, store, dir).catch(nonRetryableIfCorrupt)).model;
+        deltaNorm = existing.deltaNorm ?? 0;
+      } else {
+        const prev = await loadCheckpoint(tf, store, roundDir(input.job, input.round - 1), true).catch(nonRetryableIfCorrupt);
+        model = prev.model;
+        const params = flatWeights(model);
+        const mean = new Float32Array(params.length);
+        for (const d of input.deltas) {
+          const bytes = await store.get(d.key);
+          if (!bytes || sha256(bytes) !== d.sha256) {
+            throw ApplicationFailure.create({ type: 'CheckpointCorrupt', nonRetryable: true, message: `delta ${store.uri}/${d.key} is missing or its sha256 does not match the shard's report` });
+          }
+          const v = floatsOf(bytes);
+          if (v.length !== params.length) throw ApplicationFailure.create({ type: 'CheckpointCorrupt', nonRetryable: true, message: `delta ${d.key} has ${v.length} values, the model ${params.length}` });
+          for (let i = 0; i < v.length; i++) mean[i] += v[i] / input.deltas.length;
+        }
+        deltaNorm = l2(mean);
+        const buf = input.outerMomentum > 0 ? (prev.momentum ?? new Float32Array(params.length)) : undefined;
+        outerStep(params, mean, buf, input.outerLr, input.outerMomentum);
+        if (!allFinite(params) || !Number.isFinite(deltaNorm)) {
+          model.dispose();
+          return { round: input.round, finite: false, deltaNorm: Number.isFinite(deltaNorm) ? deltaNorm : -1, checkpoint: `${store.uri}/${dir}`, kept: [] };
+        }
+        setFlatWeights(tf, model, params);
+        await saveCheckpoint(tf, store, dir, model, input.job, input.round, input.instance, buf, deltaNorm);
+      }
+      try {
+        const meta = (await readMeta(store, dir))!;
+        const result: AggregateResult = { round: input.round, finite: true, deltaNorm, checkpoint: `${store.uri}/${dir}`, weightsSha256: meta.weightsSha256, kept: [] };
+        if (input.evaluate) {
+          const ev = evaluate(tf, model, loadDataset(input.dataset));
+          result.accuracy = ev.accuracy;
+          result.testLoss = ev.loss;
+          deps.metrics?.evaluated(input.job, ev.accuracy);
+        }
+        result.kept = await applyRetention(store, input.job, input.round, input.everyRounds, input.keepLast);
+        for (const d of input.deltas) await store.remove(d.key);
+        deps.metrics?.round(input.job, input.round);
+        return result;
+      } finally {
+        model.dispose();
+      }
+    },
+  };
+}
+
+export type TrainingActivities = ReturnType<typeof createTrainingActivities>;
+
+/**
+ * Keeps the latest round (the next round starts from it) and the newest `keepLast` rounds that are
+ * multiples of `everyRounds`; removes the rest. Returns the kept rounds.
+ */
+export async function applyRetention(store: Awaited<ReturnType<typeof openStore>>, job: string, latest: number, everyRounds: number, keepLast: number): Promise<number[]> {
+  const rounds = (await listCheckpointRounds(store, job)).filter((r) => r <= latest);
+  const periodic = rounds.filter((r) => r % everyRounds === 0).slice(-keepLast);
+  const keep = new Set([...periodic, latest]);
+  for (const r of rounds) if (!keep.has(r)) await removeDir(store, roundDir(job, r));
+  return [...keep].sort((a, b) => a - b);
+}
+
+/** `…/<job>/round-000004[/]` → the store holding it and the checkpoint's directory key. */
+async function splitCheckpointUri(uri: string) {
+  const m = /^(.*)\/([^/]+)\/(round-\d{6})\/?$/.exec(uri);
+  if (!m) throw ApplicationFailure.create({ type: 'InvalidArgument', nonRetryable: true, message: `resumeFrom: '${uri}' is not a checkpoint URI (expected <store>/<job>/round-000004)` });
+  return { store: await openStore(m[1]), dir: `${m[2]}/${m[3]}/` };
+}
+
+function nonRetryableIfCorrupt(err: unknown): never {
+  if (err instanceof ChecksumError) throw ApplicationFailure.create({ type: 'CheckpointCorrupt', nonRetryable: true, message: err.message });
+  throw err;
+}

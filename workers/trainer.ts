@@ -1,0 +1,61 @@
+import { createServer } from 'node:http';
+import { hostname } from 'node:os';
+import { Worker } from '@temporalio/worker';
+import { createTrainingActivities } from '../activities/training/activities.ts';
+import { loadBackend } from '../activities/training/backend.ts';
+import { loadDataset } from '../activities/training/data.ts';
+import { TrainerMetrics } from '../activities/training/metrics.ts';
+import { WorkerConfigError } from './config.ts';
+import { connectWorker } from './connection.ts';
+import { loadTrainerWorkerConfig } from './trainerConfig.ts';
+
+/**
+ * The trainer worker: runs training activities (shards, aggregation, checkpoints) on its own task
+ * queue, one at a time per GPU, with the best TensorFlow.js backend this host can load.
+ */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadTrainerWorkerConfig(process.env);
+  } catch (err) {
+    if (err instanceof WorkerConfigError) {
+      console.error(`trainer worker: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const backend = await loadBackend();
+  loadDataset('mnist'); // parse the digits once, before the first shard arrives
+  const metrics = new TrainerMetrics();
+  metrics.backend.set({ backend: backend.best }, 1);
+  let metricsNote = 'metrics off';
+  if (config.metricsPort !== undefined) {
+    const server = createServer(async (req, res) => {
+      if (req.url !== '/metrics') return void res.writeHead(404).end();
+      res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(await metrics.registry.metrics());
+    });
+    await new Promise<void>((resolve) => server.listen(config.metricsPort, '127.0.0.1', resolve));
+    server.unref();
+    metricsNote = `metrics http://127.0.0.1:${(server.address() as { port: number }).port}/metrics`;
+  }
+  const identity = `trainer@${hostname()}/${process.pid}`;
+  const { connection, namespace } = await connectWorker();
+  const worker = await Worker.create({
+    connection,
+    namespace,
+    identity,
+    taskQueue: config.taskQueue,
+    activities: createTrainingActivities({ metrics, identity }),
+    maxConcurrentActivityTaskExecutions: config.concurrency,
+    shutdownGraceTime: config.shutdownGraceMs,
+  });
+  const skipped = backend.skipped.length ? ` (not loaded: ${backend.skipped.join('; ')})` : '';
+  console.log(`trainer worker: namespace ${namespace}, task queue ${config.taskQueue}, backend ${backend.best}${skipped}, ${metricsNote}`);
+  await worker.run();
+  await connection.close();
+}
+
+main().catch((err) => {
+  console.error('trainer worker failed:', err);
+  process.exit(1);
+});
