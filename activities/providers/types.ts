@@ -23,6 +23,8 @@ export interface NodeInstance {
   agentUrl?: string;
   /** Zone (or region) the instance runs in, where the provider has zones. */
   zone?: string;
+  /** The provider's own id (EC2 `i-…`) where it differs from the drydock node id. */
+  providerId?: string;
   /** Private address of the instance, where the provider has one. */
   privateIp?: string;
   tags: Record<string, string>;
@@ -82,6 +84,17 @@ export interface Provider {
   listSnapshots(filter?: { tags?: Record<string, string> }): Promise<Snapshot[]>;
   /** Deletes a snapshot; deleting one that is already gone is success. */
   deleteSnapshot(id: string): Promise<void>;
+  /**
+   * The provider's own view of the instance's health (EC2 DescribeInstanceStatus system and instance
+   * checks), a signal next to the agent's. Providers without such checks leave it out.
+   */
+  instanceHealth?(id: string): Promise<InstanceHealth | undefined>;
+}
+
+export interface InstanceHealth {
+  ok: boolean;
+  /** Why not ok, e.g. `system check impaired`. */
+  reasons: string[];
 }
 
 /** Thrown for errors that retrying will not fix; activities turn it into a non-retryable failure. */

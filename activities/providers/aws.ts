@@ -1,0 +1,408 @@
+import {
+  CreateSnapshotCommand,
+  DeleteSnapshotCommand,
+  DescribeInstanceStatusCommand,
+  DescribeInstancesCommand,
+  DescribeSnapshotsCommand,
+  EC2Client,
+  RunInstancesCommand,
+  TerminateInstancesCommand,
+  waitForInstanceRunning,
+  type _InstanceType,
+  type Filter,
+  type Instance,
+  type InstanceStatus,
+  type Snapshot as Ec2Snapshot,
+  type Tag,
+} from '@aws-sdk/client-ec2';
+import { withAgent, type AgentLocator } from './bootHook.ts';
+import { providerFailure, type ErrorClass } from './errors.ts';
+import { beating } from './heartbeat.ts';
+import { ec2ClientToken, keyHash, nodeIdFor } from './naming.ts';
+import {
+  CapacityError,
+  TAG_MANAGED,
+  TAG_NODE,
+  TAG_POOL,
+  TAG_SNAPSHOT_KEY,
+  type InstanceHealth,
+  type InstanceState,
+  type NodeInstance,
+  type NodeSpec,
+  type Provider,
+  type Snapshot,
+  type SnapshotRequest,
+} from './types.ts';
+
+/** Carries a hash of the idempotency key, so a retried provision finds the instance by tag. */
+export const TAG_REQUEST = 'drydock-request';
+
+/** An `aws-ec2` entry of the pools file (see docs/providers.md). Credentials come from the standard chain. */
+export interface AwsEc2Options {
+  region: string;
+  imageId: string;
+  /** Overrides the pool's instanceType (a multi-provider pool may name different types per cloud). */
+  instanceType?: string;
+  /** Availability zone (Placement); or let subnetId fix it. */
+  zone?: string;
+  subnetId?: string;
+  securityGroupIds?: string[];
+  keyName?: string;
+  iamInstanceProfile?: string;
+  /** User-data that boots the agent; `{{pool}}` and `{{nodeId}}` are filled in. Never put secrets here. */
+  userData?: string;
+  /** Ask for a spot instance (one-time, terminate on interruption), optionally with a max price. */
+  spot?: boolean | { maxPrice?: string };
+  /** API endpoint override (moto in tests, a VPC endpoint in production). */
+  endpoint?: string;
+  /** How long provision waits for `running` with the SDK waiter (default 600). */
+  runningTimeoutSeconds?: number;
+}
+
+export const AWS_DEFAULTS = { runningTimeoutSeconds: 600, waiterMinDelay: 1, waiterMaxDelay: 10 } as const;
+
+const CAPACITY_CODES = new Set([
+  'InsufficientInstanceCapacity',
+  'InsufficientHostCapacity',
+  'InsufficientReservedInstanceCapacity',
+  'InsufficientCapacityOnHost',
+  'InsufficientCapacity',
+  'SpotMaxPriceTooLow',
+  'MaxSpotInstanceCountExceeded',
+  'InstanceLimitExceeded',
+  'VcpuLimitExceeded',
+  'Unsupported',
+  'Server.InsufficientInstanceCapacity',
+  'Server.SpotInstanceTermination',
+]);
+const THROTTLE_CODES = new Set(['RequestLimitExceeded', 'Throttling', 'ThrottlingException', 'RequestThrottled', 'ServiceUnavailable', 'Unavailable', 'InternalError']);
+const AUTH_CODES = new Set([
+  'AuthFailure',
+  'UnauthorizedOperation',
+  'InvalidClientTokenId',
+  'SignatureDoesNotMatch',
+  'OptInRequired',
+  'Blocked',
+  'ExpiredToken',
+  'CredentialsProviderError',
+  'UnrecognizedClientException',
+]);
+/** Which pools-file field a validation error points at. */
+const FIELD_OF_CODE: [RegExp, string][] = [
+  [/^InvalidAMIID/, 'imageId'],
+  [/^InvalidSubnet/, 'subnetId'],
+  [/^InvalidGroup/, 'securityGroupIds'],
+  [/^InvalidKeyPair/, 'keyName'],
+  [/^InvalidAvailabilityZone|^InvalidZone/, 'zone'],
+  [/^InvalidInstanceType/, 'instanceType'],
+];
+
+function errorCode(err: unknown): string {
+  const e = err as { name?: string; Code?: string; code?: string };
+  return e.Code ?? e.name ?? e.code ?? 'Unknown';
+}
+
+/** Sorts an EC2 error into what drydock does about it. */
+export function classifyAwsError(err: unknown): ErrorClass {
+  const code = errorCode(err);
+  if (CAPACITY_CODES.has(code)) return 'capacity';
+  if (THROTTLE_CODES.has(code)) return 'throttle';
+  if (AUTH_CODES.has(code)) return 'auth';
+  // A missing target (instance, snapshot) is gone; a missing AMI / subnet / group is a config mistake.
+  if (/^Invalid(InstanceID|Snapshot|Volume)\.(NotFound|Malformed)$/.test(code)) return 'not-found';
+  if (code.startsWith('Invalid') || code === 'MissingParameter' || code === 'IdempotentParameterMismatch' || code === 'ValidationError') return 'invalid';
+  const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  if (status === 401 || status === 403) return 'auth';
+  return 'other';
+}
+
+function state(name: string | undefined): InstanceState {
+  switch (name) {
+    case 'pending':
+      return 'provisioning';
+    case 'running':
+      return 'running';
+    case 'terminated':
+      return 'terminated';
+    default:
+      // shutting-down, stopping, stopped: drydock never stops instances, so these are on their way out.
+      return 'terminating';
+  }
+}
+
+function tagMap(tags: Tag[] | undefined): Record<string, string> {
+  return Object.fromEntries((tags ?? []).filter((t) => t.Key).map((t) => [t.Key!, t.Value ?? '']));
+}
+
+function toTags(m: Record<string, string>): Tag[] {
+  return Object.entries(m).map(([Key, Value]) => ({ Key, Value }));
+}
+
+/** What the instance status checks say: `impaired` (or `insufficient-data` for long) is a health signal. */
+export function healthFromStatus(s: InstanceStatus | undefined): InstanceHealth | undefined {
+  if (!s) return undefined;
+  const reasons: string[] = [];
+  if (s.SystemStatus?.Status === 'impaired') reasons.push('system status check impaired');
+  if (s.InstanceStatus?.Status === 'impaired') reasons.push('instance status check impaired');
+  for (const e of s.Events ?? []) if (e.Code) reasons.push(`scheduled event ${e.Code}${e.NotBefore ? ` from ${e.NotBefore.toISOString()}` : ''}`);
+  return { ok: reasons.length === 0, reasons };
+}
+
+/**
+ * EC2 instances for one pool entry. Every instance carries the drydock tags; provision finds an
+ * instance made for the same key by tag first and sends a ClientToken derived from the key, so a
+ * retried call (after a worker crash, too) returns the same instance.
+ */
+export class AwsEc2Provider implements Provider {
+  readonly name = 'aws-ec2';
+  private readonly ec2: EC2Client;
+
+  constructor(
+    private readonly opts: AwsEc2Options,
+    private readonly locator: AgentLocator,
+    /** The pools-file entry, named in error messages. */
+    private readonly entry: string,
+    client?: EC2Client,
+  ) {
+    this.ec2 = client ?? new EC2Client({ region: opts.region, endpoint: opts.endpoint, maxAttempts: 5 });
+  }
+
+  /** Runs one EC2 call, turning its errors into capacity / retryable / non-retryable failures. */
+  private async call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw this.failure(operation, err);
+    }
+  }
+
+  private failure(operation: string, err: unknown): Error {
+    const code = errorCode(err);
+    const cls = classifyAwsError(err);
+    const detail = `${code}: ${(err as Error).message}`;
+    const scope = { provider: this.name, entry: this.entry, operation };
+    if (cls === 'auth') {
+      return providerFailure(cls, scope, detail, `Check the worker's AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the instance role) and that they allow ec2:${operation} in ${this.opts.region}.`);
+    }
+    if (cls === 'invalid') {
+      const field = FIELD_OF_CODE.find(([re]) => re.test(code))?.[1];
+      return providerFailure(cls, scope, detail, field ? `Fix '${field}' of ${this.entry} in the pools file.` : undefined);
+    }
+    return providerFailure(cls, scope, detail);
+  }
+
+  private async findInstances(filters: Filter[]): Promise<Instance[]> {
+    const out: Instance[] = [];
+    let NextToken: string | undefined;
+    do {
+      const res = await this.call('DescribeInstances', () =>
+        this.ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: `tag:${TAG_MANAGED}`, Values: ['true'] }, ...filters], NextToken })),
+      );
+      for (const r of res.Reservations ?? []) out.push(...(r.Instances ?? []));
+      NextToken = res.NextToken;
+    } while (NextToken);
+    // Live instances first, then the newest: a name may also match an instance long terminated.
+    return out.sort((a, b) => Number(b.State?.Name !== 'terminated') - Number(a.State?.Name !== 'terminated') || (b.LaunchTime?.getTime() ?? 0) - (a.LaunchTime?.getTime() ?? 0));
+  }
+
+  private toNode(i: Instance): NodeInstance {
+    const tags = tagMap(i.Tags);
+    return {
+      id: tags[TAG_NODE] ?? i.InstanceId!,
+      providerId: i.InstanceId,
+      pool: tags[TAG_POOL] ?? '',
+      provider: this.name,
+      instanceType: i.InstanceType ?? '',
+      state: state(i.State?.Name),
+      zone: i.Placement?.AvailabilityZone,
+      privateIp: i.PrivateIpAddress,
+      tags,
+      createdAt: (i.LaunchTime ?? new Date(0)).toISOString(),
+    };
+  }
+
+  private async instanceOf(nodeId: string): Promise<Instance | undefined> {
+    return (await this.findInstances([{ Name: `tag:${TAG_NODE}`, Values: [nodeId] }]))[0];
+  }
+
+  async provision(spec: NodeSpec, idempotencyKey: string): Promise<NodeInstance> {
+    const nodeId = nodeIdFor(spec.pool, idempotencyKey);
+    let instance = (await this.findInstances([{ Name: `tag:${TAG_REQUEST}`, Values: [keyHash(idempotencyKey)] }]))[0];
+    if (!instance) instance = await this.runInstance(spec, idempotencyKey, nodeId);
+    if (instance.State?.Name === 'pending') instance = await this.waitRunning(instance.InstanceId!);
+    const reason = instance.State?.Name === 'terminated' ? instance.StateReason?.Code : undefined;
+    if (reason && CAPACITY_CODES.has(reason)) {
+      // EC2 accepted the request but could not place (or keep) the instance: another zone may.
+      throw new CapacityError(this.entry, `${this.name} (${this.entry}): instance ${instance.InstanceId} ended at once: ${reason} ${instance.StateReason?.Message ?? ''}`);
+    }
+    return withAgent(this.locator, this.toNode(instance));
+  }
+
+  private async runInstance(spec: NodeSpec, idempotencyKey: string, nodeId: string): Promise<Instance> {
+    const o = this.opts;
+    const tags = toTags({
+      Name: nodeId,
+      [TAG_POOL]: spec.pool,
+      [TAG_NODE]: nodeId,
+      [TAG_MANAGED]: 'true',
+      [TAG_REQUEST]: keyHash(idempotencyKey),
+    });
+    const spot = o.spot ? (typeof o.spot === 'object' ? o.spot : {}) : undefined;
+    const userData = o.userData?.replaceAll('{{pool}}', spec.pool).replaceAll('{{nodeId}}', nodeId);
+    const res = await this.call('RunInstances', () =>
+      this.ec2.send(
+        new RunInstancesCommand({
+          // Real EC2 returns the first instance for a repeated token; the tag lookup above covers moto, which ignores it.
+          ClientToken: ec2ClientToken(idempotencyKey, `${this.entry}/${o.region}/${o.zone ?? o.subnetId ?? ''}`),
+          ImageId: o.imageId,
+          InstanceType: (o.instanceType ?? spec.instanceType) as _InstanceType,
+          MinCount: 1,
+          MaxCount: 1,
+          SubnetId: o.subnetId,
+          SecurityGroupIds: o.securityGroupIds,
+          KeyName: o.keyName,
+          IamInstanceProfile: o.iamInstanceProfile ? { Name: o.iamInstanceProfile } : undefined,
+          UserData: userData ? Buffer.from(userData).toString('base64') : undefined,
+          Placement: o.zone ? { AvailabilityZone: o.zone } : undefined,
+          InstanceMarketOptions: spot
+            ? { MarketType: 'spot', SpotOptions: { MaxPrice: spot.maxPrice, SpotInstanceType: 'one-time', InstanceInterruptionBehavior: 'terminate' } }
+            : undefined,
+          TagSpecifications: [
+            { ResourceType: 'instance', Tags: tags },
+            { ResourceType: 'volume', Tags: tags },
+          ],
+        }),
+      ),
+    );
+    const instance = res.Instances?.[0];
+    if (!instance?.InstanceId) throw new Error(`${this.name} (${this.entry}) RunInstances returned no instance`);
+    return instance;
+  }
+
+  /** Waits for `running` with the SDK waiter, bounded, heartbeating meanwhile. */
+  private async waitRunning(instanceId: string): Promise<Instance> {
+    const result = await beating(
+      waitForInstanceRunning(
+        {
+          client: this.ec2,
+          maxWaitTime: this.opts.runningTimeoutSeconds ?? AWS_DEFAULTS.runningTimeoutSeconds,
+          minDelay: AWS_DEFAULTS.waiterMinDelay,
+          maxDelay: AWS_DEFAULTS.waiterMaxDelay,
+        },
+        { InstanceIds: [instanceId] },
+      ),
+      { waiting: `${instanceId} to run` },
+    );
+    // Whatever the waiter concluded (running, terminated, timed out), report the instance as it is now.
+    const res = await this.call('DescribeInstances', () => this.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })));
+    const instance = res.Reservations?.[0]?.Instances?.[0];
+    if (!instance) throw new Error(`${this.name} (${this.entry}): ${instanceId} vanished while starting (waiter: ${result.state})`);
+    return instance;
+  }
+
+  async terminate(id: string): Promise<void> {
+    const instance = await this.instanceOf(id);
+    if (instance && instance.State?.Name !== 'terminated') {
+      try {
+        await this.ec2.send(new TerminateInstancesCommand({ InstanceIds: [instance.InstanceId!] }));
+      } catch (err) {
+        if (classifyAwsError(err) !== 'not-found') throw this.failure('TerminateInstances', err);
+      }
+    }
+    await this.locator.gone(id);
+  }
+
+  async describe(id: string): Promise<NodeInstance | undefined> {
+    const instance = await this.instanceOf(id);
+    return instance ? withAgent(this.locator, this.toNode(instance)) : undefined;
+  }
+
+  async list(pool: string): Promise<NodeInstance[]> {
+    const instances = await this.findInstances([
+      { Name: `tag:${TAG_POOL}`, Values: [pool] },
+      { Name: 'instance-state-name', Values: ['pending', 'running', 'shutting-down', 'stopping', 'stopped'] },
+    ]);
+    const nodes = await Promise.all(instances.map((i) => withAgent(this.locator, this.toNode(i))));
+    return nodes.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  async instanceHealth(id: string): Promise<InstanceHealth | undefined> {
+    const instance = await this.instanceOf(id);
+    if (!instance) return undefined;
+    const res = await this.call('DescribeInstanceStatus', () =>
+      this.ec2.send(new DescribeInstanceStatusCommand({ InstanceIds: [instance.InstanceId!], IncludeAllInstances: true })),
+    );
+    return healthFromStatus(res.InstanceStatuses?.[0]);
+  }
+
+  /** The EBS volume behind a node: its root device, else its first volume. */
+  private async volumeOf(nodeId: string): Promise<string> {
+    const instance = await this.instanceOf(nodeId);
+    const mappings = instance?.BlockDeviceMappings ?? [];
+    const root = mappings.find((m) => m.DeviceName === instance?.RootDeviceName) ?? mappings[0];
+    if (!root?.Ebs?.VolumeId) throw providerFailure('invalid', { provider: this.name, entry: this.entry, operation: 'CreateSnapshot' }, `node '${nodeId}' has no EBS volume`, 'Snapshot a node that exists, or pass its volumeId.');
+    return root.Ebs.VolumeId;
+  }
+
+  private toSnapshot(s: Ec2Snapshot): Snapshot {
+    const st = s.State === 'completed' ? 'ready' : s.State === 'error' ? 'failed' : 'pending';
+    return {
+      id: s.SnapshotId!,
+      provider: this.name,
+      volumeId: s.VolumeId ?? '',
+      state: st,
+      sizeGb: s.VolumeSize,
+      createdAt: (s.StartTime ?? new Date(0)).toISOString(),
+      tags: tagMap(s.Tags),
+    };
+  }
+
+  private async findSnapshots(tags: Record<string, string>): Promise<Snapshot[]> {
+    const out: Snapshot[] = [];
+    let NextToken: string | undefined;
+    do {
+      const res = await this.call('DescribeSnapshots', () =>
+        this.ec2.send(
+          new DescribeSnapshotsCommand({
+            OwnerIds: ['self'],
+            Filters: Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] })),
+            NextToken,
+          }),
+        ),
+      );
+      out.push(...(res.Snapshots ?? []).map((s) => this.toSnapshot(s)));
+      NextToken = res.NextToken;
+    } while (NextToken);
+    return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  async snapshot(req: SnapshotRequest): Promise<Snapshot> {
+    // CreateSnapshot has no ClientToken: the key's hash as a tag makes a retry find the first snapshot.
+    const keyTag = { [TAG_SNAPSHOT_KEY]: keyHash(req.idempotencyKey) };
+    const [existing] = await this.findSnapshots(keyTag);
+    if (existing) return existing;
+    const volumeId = 'volumeId' in req.source ? req.source.volumeId : await this.volumeOf(req.source.nodeId);
+    const res = await this.call('CreateSnapshot', () =>
+      this.ec2.send(
+        new CreateSnapshotCommand({
+          VolumeId: volumeId,
+          Description: req.description ?? `drydock snapshot of ${volumeId}`,
+          TagSpecifications: [{ ResourceType: 'snapshot', Tags: toTags({ ...req.tags, [TAG_MANAGED]: 'true', ...keyTag }) }],
+        }),
+      ),
+    );
+    return this.toSnapshot(res);
+  }
+
+  listSnapshots(filter?: { tags?: Record<string, string> }): Promise<Snapshot[]> {
+    return this.findSnapshots(filter?.tags ?? {});
+  }
+
+  async deleteSnapshot(id: string): Promise<void> {
+    try {
+      await this.ec2.send(new DeleteSnapshotCommand({ SnapshotId: id }));
+    } catch (err) {
+      if (classifyAwsError(err) !== 'not-found') throw this.failure('DeleteSnapshot', err);
+    }
+  }
+}

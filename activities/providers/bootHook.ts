@@ -1,0 +1,77 @@
+import { join } from 'node:path';
+import { agentUrl, startAgentProcess, stopAgentProcess } from './agentProcess.ts';
+import type { NodeInstance } from './types.ts';
+
+/** Finds the gpu-agent of a cloud instance. */
+export interface AgentLocator {
+  /** The agent's base URL for a running instance, or undefined while it has none yet. */
+  locate(node: NodeInstance): string | undefined;
+  /** The instance is gone: release whatever stood in for its agent. */
+  gone(nodeId: string): Promise<void>;
+}
+
+export const DEFAULT_AGENT_PORT = 9400;
+
+/** Production: the instance boots its agent from user-data; it listens on the private IP. */
+export class PrivateIpAgent implements AgentLocator {
+  constructor(private readonly port: number = DEFAULT_AGENT_PORT) {}
+  locate(node: NodeInstance): string | undefined {
+    return node.state === 'running' && node.privateIp ? `http://${node.privateIp}:${this.port}` : undefined;
+  }
+  async gone(): Promise<void> {}
+}
+
+/** Settings of the local boot hook (pools file: `bootHook: { type: local-agent, … }`). */
+export interface LocalBootHookOptions {
+  /** One folder per instance holds its agent's data, lock and log. */
+  stateDir: string;
+  gpusPerNode?: number;
+  /** Seconds the stand-in "instance" takes to boot its agent. */
+  bootSeconds?: number;
+  simJobs?: number;
+  simJobSeconds?: number;
+}
+
+/**
+ * Dev and tests against moto or the GCE fake: stands in for an instance booting its agent from
+ * user-data by starting a local gpu-agent process for each running instance, and stopping it once
+ * the instance is terminated. Idempotent: a second call finds the agent by its data dir's lock.
+ */
+export class LocalAgentBootHook implements AgentLocator {
+  constructor(private readonly opts: LocalBootHookOptions, private readonly token: string) {}
+
+  private dir(nodeId: string): string {
+    return join(this.opts.stateDir, 'nodes', nodeId);
+  }
+
+  locate(node: NodeInstance): string | undefined {
+    if (node.state !== 'running') return undefined;
+    const dataDir = this.dir(node.id);
+    const url = agentUrl(dataDir);
+    if (url) return url;
+    startAgentProcess({
+      nodeId: node.id,
+      pool: node.pool,
+      dataDir,
+      token: this.token,
+      gpus: this.opts.gpusPerNode,
+      bootSeconds: this.opts.bootSeconds,
+      simJobs: this.opts.simJobs,
+      simJobSeconds: this.opts.simJobSeconds,
+    });
+    return undefined;
+  }
+
+  gone(nodeId: string): Promise<void> {
+    return stopAgentProcess(this.dir(nodeId));
+  }
+}
+
+/** Fills in agentUrl for running instances and releases the agent of terminated ones. */
+export async function withAgent(locator: AgentLocator, node: NodeInstance): Promise<NodeInstance> {
+  if (node.state === 'terminated' || node.state === 'terminating') {
+    await locator.gone(node.id);
+    return node;
+  }
+  return { ...node, agentUrl: locator.locate(node) };
+}

@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { DescribeImagesCommand, DescribeInstancesCommand, DescribeVolumesCommand, EC2Client, EC2ServiceException } from '@aws-sdk/client-ec2';
+import { ApplicationFailure } from '@temporalio/common';
+import { AwsEc2Provider, classifyAwsError, healthFromStatus, TAG_REQUEST } from '../../activities/providers/aws.ts';
+import { PrivateIpAgent } from '../../activities/providers/bootHook.ts';
+import { PROVIDER_CONFIG } from '../../activities/providers/errors.ts';
+import { keyHash } from '../../activities/providers/naming.ts';
+import { startMoto, type Moto } from '../helpers/moto.ts';
+
+const REGION = 'us-east-1';
+
+describe('aws-ec2 provider against moto', () => {
+  let moto: Moto;
+  let ec2: EC2Client;
+  let imageId: string;
+  const provider = (opts: Partial<ConstructorParameters<typeof AwsEc2Provider>[0]> = {}) =>
+    new AwsEc2Provider({ region: REGION, imageId, endpoint: moto.endpoint, zone: 'us-east-1a', ...opts }, new PrivateIpAgent(9400), 'pool gpu');
+  const spec = { pool: 'gpu', instanceType: 'p4d.24xlarge' };
+
+  before(async () => {
+    // Fake credentials for moto, from env as in production (the SDK's standard chain reads them).
+    process.env.AWS_ACCESS_KEY_ID = 'testing';
+    process.env.AWS_SECRET_ACCESS_KEY = 'testing';
+    moto = await startMoto();
+    ec2 = new EC2Client({ region: REGION, endpoint: moto.endpoint });
+  });
+  beforeEach(async () => {
+    await moto.reset();
+    imageId = (await ec2.send(new DescribeImagesCommand({}))).Images![0].ImageId!;
+  });
+  after(async () => {
+    ec2?.destroy();
+    await moto?.stop();
+  });
+
+  const tagged = async (pool: string) =>
+    (await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'tag:drydock-pool', Values: [pool] }] }))).Reservations!.flatMap((r) => r.Instances!);
+
+  it('provisioning twice with one key makes one tagged, running instance with its agent at private IP:port', async () => {
+    const p = provider({ spot: true, userData: '#!/bin/sh\necho {{pool}} {{nodeId}}' });
+    const a = await p.provision(spec, 'replace/gpu/n1/provision');
+    const b = await p.provision(spec, 'replace/gpu/n1/provision');
+    assert.equal(a.id, b.id);
+    assert.equal(a.providerId, b.providerId);
+    const instances = await tagged('gpu');
+    assert.equal(instances.length, 1, 'exactly one instance for one key');
+    // moto ignores ClientToken (real EC2 honours it); we still send one derived from the key.
+    assert.match(instances[0].ClientToken ?? '', /^[0-9a-f]{64}$/);
+    assert.equal(a.state, 'running');
+    assert.equal(a.instanceType, 'p4d.24xlarge');
+    assert.equal(a.zone, 'us-east-1a');
+    assert.equal(a.agentUrl, `http://${a.privateIp}:9400`);
+    assert.deepEqual(
+      { pool: a.tags['drydock-pool'], node: a.tags['drydock-node'], managed: a.tags['drydock-managed'], req: a.tags[TAG_REQUEST] },
+      { pool: 'gpu', node: a.id, managed: 'true', req: keyHash('replace/gpu/n1/provision') },
+    );
+    const vols = (await ec2.send(new DescribeVolumesCommand({ Filters: [{ Name: 'tag:drydock-node', Values: [a.id] }] }))).Volumes!;
+    assert.equal(vols.length, 1, 'the root volume carries the drydock tags too');
+    // A second key is a second node.
+    const c = await p.provision(spec, 'replace/gpu/n2/provision');
+    assert.notEqual(c.id, a.id);
+    assert.equal((await tagged('gpu')).length, 2);
+  });
+
+  it('terminate twice is fine, as is an unknown node; describe shows terminated and list leaves it out', async () => {
+    const p = provider();
+    const n = await p.provision(spec, 'k1');
+    const keep = await p.provision(spec, 'k2');
+    await p.terminate(n.id);
+    await p.terminate(n.id);
+    await p.terminate('gpu-nosuchnode');
+    assert.equal((await p.describe(n.id))?.state, 'terminated');
+    assert.equal((await p.describe(n.id))?.agentUrl, undefined);
+    assert.deepEqual((await p.list('gpu')).map((x) => x.id), [keep.id]);
+    assert.equal(await p.describe('gpu-nosuchnode'), undefined);
+    // A retried provision after the node was terminated returns it as terminated, not a new one.
+    assert.equal((await p.provision(spec, 'k1')).state, 'terminated');
+    assert.equal((await tagged('gpu')).length, 2);
+  });
+
+  it('lists by pool only, from the tags', async () => {
+    const p = provider();
+    await p.provision(spec, 'a');
+    await p.provision({ pool: 'other', instanceType: 'p4d.24xlarge' }, 'b');
+    assert.deepEqual((await p.list('gpu')).map((n) => n.pool), ['gpu']);
+    assert.deepEqual((await p.list('other')).map((n) => n.pool), ['other']);
+    assert.deepEqual(await p.list('empty'), []);
+  });
+
+  it('EBS snapshots: create from a node (once per key), list with OwnerIds self by tag, delete twice', async () => {
+    const p = provider();
+    const n = await p.provision(spec, 'snap-node');
+    const req = { source: { nodeId: n.id }, idempotencyKey: 'backup/nightly/2026-01-01', tags: { 'drydock-backup': 'nightly' } };
+    const s1 = await p.snapshot(req);
+    const s2 = await p.snapshot(req);
+    assert.equal(s1.id, s2.id, 'same key, same snapshot');
+    assert.match(s1.id, /^snap-/);
+    assert.match(s1.volumeId, /^vol-/);
+    const listed = await p.listSnapshots({ tags: { 'drydock-backup': 'nightly' } });
+    assert.deepEqual(listed.map((s) => s.id), [s1.id]);
+    assert.ok(['pending', 'ready'].includes(listed[0].state));
+    const byVolume = await p.snapshot({ source: { volumeId: s1.volumeId }, idempotencyKey: 'other', tags: { 'drydock-backup': 'weekly' } });
+    assert.notEqual(byVolume.id, s1.id);
+    assert.equal((await p.listSnapshots({ tags: { 'drydock-backup': 'weekly' } })).length, 1);
+    await p.deleteSnapshot(s1.id);
+    await p.deleteSnapshot(s1.id);
+    assert.deepEqual(await p.listSnapshots({ tags: { 'drydock-backup': 'nightly' } }), []);
+  });
+
+  it('a bad subnet fails non-retryably, naming the field to fix', async () => {
+    const err = await provider({ subnetId: 'subnet-0000nope', zone: undefined }).provision(spec, 'bad').catch((e: unknown) => e);
+    assert.ok(err instanceof ApplicationFailure, String(err));
+    assert.equal(err.nonRetryable, true);
+    assert.equal(err.type, PROVIDER_CONFIG);
+    assert.match(err.message, /InvalidSubnetID.NotFound.*Fix 'subnetId' of pool gpu in the pools file/s);
+    assert.equal((await tagged('gpu')).length, 0);
+  });
+
+  it('instance status checks are a health signal', async () => {
+    const p = provider();
+    const n = await p.provision(spec, 'h');
+    assert.deepEqual(await p.instanceHealth(n.id), { ok: true, reasons: [] });
+    // moto cannot impair an instance: the mapping of an impaired status is checked on its own.
+    assert.deepEqual(healthFromStatus({ SystemStatus: { Status: 'impaired' }, InstanceStatus: { Status: 'ok' } }), {
+      ok: false,
+      reasons: ['system status check impaired'],
+    });
+  });
+
+  it('sorts EC2 errors: capacity → next zone, throttling → retry, auth / validation → fix', () => {
+    const err = (name: string, status = 400) => new EC2ServiceException({ name, $fault: 'client', $metadata: { httpStatusCode: status }, message: name });
+    assert.equal(classifyAwsError(err('InsufficientInstanceCapacity')), 'capacity');
+    assert.equal(classifyAwsError(err('RequestLimitExceeded', 503)), 'throttle');
+    assert.equal(classifyAwsError(err('AuthFailure', 401)), 'auth');
+    assert.equal(classifyAwsError(err('UnauthorizedOperation', 403)), 'auth');
+    assert.equal(classifyAwsError(err('InvalidInstanceID.NotFound')), 'not-found');
+    assert.equal(classifyAwsError(err('InvalidSubnetID.NotFound')), 'invalid');
+    assert.equal(classifyAwsError(err('InvalidParameterValue')), 'invalid');
+  });
+});
