@@ -1,4 +1,10 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { DEFAULT_HEALTH_POLICY, loadPolicyFile, PolicyError, type HealthPolicy } from './policy.ts';
+import type { KernelLogSource } from './gpu/xid.ts';
+import { modelPathFromUri, SHA256_RE } from './inference/modelFile.ts';
+
+export type GpuBackendChoice = 'auto' | 'nvidia' | 'simulated';
 
 /** Everything the agent can be told, with defaults in one place. */
 export interface AgentConfig {
@@ -8,8 +14,29 @@ export interface AgentConfig {
   port: number;
   token: string;
   dataDir?: string;
-  gpuBackend: 'simulated';
+  /** `auto`: nvidia when `nvidia-smi -L` lists GPUs, else simulated; an explicit `--gpus` means simulated. */
+  gpuBackend: GpuBackendChoice;
+  /** Simulated GPU count. */
   gpus: number;
+  gpusExplicit: boolean;
+  /** nvidia backend: GPUs the node must have (default: as many as the first probe finds). */
+  expectedGpus?: number;
+  nvidiaSmi: string;
+  smiTimeoutMs: number;
+  kernelLog: KernelLogSource;
+  policy: HealthPolicy;
+  policyFile?: string;
+  /** Model to load at start (path or file:// URI) and its sha256. */
+  model?: { uri: string; sha256: string };
+  slots: number;
+  /** Context tokens per slot. */
+  slotContext: number;
+  queueSize: number;
+  queueTimeoutMs: number;
+  maxTokens: number;
+  /** CPU threads for llama.cpp (0: its default). */
+  threads: number;
+  tls?: { cert: Buffer; key: Buffer };
   bootDelaySeconds: number;
   simJobs: number;
   simJobSeconds: number;
@@ -18,8 +45,17 @@ export interface AgentConfig {
 export const AGENT_DEFAULTS = {
   host: '127.0.0.1',
   port: 9400,
-  gpuBackend: 'simulated',
+  gpuBackend: 'auto',
   gpus: 8,
+  nvidiaSmi: 'nvidia-smi',
+  smiTimeoutMs: 5000,
+  kernelLog: 'auto',
+  slots: 4,
+  slotContext: 2048,
+  queueSize: 64,
+  queueTimeoutMs: 30_000,
+  maxTokens: 2048,
+  threads: 0,
   bootDelaySeconds: 0,
   simJobs: 0,
   simJobSeconds: 5,
@@ -27,50 +63,111 @@ export const AGENT_DEFAULTS = {
 
 export class AgentConfigError extends Error {}
 
-function num(name: string, raw: string | undefined, fallback: number, min: number): number {
+function num(name: string, raw: string | undefined, fallback: number, min: number, integer = false): number {
   if (raw === undefined) return fallback;
   const v = Number(raw);
-  if (!Number.isFinite(v) || v < min) throw new AgentConfigError(`--${name}: expected a number >= ${min}, got '${raw}'`);
+  if (raw.trim() === '' || !Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
+    throw new AgentConfigError(`--${name}: expected ${integer ? 'an integer' : 'a number'} >= ${min}, got '${raw}'`);
+  }
   return v;
+}
+
+function readFileFlag(flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new AgentConfigError(`--${flag}: cannot read ${path} (${(err as Error).message})`);
+  }
 }
 
 /** Parses flags (which win) and DRYDOCK_AGENT_* env vars; the token comes only from env, never argv. */
 export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentConfig {
-  const { values } = parseArgs({
+  const str = { type: 'string' } as const;
+  const { values: v } = parseArgs({
     args: argv,
     strict: true,
     options: {
-      'node-id': { type: 'string' },
-      pool: { type: 'string' },
-      host: { type: 'string' },
-      port: { type: 'string' },
-      'data-dir': { type: 'string' },
-      'gpu-backend': { type: 'string' },
-      gpus: { type: 'string' },
-      'boot-delay': { type: 'string' },
-      'sim-jobs': { type: 'string' },
-      'sim-job-seconds': { type: 'string' },
+      'node-id': str, pool: str, host: str, bind: str, port: str, 'data-dir': str,
+      'gpu-backend': str, gpus: str, 'expected-gpus': str, 'nvidia-smi': str, 'smi-timeout-ms': str, 'kernel-log': str,
+      policy: str, model: str, 'model-sha256': str, slots: str, 'slot-context': str, 'queue-size': str,
+      'queue-timeout-ms': str, 'max-tokens': str, threads: str, 'tls-cert': str, 'tls-key': str,
+      'boot-delay': str, 'sim-jobs': str, 'sim-job-seconds': str,
     },
   });
   const token = env.DRYDOCK_AGENT_TOKEN ?? '';
   if (token.length < 16) {
     throw new AgentConfigError('DRYDOCK_AGENT_TOKEN: set it to a shared secret of at least 16 characters (the agent refuses to run without auth)');
   }
-  const backend = values['gpu-backend'] ?? env.DRYDOCK_AGENT_GPU_BACKEND ?? AGENT_DEFAULTS.gpuBackend;
-  if (backend !== 'simulated') throw new AgentConfigError(`--gpu-backend: expected 'simulated', got '${backend}'`);
-  const port = num('port', values.port ?? env.DRYDOCK_AGENT_PORT, AGENT_DEFAULTS.port, 0);
-  if (!Number.isInteger(port) || port > 65535) throw new AgentConfigError(`--port: expected 0..65535, got '${port}'`);
+  const backend = v['gpu-backend'] ?? env.DRYDOCK_AGENT_GPU_BACKEND ?? AGENT_DEFAULTS.gpuBackend;
+  if (backend !== 'auto' && backend !== 'nvidia' && backend !== 'simulated') {
+    throw new AgentConfigError(`--gpu-backend: expected auto, nvidia or simulated, got '${backend}'`);
+  }
+  const port = num('port', v.port ?? env.DRYDOCK_AGENT_PORT, AGENT_DEFAULTS.port, 0, true);
+  if (port > 65535) throw new AgentConfigError(`--port: expected 0..65535, got '${port}'`);
+
+  const kernelLog = v['kernel-log'] ?? env.DRYDOCK_AGENT_KERNEL_LOG ?? AGENT_DEFAULTS.kernelLog;
+  if (!['auto', 'kmsg', 'journal', 'none'].includes(kernelLog) && !/^file:.+/.test(kernelLog)) {
+    throw new AgentConfigError(`--kernel-log: expected auto, kmsg, journal, none or file:PATH, got '${kernelLog}'`);
+  }
+
+  const policyFile = v.policy ?? env.DRYDOCK_AGENT_POLICY;
+  let policy = DEFAULT_HEALTH_POLICY;
+  if (policyFile) {
+    try {
+      policy = loadPolicyFile(policyFile);
+    } catch (err) {
+      if (err instanceof PolicyError) throw new AgentConfigError(err.message);
+      throw err;
+    }
+  }
+
+  const modelUri = v.model ?? env.DRYDOCK_AGENT_MODEL;
+  const modelSha = v['model-sha256'] ?? env.DRYDOCK_AGENT_MODEL_SHA256;
+  let model: AgentConfig['model'];
+  if (modelUri || modelSha) {
+    if (!modelUri) throw new AgentConfigError('--model: --model-sha256 was given without --model (a path or file:// URI)');
+    if (!modelSha || !SHA256_RE.test(modelSha)) throw new AgentConfigError('--model-sha256: expected the model file\'s sha256 as 64 hex digits');
+    let path: string;
+    try {
+      path = modelPathFromUri(modelUri);
+    } catch (err) {
+      throw new AgentConfigError(`--model: ${(err as Error).message}`);
+    }
+    if (!existsSync(path)) throw new AgentConfigError(`--model: no file at ${path}`);
+    model = { uri: modelUri, sha256: modelSha.toLowerCase() };
+  }
+
+  const cert = v['tls-cert'] ?? env.DRYDOCK_AGENT_TLS_CERT;
+  const key = v['tls-key'] ?? env.DRYDOCK_AGENT_TLS_KEY;
+  if (Boolean(cert) !== Boolean(key)) throw new AgentConfigError('--tls-cert/--tls-key: give both (PEM files) or neither');
+
+  const expected = v['expected-gpus'];
   return {
-    nodeId: values['node-id'] ?? env.DRYDOCK_NODE_ID ?? 'local-node',
-    pool: values.pool ?? env.DRYDOCK_POOL ?? 'default',
-    host: values.host ?? env.DRYDOCK_AGENT_HOST ?? AGENT_DEFAULTS.host,
+    nodeId: v['node-id'] ?? env.DRYDOCK_NODE_ID ?? 'local-node',
+    pool: v.pool ?? env.DRYDOCK_POOL ?? 'default',
+    host: v.bind ?? v.host ?? env.DRYDOCK_AGENT_HOST ?? AGENT_DEFAULTS.host,
     port,
     token,
-    dataDir: values['data-dir'] ?? env.DRYDOCK_AGENT_DATA_DIR,
+    dataDir: v['data-dir'] ?? env.DRYDOCK_AGENT_DATA_DIR,
     gpuBackend: backend,
-    gpus: num('gpus', values.gpus, AGENT_DEFAULTS.gpus, 1),
-    bootDelaySeconds: num('boot-delay', values['boot-delay'], AGENT_DEFAULTS.bootDelaySeconds, 0),
-    simJobs: num('sim-jobs', values['sim-jobs'], AGENT_DEFAULTS.simJobs, 0),
-    simJobSeconds: num('sim-job-seconds', values['sim-job-seconds'], AGENT_DEFAULTS.simJobSeconds, 0),
+    gpus: num('gpus', v.gpus, AGENT_DEFAULTS.gpus, 1, true),
+    gpusExplicit: v.gpus !== undefined,
+    expectedGpus: expected === undefined ? undefined : num('expected-gpus', expected, 0, 0, true),
+    nvidiaSmi: v['nvidia-smi'] ?? env.DRYDOCK_AGENT_NVIDIA_SMI ?? AGENT_DEFAULTS.nvidiaSmi,
+    smiTimeoutMs: num('smi-timeout-ms', v['smi-timeout-ms'], AGENT_DEFAULTS.smiTimeoutMs, 100, true),
+    kernelLog: kernelLog as KernelLogSource,
+    policy,
+    policyFile,
+    model,
+    slots: num('slots', v.slots, AGENT_DEFAULTS.slots, 1, true),
+    slotContext: num('slot-context', v['slot-context'], AGENT_DEFAULTS.slotContext, 64, true),
+    queueSize: num('queue-size', v['queue-size'], AGENT_DEFAULTS.queueSize, 0, true),
+    queueTimeoutMs: num('queue-timeout-ms', v['queue-timeout-ms'], AGENT_DEFAULTS.queueTimeoutMs, 1, true),
+    maxTokens: num('max-tokens', v['max-tokens'], AGENT_DEFAULTS.maxTokens, 1, true),
+    threads: num('threads', v.threads ?? env.DRYDOCK_AGENT_THREADS, AGENT_DEFAULTS.threads, 0, true),
+    tls: cert && key ? { cert: readFileFlag('tls-cert', cert), key: readFileFlag('tls-key', key) } : undefined,
+    bootDelaySeconds: num('boot-delay', v['boot-delay'], AGENT_DEFAULTS.bootDelaySeconds, 0),
+    simJobs: num('sim-jobs', v['sim-jobs'], AGENT_DEFAULTS.simJobs, 0, true),
+    simJobSeconds: num('sim-job-seconds', v['sim-job-seconds'], AGENT_DEFAULTS.simJobSeconds, 0),
   };
 }

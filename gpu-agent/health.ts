@@ -1,4 +1,5 @@
-import type { GpuSnapshot } from './gpu/types.ts';
+import type { GpuInfo, GpuSnapshot, XidEvent } from './gpu/types.ts';
+import { classifyXid, DEFAULT_HEALTH_POLICY, type HealthPolicy } from './policy.ts';
 
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
 
@@ -14,63 +15,70 @@ export interface HealthVerdict {
   gpus: GpuHealth[];
 }
 
-/** The thresholds that turn telemetry into a verdict. */
-export interface HealthPolicy {
-  version: string;
-  fatalXids: number[];
-  thermal: { degradedC: number; unhealthyC: number };
-  ecc: { correctedDegradedAbove: number };
+export { DEFAULT_HEALTH_POLICY, type HealthPolicy };
+
+export const HEALTH_RANK: Record<HealthStatus, number> = { healthy: 0, degraded: 1, unhealthy: 2 };
+const worse = (a: HealthStatus, b: HealthStatus): HealthStatus => (HEALTH_RANK[a] >= HEALTH_RANK[b] ? a : b);
+
+class Verdict {
+  status: HealthStatus = 'healthy';
+  reasons: string[] = [];
+  add(status: HealthStatus, reason: string): void {
+    this.status = worse(this.status, status);
+    this.reasons.push(reason);
+  }
 }
 
-// Fatal XIDs: the union of Navarch's and the EKS node monitoring agent's fatal lists.
-export const DEFAULT_HEALTH_POLICY: HealthPolicy = {
-  version: '2026-11-23.1',
-  fatalXids: [46, 48, 54, 61, 62, 63, 64, 69, 74, 79, 92, 94, 95, 110, 119, 120, 136, 140, 142, 143, 151, 155, 156, 158],
-  thermal: { degradedC: 85, unhealthyC: 95 },
-  ecc: { correctedDegradedAbove: 100 },
-};
+function xidVerdict(v: Verdict, events: XidEvent[], policy: HealthPolicy, now: number): void {
+  const windowStart = now - policy.xid.windowSeconds * 1000;
+  let degradedInWindow = 0;
+  for (const e of events) {
+    const cls = classifyXid(policy, e.code);
+    if (cls === 'fatal') v.add('unhealthy', `xid ${e.code} (fatal): ${e.message}`);
+    else if (cls === 'degraded' && Date.parse(e.at) >= windowStart) {
+      degradedInWindow++;
+      v.add('degraded', `xid ${e.code} (degraded): ${e.message}`);
+    }
+  }
+  if (degradedInWindow >= policy.xid.escalateAfter) {
+    v.add('unhealthy', `${degradedInWindow} degraded XIDs within ${policy.xid.windowSeconds} s (escalates at ${policy.xid.escalateAfter})`);
+  }
+}
 
-const rank: Record<HealthStatus, number> = { healthy: 0, degraded: 1, unhealthy: 2 };
-const worse = (a: HealthStatus, b: HealthStatus): HealthStatus => (rank[a] >= rank[b] ? a : b);
+function gpuVerdict(g: GpuInfo, events: XidEvent[], policy: HealthPolicy, now: number): GpuHealth {
+  const v = new Verdict();
+  xidVerdict(v, events, policy, now);
+  if (g.temperatureC >= policy.thermal.unhealthyC) v.add('unhealthy', `temperature ${g.temperatureC} C >= ${policy.thermal.unhealthyC} C`);
+  else if (g.temperatureC >= policy.thermal.degradedC) v.add('degraded', `temperature ${g.temperatureC} C >= ${policy.thermal.degradedC} C`);
+  if (g.eccUncorrected > policy.ecc.uncorrectedUnhealthyAbove) v.add('unhealthy', `${g.eccUncorrected} uncorrected ECC errors`);
+  else if (g.eccCorrected > policy.ecc.correctedDegradedAbove) {
+    v.add('degraded', `${g.eccCorrected} corrected ECC errors > ${policy.ecc.correctedDegradedAbove}`);
+  }
+  const throttled = g.throttleReasons.filter((r) => policy.throttle.degradedReasons.includes(r));
+  if (throttled.length) v.add('degraded', `clocks throttled: ${throttled.join(', ')}`);
+  if (policy.memory.remapFailureIsUnhealthy && g.remappedRows?.failure) v.add('unhealthy', 'row remapping failed');
+  if (policy.memory.pendingIsDegraded && (g.remappedRows?.pending || g.retiredPages?.pending)) {
+    v.add('degraded', `${g.remappedRows?.pending ? 'row remap' : 'page retirement'} pending: reset the GPU`);
+  }
+  return { index: g.index, status: v.status, reasons: v.reasons };
+}
 
-export function evaluateHealth(snap: GpuSnapshot, expectedGpus: number, policy: HealthPolicy = DEFAULT_HEALTH_POLICY): HealthVerdict {
-  const reasons: string[] = [];
-  let status: HealthStatus = 'healthy';
-  if (snap.error) {
-    status = 'unhealthy';
-    reasons.push(`gpu backend ${snap.backend} failed: ${snap.error}`);
-  }
-  if (snap.gpus.length < expectedGpus) {
-    status = 'unhealthy';
-    reasons.push(`expected ${expectedGpus} GPUs, found ${snap.gpus.length}`);
-  }
-  const gpus = snap.gpus.map((g): GpuHealth => {
-    let s: HealthStatus = 'healthy';
-    const r: string[] = [];
-    for (const e of snap.xidEvents.filter((x) => x.gpuIndex === g.index)) {
-      const fatal = policy.fatalXids.includes(e.code);
-      s = worse(s, fatal ? 'unhealthy' : 'degraded');
-      r.push(`xid ${e.code} (${fatal ? 'fatal' : 'degraded'}): ${e.message}`);
-    }
-    if (g.temperatureC >= policy.thermal.unhealthyC) {
-      s = worse(s, 'unhealthy');
-      r.push(`temperature ${g.temperatureC} C >= ${policy.thermal.unhealthyC} C`);
-    } else if (g.temperatureC >= policy.thermal.degradedC) {
-      s = worse(s, 'degraded');
-      r.push(`temperature ${g.temperatureC} C >= ${policy.thermal.degradedC} C`);
-    }
-    if (g.eccUncorrected > 0) {
-      s = worse(s, 'unhealthy');
-      r.push(`${g.eccUncorrected} uncorrected ECC errors`);
-    } else if (g.eccCorrected > policy.ecc.correctedDegradedAbove) {
-      s = worse(s, 'degraded');
-      r.push(`${g.eccCorrected} corrected ECC errors > ${policy.ecc.correctedDegradedAbove}`);
-    }
-    return { index: g.index, status: s, reasons: r };
-  });
-  for (const g of gpus) {
-    status = worse(status, g.status);
-    reasons.push(...g.reasons.map((x) => `gpu ${g.index}: ${x}`));
-  }
-  return { status, reasons, gpus };
+/** Turns one telemetry snapshot and the recent XID events into per-GPU and node verdicts. */
+export function evaluateHealth(
+  snap: GpuSnapshot,
+  xids: XidEvent[],
+  expectedGpus: number,
+  policy: HealthPolicy = DEFAULT_HEALTH_POLICY,
+  now = Date.now(),
+): HealthVerdict {
+  const node = new Verdict();
+  if (snap.error) node.add('unhealthy', `gpu backend ${snap.backend} failed: ${snap.error}`);
+  else if (snap.gpus.length < expectedGpus) node.add('unhealthy', `expected ${expectedGpus} GPUs, found ${snap.gpus.length}`);
+  const gpus = snap.gpus.map((g) => gpuVerdict(g, xids.filter((x) => x.gpuIndex === g.index), policy, now));
+  for (const g of gpus) for (const r of g.reasons) node.add(g.status, `gpu ${g.index}: ${r}`);
+  // XIDs for a bus id no listed GPU has (e.g. one that fell off the bus) still count against the node.
+  const orphan = new Verdict();
+  xidVerdict(orphan, xids.filter((x) => x.gpuIndex < 0), policy, now);
+  for (const r of orphan.reasons) node.add(orphan.status, `unknown gpu: ${r}`);
+  return { status: node.status, reasons: node.reasons, gpus };
 }

@@ -54,12 +54,13 @@ async function main(): Promise<void> {
   });
   const address = agent.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
+  const scheme = config.tls ? 'https' : 'http';
   if (dataDir) {
     const tmp = join(dataDir, 'agent.json.tmp');
-    writeFileSync(tmp, JSON.stringify({ pid: process.pid, port, host: config.host, startedAt: new Date().toISOString() }));
+    writeFileSync(tmp, JSON.stringify({ pid: process.pid, port, host: config.host, scheme, startedAt: new Date().toISOString() }));
     renameSync(tmp, join(dataDir, 'agent.json'));
   }
-  console.log(`gpu-agent ${config.nodeId} (pool ${config.pool}) listening on http://${config.host}:${port}`);
+  console.log(`gpu-agent ${config.nodeId} (pool ${config.pool}) listening on ${scheme}://${config.host}:${port} (gpu backend ${agent.gpu.name}, policy ${config.policy.version})`);
 
   const shutdown = async (signal: string) => {
     console.log(`gpu-agent ${config.nodeId}: ${signal}, shutting down`);

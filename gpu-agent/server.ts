@@ -1,51 +1,145 @@
-import { createServer, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AgentConfig } from './config.ts';
-import { SimulatedGpuBackend, SIMULATED_FAULT_KINDS, type SimulatedFault } from './gpu/simulated.ts';
-import type { GpuBackend } from './gpu/types.ts';
-import { DEFAULT_HEALTH_POLICY, evaluateHealth } from './health.ts';
+import { evaluateHealth } from './health.ts';
 import { allowOnly, bearerMatches, HttpError, optionalBoolean, optionalNumber, readJsonObject, sendJson } from './http.ts';
+import { AgentMetrics } from './metrics.ts';
+import { selectGpuBackend } from './gpu/select.ts';
+import { SimulatedGpuBackend, SIMULATED_FAULT_KINDS, type SimulatedFault } from './gpu/simulated.ts';
+import { normalizePciBusId, type GpuBackend, type GpuInfo } from './gpu/types.ts';
+import { KernelLogWatcher, XidLog } from './gpu/xid.ts';
+import { SHA256_RE } from './inference/modelFile.ts';
+import { chatCompletions, completions, models, type OpenAiDeps } from './inference/openai.ts';
+import { InferenceService, ModelSwapError } from './inference/service.ts';
 import { CordonedError, WorkTracker } from './work.ts';
 
-export const AGENT_VERSION = '0.1.0';
+export const AGENT_VERSION = '0.2.0';
 export const DEFAULT_DRAIN_TIMEOUT_SECONDS = 300;
 
 export interface Agent {
   server: Server;
   work: WorkTracker;
   gpu: GpuBackend;
+  inference: InferenceService;
+  xids: XidLog;
+  /** Settles once the start-up model (if any) has loaded or failed. */
+  started: Promise<void>;
   close(): Promise<void>;
 }
 
+/** What node-llama-cpp sees: the cross-check for what nvidia-smi reports. */
+interface LlamaView {
+  gpu: string | false;
+  devices: string[];
+  vramTotalMiB: number;
+  vramUsedMiB: number;
+}
+
+type Body = Record<string, unknown>;
+type Result = [number, unknown, Record<string, string>?];
+type Handler = (body: Body) => Promise<Result>;
+type RawHandler = (req: IncomingMessage, res: ServerResponse, body: Body) => Promise<void>;
+
 export function createAgent(config: AgentConfig): Agent {
-  const gpu = new SimulatedGpuBackend(config.gpus, config.nodeId);
-  const work = new WorkTracker((n) => gpu.setLoad(config.simJobs > 0 ? n / config.simJobs : Math.min(1, n)));
+  const policy = config.policy;
+  const metrics = new AgentMetrics();
+  const xids = new XidLog(256, (e) => metrics.recordXid(e));
+  const gpu = selectGpuBackend(config, (e) => xids.record(e));
+  const inference = new InferenceService(config);
+  inference.onTokens = (n) => metrics.tokens.inc(n);
+  const work = new WorkTracker((n) => {
+    metrics.inFlight.set(n);
+    if (gpu instanceof SimulatedGpuBackend) gpu.setLoad(config.simJobs > 0 ? n / config.simJobs : Math.min(1, n));
+  });
+
+  // PCI bus id -> GPU index, from the latest inventory; XIDs for unknown ids count against the node.
+  let lastGpus: GpuInfo[] = [];
+  let expectedGpus = gpu instanceof SimulatedGpuBackend ? config.gpus : config.expectedGpus;
+  const kernelSource = gpu instanceof SimulatedGpuBackend && config.kernelLog === 'auto' ? 'none' : config.kernelLog;
+  const watcher = new KernelLogWatcher(kernelSource, (x) => {
+    const g = lastGpus.find((info) => normalizePciBusId(info.pciBusId) === x.pciBusId);
+    xids.record({ gpuIndex: g?.index ?? -1, pciBusId: x.pciBusId, code: x.code, message: x.message, at: x.at ?? new Date().toISOString() });
+  });
+  watcher.start();
+
+  let llamaView: LlamaView | { error: string } | undefined;
+  const crossCheck = async () => {
+    try {
+      const llama = await inference.llama();
+      const vram = await llama.getVramState();
+      llamaView = { gpu: llama.gpu, devices: await llama.getGpuDeviceNames(), vramTotalMiB: Math.round(vram.total / 2 ** 20), vramUsedMiB: Math.round(vram.used / 2 ** 20) };
+    } catch (err) {
+      llamaView = { error: (err as Error).message };
+    }
+  };
+  let modelError: string | undefined;
+  const started = (async () => {
+    if (gpu.name === 'nvidia' || config.model) await crossCheck();
+    if (config.model) {
+      try {
+        await inference.load(config.model.uri, config.model.sha256);
+      } catch (err) {
+        modelError = (err as Error).message;
+        console.error(`gpu-agent ${config.nodeId}: start-up model failed: ${modelError}`);
+      }
+    }
+  })();
 
   async function health() {
     const snap = await gpu.snapshot();
-    const verdict = evaluateHealth(snap, config.gpus);
+    if (!snap.error) {
+      lastGpus = snap.gpus;
+      expectedGpus ??= snap.gpus.length; // nvidia: the first good inventory is what the node must keep
+    }
+    const verdict = evaluateHealth(snap, xids.recent(), expectedGpus ?? 0, policy);
+    const gpus = snap.gpus.map((g) => ({ ...g, ...verdict.gpus.find((v) => v.index === g.index)! }));
+    let { status } = verdict;
+    const reasons = [...verdict.reasons];
+    if (snap.backend === 'nvidia' && snap.gpus.length > 0 && llamaView && 'gpu' in llamaView && llamaView.gpu === false) {
+      if (status === 'healthy') status = 'degraded';
+      reasons.push(`node-llama-cpp found no usable GPU backend although nvidia-smi lists ${snap.gpus.length} GPUs (driver/CUDA runtime mismatch?)`);
+    }
+    metrics.observe(gpus, status);
+    const slots = inference.slots();
+    metrics.slotsBusy.set(slots.busy);
+    metrics.slotsTotal.set(slots.total);
+    metrics.queueDepth.set(slots.queued);
+    const m = inference.model;
     return {
       nodeId: config.nodeId,
       pool: config.pool,
-      status: verdict.status,
-      reasons: verdict.reasons,
+      status,
+      reasons,
       backend: snap.backend,
-      gpus: snap.gpus.map((g) => ({ ...g, ...verdict.gpus.find((v) => v.index === g.index) })),
-      recentXids: snap.xidEvents,
+      expectedGpus: expectedGpus ?? null,
+      gpus,
+      recentXids: xids.recent(),
+      xidCounts: xids.summary(),
+      kernelLog: watcher.using,
       drain: work.status(),
-      model: null,
+      model: m ? { id: m.id, uri: m.uri, sha256: m.sha256, loadedAt: m.loadedAt, sizeBytes: m.sizeBytes, gpuLayers: m.gpuLayers } : null,
+      modelSwap: inference.swap,
+      slots,
+      llama: llamaView ?? null,
       agentVersion: AGENT_VERSION,
-      policyVersion: DEFAULT_HEALTH_POLICY.version,
+      policyVersion: policy.version,
     };
   }
 
-  type Handler = (body: Record<string, unknown>) => Promise<[number, unknown, Record<string, string>?]>;
+  const openai: OpenAiDeps = { inference, work, maxTokens: config.maxTokens };
+
   const routes: Record<string, Handler> = {
     'GET /health': async () => [200, await health()],
     'GET /ready': async () => {
       const h = await health();
-      const reasons = [...(h.drain.state !== 'active' ? [`node is ${h.drain.state}`] : []), ...(h.status === 'unhealthy' ? h.reasons : [])];
+      const reasons = [
+        ...(h.drain.state !== 'active' ? [`node is ${h.drain.state}`] : []),
+        ...(h.status === 'unhealthy' ? h.reasons : []),
+        ...(config.model && !h.model ? [`model not loaded${modelError ? `: ${modelError}` : ' yet'}`] : []),
+      ];
       return reasons.length ? [503, { ready: false, reasons }] : [200, { ready: true }];
     },
+    'GET /policy': async () => [200, policy],
     'POST /cordon': async (b) => (allowOnly(b, []), [200, work.cordon()]),
     'POST /uncordon': async (b) => (allowOnly(b, []), [200, work.uncordon()]),
     'GET /drain': async () => [200, work.status()],
@@ -65,55 +159,108 @@ export function createAgent(config: AgentConfig): Agent {
       }
       return [202, { accepted: true, inFlight: work.inFlight }];
     },
+    'GET /model': async () => [200, { model: inference.model ?? null, swap: inference.swap }],
+    'PUT /model': async (b) => {
+      allowOnly(b, ['uri', 'sha256']);
+      if (typeof b.uri !== 'string' || b.uri === '') throw new HttpError(400, 'uri: expected a model path or file:// URI');
+      if (typeof b.sha256 !== 'string' || !SHA256_RE.test(b.sha256)) throw new HttpError(400, "sha256: expected the model file's sha256 as 64 hex digits");
+      try {
+        const model = await inference.load(b.uri, b.sha256);
+        modelError = undefined;
+        return [200, { model, swap: inference.swap }];
+      } catch (err) {
+        if (err instanceof ModelSwapError) throw new HttpError(err.status, `${err.message} (still serving ${inference.model?.sha256 ?? 'no model'})`);
+        throw err;
+      }
+    },
+    'GET /v1/models': async () => [200, models(openai)],
     'POST /sim/faults': async (b) => {
       if (!(gpu instanceof SimulatedGpuBackend)) throw new HttpError(409, 'fault injection needs the simulated GPU backend');
-      allowOnly(b, ['kind', 'gpu', 'code', 'message', 'celsius', 'uncorrected', 'corrected']);
+      allowOnly(b, ['kind', 'gpu', 'code', 'message', 'celsius', 'uncorrected', 'corrected', 'reasons']);
       if (!SIMULATED_FAULT_KINDS.includes(b.kind as (typeof SIMULATED_FAULT_KINDS)[number])) {
         throw new HttpError(400, `kind: expected one of ${SIMULATED_FAULT_KINDS.join(', ')}`);
       }
       const index = optionalNumber(b, 'gpu', 0, 0);
       if (!Number.isInteger(index) || index >= config.gpus) throw new HttpError(400, `gpu: expected an index 0..${config.gpus - 1}`);
       if (b.kind === 'xid' && !(Number.isInteger(b.code) && (b.code as number) > 0)) throw new HttpError(400, 'code: expected a positive XID code');
+      if (b.kind === 'temperature' && typeof b.celsius !== 'number') throw new HttpError(400, 'celsius: expected a number');
+      if (b.kind === 'throttle' && !(Array.isArray(b.reasons) && b.reasons.every((r) => typeof r === 'string'))) {
+        throw new HttpError(400, 'reasons: expected a list of throttle reasons, e.g. ["hw_thermal_slowdown"]');
+      }
       gpu.inject({ ...b, gpu: index } as SimulatedFault);
       return [200, await health()];
     },
     'POST /sim/faults/clear': async () => {
       if (!(gpu instanceof SimulatedGpuBackend)) throw new HttpError(409, 'fault injection needs the simulated GPU backend');
       gpu.clearFaults();
+      xids.clear();
       return [200, await health()];
     },
   };
 
-  const server = createServer((req, res) => {
+  const rawRoutes: Record<string, RawHandler> = {
+    'POST /v1/completions': (req, res, b) => completions(openai, req, res, b),
+    'POST /v1/chat/completions': (req, res, b) => chatCompletions(openai, req, res, b),
+    'GET /metrics': async (_req, res) => {
+      await health(); // refreshes the gauges
+      const text = await metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': metrics.registry.contentType });
+      res.end(text);
+    },
+  };
+
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     void (async () => {
       const path = (req.url ?? '/').split('?')[0];
+      const key = `${req.method} ${path}`;
+      const known = key in routes || key in rawRoutes;
+      const stop = metrics.latency.startTimer({ route: known ? key : 'other' });
+      res.once('finish', () => stop({ status: String(res.statusCode) }));
       try {
         if (req.method === 'GET' && path === '/livez') return sendJson(res, 200, { ok: true });
         if (!bearerMatches(req.headers.authorization, config.token)) {
           throw new HttpError(401, 'authorization: missing or wrong bearer token', { 'www-authenticate': 'Bearer' });
         }
-        const route = routes[`${req.method} ${path}`];
-        if (!route) throw new HttpError(404, `no route ${req.method} ${path}`);
+        const raw = rawRoutes[key];
+        const route = routes[key];
+        if (!route && !raw) throw new HttpError(404, `no route ${req.method} ${path}`);
         const body = req.method === 'POST' || req.method === 'PUT' ? await readJsonObject(req) : {};
+        if (raw) return await raw(req, res, body);
         const [status, out, headers] = await route(body);
         sendJson(res, status, out, headers);
       } catch (err) {
-        if (err instanceof HttpError) return sendJson(res, err.status, { error: err.message }, err.headers);
-        sendJson(res, 500, { error: (err as Error).message });
+        const status = err instanceof HttpError ? err.status : 500;
+        const message = (err as Error).message;
+        if (res.headersSent) {
+          // Mid-stream (SSE): the status is gone, so the error travels as the last event.
+          res.end(`data: ${JSON.stringify({ error: { message, type: 'server_error' } })}\n\n`);
+          return;
+        }
+        const body = path.startsWith('/v1/') ? { error: { message, type: status >= 500 ? 'server_error' : 'invalid_request_error', code: status } } : { error: message };
+        sendJson(res, status, body, err instanceof HttpError ? err.headers : {});
       }
     })();
-  });
+  };
+
+  const server = config.tls ? createHttpsServer({ cert: config.tls.cert, key: config.tls.key }, handle) : createHttpServer(handle);
 
   work.simulateLoad(config.simJobs, config.simJobSeconds);
   return {
     server,
     work,
     gpu,
-    close: () =>
-      new Promise((resolve) => {
-        work.stop();
+    inference,
+    xids,
+    started,
+    close: async () => {
+      work.stop();
+      watcher.stop();
+      await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      }),
+      });
+      await started;
+      await inference.close();
+    },
   };
 }

@@ -4,6 +4,8 @@
  *   draining --(deadline passes)--> timed-out (work still running; force cancels it)
  *   any --uncordon--> active
  * The drain deadline is fixed by the first drain request, so a retried drain never extends it.
+ * Every kind of work (inference requests, simulated jobs) is one tracked item, so a drain
+ * waits for all of it and a forced drain cancels all of it.
  */
 export type NodeState = 'active' | 'cordoned' | 'draining' | 'drained' | 'timed-out';
 
@@ -13,12 +15,20 @@ export interface DrainStatus {
   startedAt?: string;
   deadline?: string;
   cancelled: number;
+  /** In-flight work by kind (e.g. inference, job), so progress says what is being waited for. */
+  byKind: Record<string, number>;
 }
 
-interface Job {
-  id: number;
-  timer: NodeJS.Timeout;
-  resolve: (outcome: 'done' | 'cancelled') => void;
+/** A unit of in-flight work; call `done()` exactly when it ends (extra calls are ignored). */
+export interface WorkItem {
+  readonly id: number;
+  readonly kind: string;
+  done(): void;
+}
+
+interface Entry {
+  kind: string;
+  cancel: () => void;
 }
 
 export class CordonedError extends Error {
@@ -28,7 +38,7 @@ export class CordonedError extends Error {
 }
 
 export class WorkTracker {
-  private jobs = new Map<number, Job>();
+  private items = new Map<number, Entry>();
   private nextId = 1;
   private state: NodeState = 'active';
   private drainStartedAt?: Date;
@@ -39,21 +49,39 @@ export class WorkTracker {
   constructor(private readonly onChange: (inFlight: number) => void = () => {}) {}
 
   get inFlight(): number {
-    return this.jobs.size;
+    return this.items.size;
   }
 
   get accepting(): boolean {
     return this.state === 'active';
   }
 
-  /** Runs a job for `seconds`; resolves when it finishes or is cancelled by a forced drain. */
-  run(seconds: number): Promise<'done' | 'cancelled'> {
+  /**
+   * Registers new work; throws CordonedError unless the node accepts work.
+   * `cancel` is called when a forced drain (or shutdown) cancels it; the item then counts as done.
+   */
+  begin(kind: string, cancel: () => void): WorkItem {
     if (!this.accepting) throw new CordonedError(this.state);
     const id = this.nextId++;
+    this.items.set(id, { kind, cancel });
+    this.onChange(this.items.size);
+    return { id, kind, done: () => this.end(id) };
+  }
+
+  /** Runs a simulated job for `seconds`; resolves when it finishes or is cancelled by a forced drain. */
+  run(seconds: number): Promise<'done' | 'cancelled'> {
+    let timer: NodeJS.Timeout | undefined;
+    let settle: (o: 'done' | 'cancelled') => void = () => {};
+    const item = this.begin('job', () => {
+      clearTimeout(timer);
+      settle('cancelled');
+    });
     return new Promise((resolve) => {
-      const timer = setTimeout(() => this.finish(id, 'done'), seconds * 1000);
-      this.jobs.set(id, { id, timer, resolve });
-      this.onChange(this.jobs.size);
+      settle = resolve;
+      timer = setTimeout(() => {
+        item.done();
+        resolve('done');
+      }, seconds * 1000);
     });
   }
 
@@ -61,7 +89,7 @@ export class WorkTracker {
   simulateLoad(concurrency: number, seconds: number): void {
     if (concurrency <= 0) return;
     const top = () => {
-      while (this.accepting && this.jobs.size < concurrency) void this.run(seconds);
+      while (this.accepting && this.countKind('job') < concurrency) void this.run(seconds);
     };
     top();
     this.loadTimer = setInterval(top, 250);
@@ -87,36 +115,49 @@ export class WorkTracker {
       this.drainStartedAt = new Date();
       this.drainDeadline = new Date(this.drainStartedAt.getTime() + timeoutSeconds * 1000);
     }
-    if (force) for (const id of [...this.jobs.keys()]) this.finish(id, 'cancelled');
+    if (force) this.cancelAll();
     return this.status();
   }
 
   status(): DrainStatus {
     if (this.state === 'draining' || this.state === 'timed-out') {
-      if (this.jobs.size === 0) this.state = 'drained';
+      if (this.items.size === 0) this.state = 'drained';
       else if (this.drainDeadline && Date.now() >= this.drainDeadline.getTime()) this.state = 'timed-out';
     }
+    const byKind: Record<string, number> = {};
+    for (const e of this.items.values()) byKind[e.kind] = (byKind[e.kind] ?? 0) + 1;
     return {
       state: this.state,
-      inFlight: this.jobs.size,
+      inFlight: this.items.size,
       startedAt: this.drainStartedAt?.toISOString(),
       deadline: this.drainDeadline?.toISOString(),
       cancelled: this.cancelled,
+      byKind,
     };
   }
 
   stop(): void {
     if (this.loadTimer) clearInterval(this.loadTimer);
-    for (const id of [...this.jobs.keys()]) this.finish(id, 'cancelled');
+    this.cancelAll();
   }
 
-  private finish(id: number, outcome: 'done' | 'cancelled'): void {
-    const job = this.jobs.get(id);
-    if (!job) return;
-    clearTimeout(job.timer);
-    this.jobs.delete(id);
-    if (outcome === 'cancelled') this.cancelled++;
-    job.resolve(outcome);
-    this.onChange(this.jobs.size);
+  private countKind(kind: string): number {
+    let n = 0;
+    for (const e of this.items.values()) if (e.kind === kind) n++;
+    return n;
+  }
+
+  private cancelAll(): void {
+    for (const [id, e] of [...this.items]) {
+      if (!this.items.has(id)) continue;
+      this.cancelled++;
+      this.end(id);
+      e.cancel();
+    }
+  }
+
+  private end(id: number): void {
+    if (!this.items.delete(id)) return;
+    this.onChange(this.items.size);
   }
 }

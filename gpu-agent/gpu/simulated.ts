@@ -1,23 +1,28 @@
 import { createHash } from 'node:crypto';
 import type { GpuBackend, GpuInfo, GpuSnapshot, XidEvent } from './types.ts';
 
-/** A fault injected into a simulated GPU. */
+/** A fault injected into a simulated GPU (or, for `smi-hang`, into the whole node). */
 export type SimulatedFault =
   | { kind: 'xid'; gpu: number; code: number; message?: string }
   | { kind: 'temperature'; gpu: number; celsius: number }
   | { kind: 'ecc'; gpu: number; uncorrected?: number; corrected?: number }
-  | { kind: 'missing'; gpu: number };
+  | { kind: 'throttle'; gpu: number; reasons: string[] }
+  | { kind: 'missing'; gpu: number }
+  | { kind: 'smi-hang'; gpu: number };
 
-export const SIMULATED_FAULT_KINDS = ['xid', 'temperature', 'ecc', 'missing'] as const;
+export const SIMULATED_FAULT_KINDS = ['xid', 'temperature', 'ecc', 'throttle', 'missing', 'smi-hang'] as const;
 
-/** N virtual GPUs with controllable telemetry, used by the dev fleet and tests. */
+const IDLE_C = 41;
+
+/** N virtual GPUs with controllable telemetry and fault injection, used by the dev fleet, tests and the fleet simulator. */
 export class SimulatedGpuBackend implements GpuBackend {
   readonly name = 'simulated';
   private gpus: GpuInfo[];
   private missing = new Set<number>();
-  private events: XidEvent[] = [];
+  private hung = false;
 
-  constructor(readonly count: number, seed: string) {
+  /** `onXid` receives injected XID events (the agent's XID log, as the kernel log watcher's would). */
+  constructor(readonly count: number, seed: string, private readonly onXid: (e: XidEvent) => void = () => {}) {
     this.gpus = Array.from({ length: count }, (_, i) => {
       const h = createHash('sha256').update(`${seed}/${i}`).digest('hex');
       return {
@@ -25,7 +30,7 @@ export class SimulatedGpuBackend implements GpuBackend {
         uuid: `GPU-${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`,
         name: 'NVIDIA H100 80GB HBM3 (simulated)',
         pciBusId: `00000000:${(0x18 + i * 0x10).toString(16).padStart(2, '0').toUpperCase()}:00.0`,
-        temperatureC: 41,
+        temperatureC: IDLE_C,
         powerDrawW: 95,
         powerLimitW: 700,
         utilizationPct: 0,
@@ -33,6 +38,11 @@ export class SimulatedGpuBackend implements GpuBackend {
         memoryTotalMiB: 81559,
         eccCorrected: 0,
         eccUncorrected: 0,
+        eccCorrectedAggregate: 0,
+        eccUncorrectedAggregate: 0,
+        throttleReasons: [],
+        retiredPages: null,
+        remappedRows: { correctable: 0, uncorrectable: 0, pending: false, failure: false },
       };
     });
   }
@@ -42,7 +52,7 @@ export class SimulatedGpuBackend implements GpuBackend {
     if (!gpu) throw new RangeError(`gpu: no simulated GPU ${fault.gpu} (this node has ${this.count})`);
     switch (fault.kind) {
       case 'xid':
-        this.events.push({
+        this.onXid({
           gpuIndex: gpu.index,
           pciBusId: gpu.pciBusId,
           code: fault.code,
@@ -56,20 +66,29 @@ export class SimulatedGpuBackend implements GpuBackend {
       case 'ecc':
         gpu.eccUncorrected += fault.uncorrected ?? 0;
         gpu.eccCorrected += fault.corrected ?? 0;
+        gpu.eccUncorrectedAggregate = (gpu.eccUncorrectedAggregate ?? 0) + (fault.uncorrected ?? 0);
+        gpu.eccCorrectedAggregate = (gpu.eccCorrectedAggregate ?? 0) + (fault.corrected ?? 0);
+        break;
+      case 'throttle':
+        gpu.throttleReasons = [...fault.reasons];
         break;
       case 'missing':
         this.missing.add(gpu.index);
+        break;
+      case 'smi-hang':
+        this.hung = true;
         break;
     }
   }
 
   clearFaults(): void {
-    this.events = [];
     this.missing.clear();
+    this.hung = false;
     for (const g of this.gpus) {
-      g.temperatureC = 41;
+      g.temperatureC = IDLE_C;
       g.eccCorrected = 0;
       g.eccUncorrected = 0;
+      g.throttleReasons = [];
     }
   }
 
@@ -83,10 +102,11 @@ export class SimulatedGpuBackend implements GpuBackend {
   }
 
   async snapshot(): Promise<GpuSnapshot> {
+    // What a hung nvidia-smi looks like to the nvidia backend once its timeout kills it.
+    if (this.hung) return { backend: this.name, gpus: [], error: 'nvidia-smi timed out (simulated hang)' };
     return {
       backend: this.name,
-      gpus: this.gpus.filter((g) => !this.missing.has(g.index)).map((g) => ({ ...g })),
-      xidEvents: this.events.map((e) => ({ ...e })),
+      gpus: this.gpus.filter((g) => !this.missing.has(g.index)).map((g) => ({ ...g, throttleReasons: [...g.throttleReasons] })),
     };
   }
 }

@@ -1,0 +1,62 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const SHA256_RE = /^[0-9a-fA-F]{64}$/;
+
+/** A model URI is a local path or a file:// URI; anything else must be fetched to the node first. */
+export function modelPathFromUri(uri: string): string {
+  if (uri.startsWith('file://')) return fileURLToPath(uri);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) throw new Error(`'${uri}': only local paths and file:// URIs are supported; copy the model onto the node first`);
+  return resolve(uri);
+}
+
+export function sha256File(path: string): Promise<string> {
+  return new Promise((res, rej) => {
+    const h = createHash('sha256');
+    createReadStream(path)
+      .on('error', rej)
+      .on('data', (c) => h.update(c))
+      .on('end', () => res(h.digest('hex')));
+  });
+}
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+// Runs in a child node process: reads the metadata and vocabulary (no weights, no GPU).
+const PREFLIGHT = `
+import { getLlama } from 'node-llama-cpp';
+const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' });
+const model = await llama.loadModel({ modelPath: process.argv[1], vocabOnly: true });
+process.stdout.write(JSON.stringify({ trainContextSize: model.trainContextSize }));
+`;
+
+/**
+ * llama.cpp aborts the whole process on some malformed files (e.g. a duplicate vocabulary entry), so a
+ * new model's metadata is read in a throwaway process first: a bad file costs that process, not the agent.
+ */
+export function preflightModel(path: string, timeoutMs = 60_000): Promise<{ trainContextSize: number }> {
+  return new Promise((res, rej) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', PREFLIGHT, path], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', rej);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) {
+        try {
+          return res(JSON.parse(out) as { trainContextSize: number });
+        } catch {
+          /* fall through to the error below */
+        }
+      }
+      const why = err.trim().split('\n').filter(Boolean).slice(-2).join(' | ') || `exit ${code ?? signal}`;
+      rej(new Error(`llama.cpp cannot read the file (${signal ? `process killed by ${signal}` : `exit ${code}`}): ${why}`));
+    });
+  });
+}

@@ -1,0 +1,248 @@
+import { statSync } from 'node:fs';
+import { basename } from 'node:path';
+import { getLlama, LlamaChat, LlamaLogLevel, LlamaCompletion, type ChatHistoryItem, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaModel } from 'node-llama-cpp';
+import { modelPathFromUri, preflightModel, sha256File } from './modelFile.ts';
+import { SlotPool } from './slots.ts';
+
+export interface InferenceOptions {
+  slots: number;
+  slotContext: number;
+  queueSize: number;
+  queueTimeoutMs: number;
+  maxTokens: number;
+  threads: number;
+}
+
+export interface ModelInfo {
+  id: string;
+  uri: string;
+  path: string;
+  sha256: string;
+  sizeBytes: number;
+  loadedAt: string;
+  slots: number;
+  contextPerSlot: number;
+  gpuLayers: number;
+}
+
+export type SwapState = { state: 'idle' } | { state: 'loading'; uri: string; sha256: string; startedAt: string } | {
+  state: 'failed' | 'done';
+  uri: string;
+  sha256: string;
+  at: string;
+  error?: string;
+};
+
+/** Why a model could not be swapped in; `status` is the HTTP answer. The old model keeps serving. */
+export class ModelSwapError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+export class NoModelError extends Error {}
+
+interface Serving {
+  info: ModelInfo;
+  model: LlamaModel;
+  context: LlamaContext;
+  pool: SlotPool;
+}
+
+export interface GenerateRequest {
+  kind: 'completion' | 'chat';
+  prompt?: string;
+  messages?: { role: 'system' | 'user' | 'assistant'; content: string }[];
+  maxTokens: number;
+  temperature?: number;
+  topP?: number;
+  seed?: number;
+  stop?: string[];
+  signal: AbortSignal;
+  onText?: (text: string) => void;
+}
+
+export interface GenerateResult {
+  model: ModelInfo;
+  text: string;
+  finishReason: 'stop' | 'length' | 'cancelled';
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/** One serving model at a time; a swap loads the next beside it and switches only once it works. */
+export class InferenceService {
+  private llamaP?: Promise<Llama>;
+  private current?: Serving;
+  swap: SwapState = { state: 'idle' };
+  /** Called with each finished generation's token count (metrics). */
+  onTokens: (n: number) => void = () => {};
+
+  constructor(readonly opts: InferenceOptions) {}
+
+  /** The shared llama.cpp instance (`gpu: 'auto'`: CUDA, Vulkan or Metal when usable, else CPU). */
+  llama(): Promise<Llama> {
+    this.llamaP ??= getLlama({ gpu: 'auto', build: 'never', logLevel: LlamaLogLevel.error, ...(this.opts.threads > 0 ? { maxThreads: this.opts.threads } : {}) });
+    return this.llamaP;
+  }
+
+  get model(): ModelInfo | undefined {
+    return this.current?.info;
+  }
+
+  slots(): { busy: number; total: number; queued: number } {
+    const p = this.current?.pool;
+    return { busy: p?.busy ?? 0, total: p?.total ?? 0, queued: p?.queued ?? 0 };
+  }
+
+  /** Verifies, loads, smoke-tests and swaps in a model; on any failure the old model keeps serving. */
+  async load(uri: string, sha256: string): Promise<ModelInfo> {
+    if (this.swap.state === 'loading') throw new ModelSwapError(409, `a model swap to ${this.swap.uri} is already in progress`);
+    this.swap = { state: 'loading', uri, sha256, startedAt: new Date().toISOString() };
+    try {
+      const next = await this.prepare(uri, sha256.toLowerCase());
+      const old = this.current;
+      this.current = next; // the switch: new requests go to `next` from here on
+      this.swap = { state: 'done', uri, sha256, at: new Date().toISOString() };
+      if (old) void old.pool.idle().then(() => old.model.dispose());
+      return next.info;
+    } catch (err) {
+      const e = err instanceof ModelSwapError ? err : new ModelSwapError(422, (err as Error).message);
+      this.swap = { state: 'failed', uri, sha256, at: new Date().toISOString(), error: e.message };
+      throw e;
+    }
+  }
+
+  private async prepare(uri: string, sha256: string): Promise<Serving> {
+    let path: string;
+    try {
+      path = modelPathFromUri(uri);
+    } catch (err) {
+      throw new ModelSwapError(400, `uri: ${(err as Error).message}`);
+    }
+    let sizeBytes: number;
+    try {
+      sizeBytes = statSync(path).size;
+    } catch {
+      throw new ModelSwapError(400, `uri: no file at ${path}`);
+    }
+    const actual = await sha256File(path);
+    if (actual !== sha256) throw new ModelSwapError(409, `sha256: ${path} has sha256 ${actual}, expected ${sha256}; refusing to load it`);
+    try {
+      await preflightModel(path);
+    } catch (err) {
+      throw new ModelSwapError(422, `model ${path}: ${(err as Error).message}`);
+    }
+    const llama = await this.llama();
+    let model: LlamaModel;
+    try {
+      model = await llama.loadModel({ modelPath: path, gpuLayers: 'auto' });
+    } catch (err) {
+      throw new ModelSwapError(422, `model ${path}: llama.cpp failed to load it: ${(err as Error).message}`);
+    }
+    try {
+      const contextPerSlot = Math.min(this.opts.slotContext, model.trainContextSize);
+      const context = await model.createContext({
+        sequences: this.opts.slots,
+        contextSize: contextPerSlot * this.opts.slots,
+        ...(this.opts.threads > 0 ? { threads: this.opts.threads } : {}),
+      });
+      const sequences = Array.from({ length: this.opts.slots }, () => context.getSequence());
+      const serving: Serving = {
+        info: {
+          id: basename(path).replace(/\.gguf$/i, ''),
+          uri,
+          path,
+          sha256,
+          sizeBytes,
+          loadedAt: new Date().toISOString(),
+          slots: this.opts.slots,
+          contextPerSlot,
+          gpuLayers: model.gpuLayers,
+        },
+        model,
+        context,
+        pool: new SlotPool(sequences, this.opts.queueSize, this.opts.queueTimeoutMs),
+      };
+      await this.smoke(serving);
+      return serving;
+    } catch (err) {
+      await model.dispose();
+      throw new ModelSwapError(422, `model ${path}: smoke generation failed: ${(err as Error).message}`);
+    }
+  }
+
+  private async smoke(s: Serving): Promise<void> {
+    const seq = await s.pool.acquire();
+    try {
+      const c = new LlamaCompletion({ contextSequence: seq, autoDisposeSequence: false });
+      await c.generateCompletion('Hello', { maxTokens: 4, signal: AbortSignal.timeout(60_000) });
+      c.dispose({ disposeSequence: false });
+    } finally {
+      await seq.clearHistory();
+      s.pool.release(seq);
+    }
+  }
+
+  /** Runs one generation in a slot of the serving model (queueing for one if all are busy). */
+  async generate(req: GenerateRequest): Promise<GenerateResult> {
+    const s = this.current;
+    if (!s) throw new NoModelError('no model loaded: PUT /model {uri, sha256} first');
+    const seq = await s.pool.acquire(req.signal);
+    try {
+      await seq.clearHistory();
+      const before = seq.tokenMeter.getState();
+      const { text, stopReason } = await this.run(seq, req);
+      const used = seq.tokenMeter.diff(before);
+      this.onTokens(used.usedOutputTokens);
+      return {
+        model: s.info,
+        text,
+        finishReason: stopReason === 'abort' ? 'cancelled' : stopReason === 'maxTokens' ? 'length' : 'stop',
+        promptTokens: used.usedInputTokens,
+        completionTokens: used.usedOutputTokens,
+      };
+    } finally {
+      s.pool.release(seq);
+    }
+  }
+
+  private async run(seq: LlamaContextSequence, req: GenerateRequest): Promise<{ text: string; stopReason: string }> {
+    const common = {
+      maxTokens: req.maxTokens,
+      temperature: req.temperature,
+      topP: req.topP,
+      seed: req.seed,
+      signal: req.signal,
+      stopOnAbortSignal: true,
+      customStopTriggers: req.stop?.length ? req.stop : undefined,
+      onTextChunk: req.onText,
+    };
+    if (req.kind === 'completion') {
+      const c = new LlamaCompletion({ contextSequence: seq, autoDisposeSequence: false });
+      try {
+        const r = await c.generateCompletionWithMeta(req.prompt ?? '', common);
+        return { text: r.response, stopReason: r.metadata.stopReason };
+      } finally {
+        c.dispose({ disposeSequence: false });
+      }
+    }
+    const chat = new LlamaChat({ contextSequence: seq, autoDisposeSequence: false });
+    try {
+      const history: ChatHistoryItem[] = (req.messages ?? []).map((m) =>
+        m.role === 'assistant' ? { type: 'model', response: [m.content] } : { type: m.role, text: m.content },
+      );
+      // The last user turn is the prompt; the model answers after it.
+      history.push({ type: 'model', response: [] });
+      const r = await chat.generateResponse(history, common);
+      return { text: r.response, stopReason: r.metadata.stopReason };
+    } finally {
+      chat.dispose({ disposeSequence: false });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.current?.model.dispose();
+    this.current = undefined;
+  }
+}
