@@ -50,7 +50,7 @@ async function main(): Promise<void> {
     shutdownGraceTime: config.shutdownGraceMs,
   });
   const skipped = backend.skipped.length ? ` (not loaded: ${backend.skipped.join('; ')})` : '';
-  console.log(`trainer worker: namespace ${namespace}, task queue ${config.taskQueue}, backend ${backend.best}${skipped}, ${metricsNote}`);
+  console.log(`trainer worker: ${identity}, namespace ${namespace}, task queue ${config.taskQueue}, backend ${backend.best}${skipped}, ${metricsNote}`);
   await worker.run();
   await connection.close();
 }

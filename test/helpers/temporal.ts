@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import type { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DRYDOCK_SEARCH_ATTRIBUTES } from '../../workflows/searchAttributes.ts';
 
@@ -11,13 +12,16 @@ export function temporalBin(): string {
   return bin;
 }
 
-/** A real Temporal dev server with drydock's search attributes registered. */
-export function startDevServer(opts: { port?: number; dbFilename?: string; extraArgs?: string[] } = {}): Promise<TestWorkflowEnvironment> {
+/** A real Temporal dev server with drydock's search attributes (and `extraSearchAttributes`) registered. */
+export function startDevServer(
+  opts: { port?: number; dbFilename?: string; extraArgs?: string[]; extraSearchAttributes?: ReturnType<typeof defineSearchAttributeKey<SearchAttributeType>>[] } = {},
+): Promise<TestWorkflowEnvironment> {
+  const { extraSearchAttributes = [], ...server } = opts;
   return TestWorkflowEnvironment.createLocal({
     server: {
       executable: { type: 'existing-path', path: temporalBin() },
-      searchAttributes: DRYDOCK_SEARCH_ATTRIBUTES,
-      ...opts,
+      searchAttributes: [...DRYDOCK_SEARCH_ATTRIBUTES, ...extraSearchAttributes],
+      ...server,
     },
   });
 }
