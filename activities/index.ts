@@ -1,6 +1,7 @@
+import { createBackupActivities } from './backup/index.ts';
 import { createNodeActivities, type NodeActivityDeps } from './nodes.ts';
 
 /** All activities the control worker registers. */
 export function createActivities(deps: NodeActivityDeps) {
-  return { ...createNodeActivities(deps) };
+  return { ...createNodeActivities(deps), ...createBackupActivities(deps) };
 }

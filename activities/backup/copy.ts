@@ -1,0 +1,144 @@
+import { stat } from 'node:fs/promises';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { FileStore } from '../stores/file.ts';
+import { openStore } from '../stores/index.ts';
+import type { ObjectStore } from '../stores/types.ts';
+import { objectKey, readJson, stagingPrefix, writeJson, type FileEntry } from './layout.ts';
+import { forEachLimit, sha256File, walkTree } from './tree.ts';
+
+/** Files hashed and copied at once: enough to overlap hashing with I/O, few enough for 2 cores. */
+const COPY_CONCURRENCY = 4;
+/** Entries per staging chunk, and how often the open chunk is saved. */
+const CHUNK_ENTRIES = 1000;
+const FLUSH_EVERY_MS = 1000;
+
+export interface CopySourceInput {
+  store: string;
+  backupId: string;
+  source: { name: string; path: string };
+}
+
+/** What heartbeats carry: a retried attempt reads them back and continues the counts. */
+export interface CopyProgress {
+  source: string;
+  filesDone: number;
+  filesTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+  /** Files and bytes actually written to the store (the rest were already there). */
+  copiedFiles: number;
+  copiedBytes: number;
+  attempt: number;
+}
+
+export interface CopySourceResult {
+  name: string;
+  files: number;
+  bytes: number;
+  copiedFiles: number;
+  copiedBytes: number;
+  /** Files reused from an earlier attempt's staging, without hashing or copying. */
+  resumedFiles: number;
+  skippedSpecial: string[];
+}
+
+/**
+ * Copies one file tree into content-addressed storage. Each file is hashed, and uploaded only
+ * when no object with that sha256 exists yet. Entries are saved to staging as they complete, so
+ * a retried attempt (after a worker crash) reuses them without re-reading, and files copied
+ * after the last save are found in the store and not copied again.
+ */
+export async function copySource(input: CopySourceInput): Promise<CopySourceResult> {
+  const ctx = Context.current();
+  const store = openStore(input.store);
+  const { name, path } = input.source;
+  const s = await stat(path).catch(() => undefined);
+  if (!s?.isDirectory()) {
+    throw ApplicationFailure.nonRetryable(`source '${name}': ${path} is not a directory on worker ${process.env.HOSTNAME ?? ''}`.trim(), 'SourceNotFound');
+  }
+  if (ctx.info.attempt > 1 && store instanceof FileStore) await store.sweepPartials('objects/');
+
+  const staged = await readStaging(store, input.backupId, name);
+  const { files, skipped } = await walkTree(path);
+  const prev = ctx.info.heartbeatDetails as CopyProgress | undefined;
+  const progress: CopyProgress = {
+    source: name,
+    filesDone: 0,
+    filesTotal: files.length,
+    bytesDone: 0,
+    bytesTotal: files.reduce((n, f) => n + f.size, 0),
+    copiedFiles: prev?.copiedFiles ?? 0,
+    copiedBytes: prev?.copiedBytes ?? 0,
+    attempt: ctx.info.attempt,
+  };
+  let resumedFiles = 0;
+  const chunks = new Chunks(store, input.backupId, name, staged.chunks);
+
+  await forEachLimit(files, COPY_CONCURRENCY, async (f) => {
+    ctx.cancellationSignal.throwIfAborted();
+    const old = staged.entries.get(f.path);
+    if (old && old.size === f.size && old.mtimeMs === f.mtimeMs) {
+      resumedFiles++;
+    } else {
+      const sha256 = await sha256File(f.abs);
+      const key = objectKey(sha256);
+      const have = await store.head(key);
+      if (!have || have.size !== f.size) {
+        await store.putFile(key, f.abs);
+        progress.copiedFiles++;
+        progress.copiedBytes += f.size;
+      }
+      await chunks.add({ path: f.path, size: f.size, sha256, mode: f.mode, mtimeMs: f.mtimeMs });
+    }
+    progress.filesDone++;
+    progress.bytesDone += f.size;
+    ctx.heartbeat(progress);
+  });
+  await chunks.flush();
+  ctx.heartbeat(progress);
+  return {
+    name,
+    files: files.length,
+    bytes: progress.bytesTotal,
+    copiedFiles: progress.copiedFiles,
+    copiedBytes: progress.copiedBytes,
+    resumedFiles,
+    skippedSpecial: skipped.slice(0, 20),
+  };
+}
+
+/** Every entry staged so far for a source (all attempts), latest entry per path. */
+export async function readStaging(store: ObjectStore, backupId: string, source: string): Promise<{ entries: Map<string, FileEntry>; chunks: number }> {
+  const keys = await store.list(stagingPrefix(backupId, source));
+  const entries = new Map<string, FileEntry>();
+  for (const key of keys) for (const e of (await readJson<FileEntry[]>(store, key)) ?? []) entries.set(e.path, e);
+  return { entries, chunks: keys.length };
+}
+
+/** Staging chunks: full ones are written once; the open one is rewritten at most every FLUSH_EVERY_MS. */
+class Chunks {
+  private open: FileEntry[] = [];
+  private lastFlush = Date.now();
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly store: ObjectStore, private readonly backupId: string, private readonly source: string, private next: number) {}
+
+  async add(e: FileEntry): Promise<void> {
+    this.open.push(e);
+    if (this.open.length >= CHUNK_ENTRIES || Date.now() - this.lastFlush >= FLUSH_EVERY_MS) await this.flush();
+  }
+
+  flush(): Promise<void> {
+    const entries = this.open;
+    const key = `${stagingPrefix(this.backupId, this.source)}chunk-${String(this.next).padStart(6, '0')}.json`;
+    if (entries.length >= CHUNK_ENTRIES) {
+      this.open = [];
+      this.next++;
+    }
+    this.lastFlush = Date.now();
+    const snapshot = entries.slice();
+    this.writing = this.writing.then(() => (snapshot.length ? writeJson(this.store, key, snapshot) : undefined));
+    return this.writing;
+  }
+}

@@ -1,0 +1,266 @@
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { HookConfig, RetentionInput } from '../../workflows/inputs/backup.ts';
+import { PoolRegistry } from '../pools.ts';
+import { FileStore } from '../stores/file.ts';
+import { openStore } from '../stores/index.ts';
+import { listBackups, type BackupSummary } from './catalog.ts';
+import { copySource, readStaging } from './copy.ts';
+import { runHook } from './hooks.ts';
+import {
+  backupPrefix,
+  MANIFEST_FORMAT,
+  manifestKey,
+  objectKey,
+  readJson,
+  startedKey,
+  verificationKey,
+  writeJson,
+  type HookRecord,
+  type Manifest,
+  type ManifestSource,
+  type SnapshotRecord,
+  type Verification,
+  type VerifyProblem,
+} from './layout.ts';
+import { isEmptyDir, loadManifest, planRestore, restoreOne } from './restoreFiles.ts';
+import { planRetention } from './retention.ts';
+import { providerOf, snapshotSource } from './snapshots.ts';
+import { createHash } from 'node:crypto';
+
+const TOOL_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+/** An incomplete backup younger than this may still be running: object sweeps wait for it. */
+const IN_PROGRESS_GRACE_MS = 24 * 3600_000;
+
+export interface BackupActivityDeps {
+  pools: PoolRegistry;
+}
+
+export interface WriteManifestInput {
+  store: string;
+  backupId: string;
+  name: string;
+  workflowId: string;
+  runId: string;
+  startedAt: string;
+  phase: Manifest['phase'];
+  sources: { name: string; type: 'files' | 'snapshot'; origin: string; snapshots?: SnapshotRecord[]; error?: string }[];
+  hooks: HookRecord[];
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  files: number;
+  bytes: number;
+  problems: VerifyProblem[];
+}
+
+export interface PruneInput {
+  store: string;
+  name: string;
+  retention: RetentionInput;
+  /** The workflow's clock, so ages are judged the same on every retry. */
+  now: string;
+}
+
+export interface PruneResult {
+  removed: { backupId: string; reason: string }[];
+  lastGood?: string;
+  sweptObjects: number;
+  sweptBytes: number;
+  /** Why the object sweep did not run, when it did not. */
+  sweepSkipped?: string;
+}
+
+export interface RestoreRequest {
+  store: string;
+  backupId: string;
+  destination: string;
+  source?: string;
+  overwrite: boolean;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export function createBackupActivities({ pools }: BackupActivityDeps) {
+  return {
+    copySource,
+    runHook: (hook: HookConfig) => runHook(hook),
+    snapshotSource: (input: Parameters<typeof snapshotSource>[1]) => snapshotSource(pools, input),
+
+    /** Marks the backup as started; until its manifest exists it shows as Incomplete. */
+    async beginBackup(input: { store: string; backupId: string; workflowId: string; startedAt: string }): Promise<void> {
+      const store = openStore(input.store);
+      if (await store.head(manifestKey(input.backupId))) {
+        throw ApplicationFailure.nonRetryable(`backup ${input.backupId} already has a manifest in ${store.uri}`, 'BackupExists');
+      }
+      await writeJson(store, startedKey(input.backupId), input);
+    },
+
+    /** Assembles the manifest from the staged entries and writes it: the last write of a backup. */
+    async writeManifest(input: WriteManifestInput): Promise<Manifest['totals']> {
+      const store = openStore(input.store);
+      const sources: ManifestSource[] = [];
+      for (const s of input.sources) {
+        if (s.type === 'files' && !s.error) {
+          const files = [...(await readStaging(store, input.backupId, s.name)).entries.values()].sort((a, b) => (a.path < b.path ? -1 : 1));
+          const version = sha256(files.map((f) => `${f.path}\0${f.size}\0${f.sha256}\n`).join(''));
+          sources.push({ name: s.name, type: s.type, origin: s.origin, version, files, snapshots: [], bytes: files.reduce((n, f) => n + f.size, 0) });
+        } else {
+          const snapshots = s.snapshots ?? [];
+          const version = sha256(snapshots.map((x) => x.snapshotId).join('\n'));
+          sources.push({ name: s.name, type: s.type, origin: s.origin, version, files: [], snapshots, bytes: 0, ...(s.error ? { error: s.error } : {}) });
+        }
+      }
+      const manifest: Manifest = {
+        format: MANIFEST_FORMAT,
+        backupId: input.backupId,
+        name: input.name,
+        workflowId: input.workflowId,
+        runId: input.runId,
+        startedAt: input.startedAt,
+        completedAt: new Date().toISOString(),
+        phase: input.phase,
+        tool: { name: 'drydock', version: TOOL_VERSION },
+        sources,
+        hooks: input.hooks,
+        totals: {
+          files: sources.reduce((n, s) => n + s.files.length, 0),
+          bytes: sources.reduce((n, s) => n + s.bytes, 0),
+          snapshots: sources.reduce((n, s) => n + s.snapshots.length, 0),
+        },
+      };
+      await writeJson(store, manifestKey(input.backupId), manifest);
+      return manifest.totals;
+    },
+
+    /** Restores every file into a scratch directory, checking size and sha256, and records the outcome. */
+    async verifyBackup(input: { store: string; backupId: string }): Promise<VerifyResult> {
+      const ctx = Context.current();
+      const store = openStore(input.store);
+      const manifest = await loadManifest(store, input.backupId);
+      const scratch = await mkdtemp(join(process.env.DRYDOCK_SCRATCH_DIR ?? tmpdir(), 'drydock-verify-'));
+      try {
+        const items = planRestore(manifest, scratch);
+        const problems: VerifyProblem[] = [];
+        const dirs = new Set<string>();
+        let bytes = 0;
+        for (const [i, item] of items.entries()) {
+          ctx.cancellationSignal.throwIfAborted();
+          const p = await restoreOne(store, item, scratch, dirs);
+          if (p) problems.push(p);
+          bytes += item.entry.size;
+          ctx.heartbeat({ filesDone: i + 1, filesTotal: items.length, bytesDone: bytes, problems: problems.length });
+        }
+        const result: VerifyResult = { ok: problems.length === 0, files: items.length, bytes, problems };
+        const record: Verification = { backupId: input.backupId, verifiedAt: new Date().toISOString(), ...result };
+        await writeJson(store, verificationKey(input.backupId), record);
+        return { ...result, problems: problems.slice(0, 50) };
+      } finally {
+        await rm(scratch, { recursive: true, force: true });
+      }
+    },
+
+    /**
+     * Deletes backups of this name that the retention policy lets go (never the newest good one),
+     * their snapshots, and then objects no remaining backup refers to.
+     */
+    async pruneBackups(input: PruneInput): Promise<PruneResult> {
+      const store = openStore(input.store);
+      const all = await listBackups(store);
+      const plan = planRetention(all.filter((b) => b.name === input.name), input.retention, new Date(input.now));
+      for (const r of plan.remove) {
+        const manifest = await readJson<Manifest>(store, manifestKey(r.backupId));
+        for (const snap of manifest?.sources.flatMap((s) => s.snapshots) ?? []) {
+          await providerOf(pools, snap.pool).deleteSnapshot(snap.snapshotId);
+        }
+        // Manifest first, so a crash half-way leaves an incomplete backup, never a manifest without its data.
+        await store.remove(manifestKey(r.backupId));
+        for (const key of await store.list(backupPrefix(r.backupId))) await store.remove(key);
+      }
+      const result: PruneResult = { removed: plan.remove, lastGood: plan.lastGood, sweptObjects: 0, sweptBytes: 0 };
+      const remaining = all.filter((b) => !plan.remove.some((r) => r.backupId === b.backupId));
+      const running = remaining.filter((b) => b.phase === 'Incomplete' && Date.now() - new Date(b.createdAt).getTime() < IN_PROGRESS_GRACE_MS);
+      if (running.length) {
+        result.sweepSkipped = `backups still being written: ${running.map((b) => b.backupId).join(', ')}`;
+        return result;
+      }
+      const referenced = await referencedObjects(store, remaining);
+      for (const o of await store.listObjects('objects/')) {
+        if (referenced.has(o.key)) continue;
+        await store.remove(o.key);
+        result.sweptObjects++;
+        result.sweptBytes += o.size;
+      }
+      if (store instanceof FileStore) await store.sweepPartials('objects/');
+      return result;
+    },
+
+    /** Checks a restore can go ahead; returns what it will write. Runs once, before any write. */
+    async prepareRestore(input: RestoreRequest): Promise<{ files: number; bytes: number; sources: string[] }> {
+      const store = openStore(input.store);
+      const manifest = await loadManifest(store, input.backupId);
+      const items = planRestore(manifest, input.destination, input.source);
+      if (!input.overwrite && !(await isEmptyDir(input.destination))) {
+        throw ApplicationFailure.nonRetryable(
+          `destination: ${input.destination} is not empty; restore into an empty directory or pass overwrite: true`,
+          'DestinationNotEmpty',
+        );
+      }
+      return { files: items.length, bytes: items.reduce((n, i) => n + i.entry.size, 0), sources: [...new Set(items.map((i) => i.source))] };
+    },
+
+    /** Writes every file, each verified against its sha256; a retried attempt continues where the last heartbeat was. */
+    async restoreFiles(input: RestoreRequest): Promise<{ files: number; bytes: number }> {
+      const ctx = Context.current();
+      const store = openStore(input.store);
+      const items = planRestore(await loadManifest(store, input.backupId), input.destination, input.source);
+      const prev = ctx.info.heartbeatDetails as { filesDone: number; bytesDone: number } | undefined;
+      let filesDone = prev?.filesDone ?? 0;
+      let bytesDone = prev?.bytesDone ?? 0;
+      const problems: VerifyProblem[] = [];
+      const dirs = new Set<string>();
+      for (const item of items.slice(filesDone)) {
+        ctx.cancellationSignal.throwIfAborted();
+        const p = await restoreOne(store, item, input.destination, dirs);
+        if (p) problems.push(p);
+        filesDone++;
+        bytesDone += item.entry.size;
+        ctx.heartbeat({ filesDone, filesTotal: items.length, bytesDone, bytesTotal: items.reduce((n, i) => n + i.entry.size, 0) });
+      }
+      if (problems.length) {
+        throw ApplicationFailure.nonRetryable(
+          `${problems.length} file(s) of ${input.backupId} failed their checksum and were not restored: ` +
+            problems.slice(0, 10).map((p) => `${p.source}/${p.path} (${p.problem})`).join(', '),
+          'ChecksumMismatch',
+          problems.slice(0, 100),
+        );
+      }
+      return { files: items.length, bytes: bytesDone };
+    },
+  };
+}
+
+/** Objects referenced by complete backups' manifests and by staged entries of incomplete ones. */
+async function referencedObjects(store: ReturnType<typeof openStore>, backups: BackupSummary[]): Promise<Set<string>> {
+  const keys = new Set<string>();
+  for (const b of backups) {
+    if (b.phase === 'Incomplete') {
+      for (const key of await store.list(`${backupPrefix(b.backupId)}staging/`)) {
+        for (const e of (await readJson<{ sha256: string }[]>(store, key)) ?? []) keys.add(objectKey(e.sha256));
+      }
+      continue;
+    }
+    const m = await readJson<Manifest>(store, manifestKey(b.backupId));
+    for (const s of m?.sources ?? []) for (const f of s.files) keys.add(objectKey(f.sha256));
+  }
+  return keys;
+}
+
+export type BackupActivities = ReturnType<typeof createBackupActivities>;

@@ -1,0 +1,243 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { listBackups } from '../../activities/backup/catalog.ts';
+import { manifestKey, objectKey, type Manifest } from '../../activities/backup/layout.ts';
+import { FileStore, openStore, s3ClientFromEnv } from '../../activities/stores/index.ts';
+import type { BackupResult } from '../../workflows/backup.ts';
+import { DRYDOCK_BACKUP_PHASE, type BackupInput } from '../../workflows/inputs/backup.ts';
+import type { RestoreResult } from '../../workflows/restore.ts';
+import { spawnWorker, startFleet, type TestFleet, type WorkerProcess } from '../helpers/fleet.ts';
+import { startMoto, type Moto } from '../helpers/moto.ts';
+import { startDevServer } from '../helpers/temporal.ts';
+import { makeTree, startBackup, startRestore, treeDigest } from './helpers.ts';
+
+const TQ = 'backup-e2e';
+
+async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
+  const err = await p.then(
+    () => assert.fail('expected the workflow to fail'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof WorkflowFailedError, `expected WorkflowFailedError, got ${String(err)}`);
+  assert.ok(err.cause instanceof ApplicationFailure, `expected an ApplicationFailure cause, got ${String(err.cause)}`);
+  return err.cause;
+}
+
+describe('backup and restore workflows on a real dev server (file:// and s3:// on moto)', () => {
+  let env: TestWorkflowEnvironment;
+  let moto: Moto;
+  let fleet: TestFleet;
+  let worker: WorkerProcess;
+  let dir: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'drydock-backup-'));
+    [env, moto, fleet] = await Promise.all([
+      startDevServer({ extraSearchAttributes: [DRYDOCK_BACKUP_PHASE] }),
+      startMoto(),
+      startFleet({ pool: 'demo', nodes: 1 }),
+    ]);
+    // The worker process inherits these: S3 endpoint and (fake) credentials come from env only.
+    Object.assign(process.env, { AWS_ENDPOINT_URL_S3: moto.endpoint, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing' });
+    await s3ClientFromEnv().send(new CreateBucketCommand({ Bucket: 'drydock-backups' }));
+    worker = await spawnWorker(fleet, env.address, TQ);
+  });
+  after(async () => {
+    await worker?.kill('SIGKILL');
+    await fleet?.cleanup();
+    await moto?.stop();
+    await env?.teardown();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const scheme of ['file', 's3'] as const) {
+    it(`${scheme}: backs up, restores byte-identical, and a second backup of the unchanged tree copies nothing`, async () => {
+      const src = join(dir, `${scheme}-src`);
+      makeTree(src);
+      const destination = scheme === 'file' ? `file://${dir}/${scheme}-store` : 's3://drydock-backups/team/a';
+      const input: BackupInput = { name: `rt-${scheme}`, sources: [{ type: 'files', name: 'models', path: src }], destination };
+      const h1 = await startBackup(env.client, TQ, input);
+      const r1: BackupResult = await h1.result();
+      assert.equal(r1.phase, 'Completed');
+      assert.equal(r1.files, 8);
+      assert.equal(r1.copiedBytes, r1.bytes, 'the first backup copies every byte');
+      assert.equal(r1.verification?.ok, true);
+      assert.deepEqual((await h1.describe()).searchAttributes.DrydockBackupPhase, ['Completed']);
+
+      const store = openStore(destination);
+      const manifest = JSON.parse(Buffer.from((await store.get(manifestKey(r1.backupId)))!).toString()) as Manifest;
+      assert.equal(manifest.format, 'drydock-backup/v1');
+      assert.equal(manifest.tool.name, 'drydock');
+      assert.match(manifest.sources[0].version, /^[0-9a-f]{64}$/);
+      const digest = treeDigest(src);
+      for (const f of manifest.sources[0].files) assert.equal(digest[f.path].split(' ')[0], f.sha256, `manifest sha256 of ${f.path}`);
+
+      const r2: BackupResult = await (await startBackup(env.client, TQ, input)).result();
+      assert.equal(r2.copiedBytes, 0, 'unchanged files are not copied again');
+      assert.notEqual(r2.backupId, r1.backupId);
+
+      const out = join(dir, `${scheme}-restored`);
+      const rh = await startRestore(env.client, TQ, { backupId: r1.backupId, store: destination, destination: out, source: 'models' });
+      const rr: RestoreResult = await rh.result();
+      assert.equal(rr.files, 8);
+      assert.deepEqual(treeDigest(out), digest, 'restored tree is byte-identical, modes included');
+      assert.deepEqual((await rh.describe()).searchAttributes.DrydockBackupPhase, ['Completed']);
+
+      const listed = await listBackups(store, input.name);
+      assert.deepEqual(listed.map((b) => [b.backupId, b.phase, b.verified]), [
+        [r2.backupId, 'Completed', true],
+        [r1.backupId, 'Completed', true],
+      ]);
+    });
+  }
+
+  it('restore refuses a non-empty destination unless overwrite, and manifest paths escaping the destination', async () => {
+    const src = join(dir, 'guard-src');
+    makeTree(src);
+    const destination = `file://${dir}/guard-store`;
+    const r: BackupResult = await (await startBackup(env.client, TQ, { name: 'guard', sources: [{ type: 'files', name: 'cfg', path: src }], destination })).result();
+    const out = join(dir, 'guard-out');
+    mkdirSync(out);
+    writeFileSync(join(out, 'keep.txt'), 'mine');
+    const refused = await failureOf((await startRestore(env.client, TQ, { backupId: r.backupId, store: destination, destination: out })).result());
+    assert.equal(refused.type, 'DestinationNotEmpty');
+    assert.match(refused.message, /overwrite/);
+    const ok: RestoreResult = await (await startRestore(env.client, TQ, { backupId: r.backupId, store: destination, destination: out, overwrite: true })).result();
+    assert.equal(ok.files, 8);
+    assert.equal(readFileSync(join(out, 'keep.txt'), 'utf8'), 'mine');
+    assert.deepEqual(treeDigest(join(out, 'cfg')), treeDigest(src));
+
+    // A tampered manifest that climbs out of the destination.
+    const store = new FileStore(join(dir, 'guard-store'));
+    const m = JSON.parse(Buffer.from((await store.get(manifestKey(r.backupId)))!).toString()) as Manifest;
+    m.sources[0].files[0].path = '../../escaped.txt';
+    await store.put(manifestKey(r.backupId), Buffer.from(JSON.stringify(m)));
+    const out2 = join(dir, 'guard-out2');
+    const unsafe = await failureOf((await startRestore(env.client, TQ, { backupId: r.backupId, store: destination, destination: out2 })).result());
+    assert.equal(unsafe.type, 'UnsafeManifest');
+    assert.match(unsafe.message, /escapes the destination/);
+    assert.equal(existsSync(join(dir, 'escaped.txt')), false);
+    assert.equal(existsSync(out2), false, 'nothing was written');
+  });
+
+  it('verification finds a corrupted object; pruning then does not run, and restore refuses the bad file', async () => {
+    const src = join(dir, 'corrupt-src');
+    makeTree(src);
+    const destination = `file://${dir}/corrupt-store`;
+    const input: BackupInput = { name: 'corrupt', sources: [{ type: 'files', name: 'm', path: src }], destination, retention: { keepLast: 1 } };
+    const good: BackupResult = await (await startBackup(env.client, TQ, input)).result();
+    const store = new FileStore(join(dir, 'corrupt-store'));
+    const manifest = JSON.parse(Buffer.from((await store.get(manifestKey(good.backupId)))!).toString()) as Manifest;
+    const victim = manifest.sources[0].files.find((f) => f.path === 'models/llama/part-2.bin')!;
+    const blob = join(dir, 'corrupt-store', objectKey(victim.sha256));
+    const bytes = readFileSync(blob);
+    bytes[100] ^= 0xff;
+    writeFileSync(blob, bytes);
+
+    const h = await startBackup(env.client, TQ, input);
+    const err = await failureOf(h.result());
+    assert.equal(err.type, 'VerificationFailed');
+    assert.match(err.message, /m\/models\/llama\/part-2\.bin \(checksum mismatch\)/);
+    assert.deepEqual((await h.describe()).searchAttributes.DrydockBackupPhase, ['Failed']);
+    const listed = await listBackups(store, 'corrupt');
+    assert.equal(listed.length, 2, 'keepLast 1 did not prune after a failed verification');
+    assert.deepEqual(listed.map((b) => b.verified), [false, true]);
+
+    const rerr = await failureOf((await startRestore(env.client, TQ, { backupId: good.backupId, store: destination, destination: join(dir, 'corrupt-out') })).result());
+    assert.equal(rerr.type, 'ChecksumMismatch');
+    assert.equal(existsSync(join(dir, 'corrupt-out/m/models/llama/part-2.bin')), false, 'the corrupt file was not written');
+    assert.equal(existsSync(join(dir, 'corrupt-out/m/models/llama/part-1.bin')), true);
+  });
+
+  it('retention keepLast removes old backups and their unreferenced objects; the kept ones still restore', async () => {
+    const src = join(dir, 'ret-src');
+    const destination = `file://${dir}/ret-store`;
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      rmSync(src, { recursive: true, force: true });
+      makeTree(src, { seed: String(i), files: 2 });
+      const r: BackupResult = await (await startBackup(env.client, TQ, { name: 'ret', sources: [{ type: 'files', name: 'm', path: src }], destination, retention: { keepLast: 2 } })).result();
+      ids.push(r.backupId);
+      if (i === 2) {
+        assert.deepEqual(r.prune?.removed.map((x) => x.backupId), [ids[0]]);
+        assert.ok(r.prune!.sweptObjects >= 3, `objects only the first backup used were swept (${r.prune!.sweptObjects})`);
+      }
+    }
+    const store = new FileStore(join(dir, 'ret-store'));
+    assert.deepEqual((await listBackups(store, 'ret')).map((b) => b.backupId), [ids[2], ids[1]]);
+    const out = join(dir, 'ret-out');
+    await (await startRestore(env.client, TQ, { backupId: ids[1], store: destination, destination: out })).result();
+    assert.equal(readFileSync(join(out, 'm/config/pool.yaml'), 'utf8'), 'name: demo\nseed: 1\n');
+  });
+
+  it('hooks run before and after; a failing continue-hook gives PartiallyFailed, a failing fail-hook fails the backup but post hooks still run', async () => {
+    const src = join(dir, 'hook-src');
+    makeTree(src, { files: 1 });
+    const log = join(dir, 'hooks.log');
+    const sh = (line: string) => ['/bin/sh', '-c', `echo ${line} >> ${log}`];
+    const destination = `file://${dir}/hook-store`;
+    const base = { sources: [{ type: 'files' as const, name: 'm', path: src }], destination };
+    const r: BackupResult = await (
+      await startBackup(env.client, TQ, {
+        ...base,
+        name: 'hooks-a',
+        hooks: { pre: [{ name: 'quiesce', exec: sh('pre') }], post: [{ name: 'broken', exec: ['/bin/false'], onError: 'continue' }, { name: 'resume', exec: sh('post') }] },
+      })
+    ).result();
+    assert.equal(r.phase, 'PartiallyFailed');
+    assert.equal(readFileSync(log, 'utf8'), 'pre\npost\n');
+
+    const h = await startBackup(env.client, TQ, {
+      ...base,
+      name: 'hooks-b',
+      hooks: { pre: [{ name: 'slow', exec: ['/bin/sleep', '30'], timeoutSeconds: 1 }], post: [{ name: 'resume', exec: sh('post-b') }] },
+    });
+    const err = await failureOf(h.result());
+    assert.equal(err.type, 'HookFailed');
+    assert.match(err.message, /pre-hook 'slow' failed: .*timed out after 1s/);
+    assert.match(readFileSync(log, 'utf8'), /post-b/);
+    assert.deepEqual((await listBackups(new FileStore(join(dir, 'hook-store')), 'hooks-b')).map((b) => b.phase), ['Incomplete'], 'no manifest was written');
+  });
+
+  it('snapshots the data disks of a local pool; retention deletes the snapshots of pruned backups', async () => {
+    const destination = `file://${dir}/snap-store`;
+    const input: BackupInput = { name: 'snaps', sources: [{ type: 'snapshot', name: 'disks', pool: 'demo' }], destination, retention: { keepLast: 1 } };
+    const r1: BackupResult = await (await startBackup(env.client, TQ, input)).result();
+    assert.equal(r1.snapshots, 1);
+    const snap1 = r1.sources[0].snapshots![0];
+    assert.equal(snap1.nodeId, fleet.nodeIds[0]);
+    assert.equal(snap1.state, 'ready');
+    assert.ok(existsSync(fleet.provider.snapshotDataDir(snap1.snapshotId)), 'the snapshot holds a copy of the node data dir');
+    const r2: BackupResult = await (await startBackup(env.client, TQ, input)).result();
+    assert.deepEqual(r2.prune?.removed.map((x) => x.backupId), [r1.backupId]);
+    const left = (await fleet.provider.listSnapshots()).map((s) => s.id);
+    assert.deepEqual(left, [r2.sources[0].snapshots![0].snapshotId], 'the pruned backup\'s snapshot was deleted');
+  });
+
+  it('rejects bad inputs with InvalidArgument naming the field', async () => {
+    const ok = { name: 'bad', sources: [{ type: 'files', name: 'm', path: '/tmp' }], destination: `file://${dir}/bad` };
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ ...ok, destination: 'gs://bucket/x' }, /^destination: unknown scheme 'gs:\/\/'/],
+      [{ ...ok, sources: [{ type: 'files', name: 'm', path: '/data/../etc' }] }, /^sources\[0\]\.path: .*'\.\.'/],
+      [{ ...ok, sources: [{ type: 'files', name: 'm' }] }, /^sources\[0\]\.path: is required/],
+      [{ ...ok, sources: [] }, /^sources: expected a non-empty list/],
+      [{ sources: ok.sources, destination: ok.destination }, /^name: is required/],
+    ];
+    for (const [input, message] of cases) {
+      const err = await failureOf((await startBackup(env.client, TQ, input as unknown as BackupInput)).result());
+      assert.equal(err.type, 'InvalidArgument');
+      assert.match(err.message, message);
+    }
+    const rerr = await failureOf(
+      (await startRestore(env.client, TQ, { backupId: 'bad/20260101T000000Z', store: 'ftp://x', destination: join(dir, 'x') })).result(),
+    );
+    assert.match(rerr.message, /^store: unknown scheme/);
+  });
+});

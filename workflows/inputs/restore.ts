@@ -1,0 +1,42 @@
+import { invalidArgument } from '../errors.ts';
+import { BACKUP_STAMP, parseAbsolutePath, parseStore } from './backup.ts';
+import { optionalBoolean, POOL_NAME, rejectUnknown, requireObject, requireString } from './validate.ts';
+
+/** Input of the `restore` workflow (public API). */
+export interface RestoreInput {
+  /** `<name>/<time>`, as `drydock backup list` shows it. */
+  backupId: string;
+  /** The store the backup was written to (the backup's destination). */
+  store: string;
+  /** Directory to restore into; must be empty unless overwrite. */
+  destination: string;
+  /** Restore only this source, directly into destination (default: every source into destination/<source>). */
+  source?: string;
+  overwrite?: boolean;
+}
+
+export type RestoreConfig = Required<Omit<RestoreInput, 'source'>> & { source?: string };
+
+export const RESTORE_DEFAULTS = { overwrite: false } as const;
+
+export function restoreWorkflowId(backupId: string): string {
+  return `restore/${backupId}`;
+}
+
+export function parseRestoreInput(raw: unknown): RestoreConfig {
+  const obj = requireObject(raw, 'input');
+  rejectUnknown(obj, ['backupId', 'store', 'destination', 'source', 'overwrite']);
+  const backupId = requireString(obj, 'backupId');
+  const [name, stamp, ...rest] = backupId.split('/');
+  if (rest.length || !POOL_NAME.test(name ?? '') || !BACKUP_STAMP.test(stamp ?? '')) {
+    throw invalidArgument('backupId', `'${backupId}' is not a backup id: expected <name>/<YYYYMMDDTHHMMSSZ> as 'drydock backup list' prints it`);
+  }
+  const source = obj.source === undefined ? undefined : requireString(obj, 'source');
+  return {
+    backupId,
+    store: parseStore(obj, 'store'),
+    destination: parseAbsolutePath(obj, 'destination'),
+    ...(source ? { source } : {}),
+    overwrite: optionalBoolean(obj, 'overwrite', RESTORE_DEFAULTS.overwrite),
+  };
+}

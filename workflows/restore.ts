@@ -1,0 +1,65 @@
+import { ActivityFailure, ApplicationFailure, defineQuery, proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { BackupActivities } from '../activities/backup/index.ts';
+import { invalidArgument } from './errors.ts';
+import { DRYDOCK_BACKUP_PHASE, type BackupPhase } from './inputs/backup.ts';
+import { parseRestoreInput, restoreWorkflowId, type RestoreConfig, type RestoreInput } from './inputs/restore.ts';
+
+export interface RestoreStatus {
+  phase: BackupPhase;
+  step: 'validating' | 'checking' | 'restoring' | 'done';
+  files?: number;
+  bytes?: number;
+  error?: string;
+}
+
+export interface RestoreResult {
+  backupId: string;
+  destination: string;
+  files: number;
+  bytes: number;
+  sources: string[];
+}
+
+export const restoreStatusQuery = defineQuery<RestoreStatus>('status');
+
+const short = { startToCloseTimeout: '5 minutes', retry: { maximumInterval: '10 seconds', maximumAttempts: 10 } } as const;
+const long = {
+  startToCloseTimeout: '24 hours',
+  heartbeatTimeout: '15 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
+} as const;
+
+/** Checks the manifest and the destination once, then writes every file, each verified against its sha256. */
+export async function restore(rawInput: RestoreInput): Promise<RestoreResult> {
+  const status: RestoreStatus = { phase: 'InProgress', step: 'validating' };
+  setHandler(restoreStatusQuery, () => status);
+  const setPhase = (phase: BackupPhase) => {
+    status.phase = phase;
+    upsertSearchAttributes([{ key: DRYDOCK_BACKUP_PHASE, value: phase }]);
+    setCurrentDetails(`**restore** — **${phase}** (${status.step})${status.error ? `\nerror: ${status.error}` : ''}`);
+  };
+  setPhase('InProgress');
+  try {
+    const input: RestoreConfig = parseRestoreInput(rawInput);
+    const expected = restoreWorkflowId(input.backupId);
+    if (workflowInfo().workflowId !== expected) {
+      throw invalidArgument('workflowId', `must be '${expected}' so that one backup is not restored twice at once`);
+    }
+    const acts = proxyActivities<BackupActivities>(short);
+    const slow = proxyActivities<BackupActivities>(long);
+    const req = { store: input.store, backupId: input.backupId, destination: input.destination, source: input.source, overwrite: input.overwrite };
+    status.step = 'checking';
+    const plan = await acts.prepareRestore.executeWithOptions({ summary: `check ${input.backupId} and ${input.destination}` }, [req]);
+    Object.assign(status, { files: plan.files, bytes: plan.bytes, step: 'restoring' });
+    setPhase('InProgress');
+    const out = await slow.restoreFiles.executeWithOptions({ summary: `restore ${plan.files} files into ${input.destination}` }, [req]);
+    status.step = 'done';
+    setPhase('Completed');
+    return { backupId: input.backupId, destination: input.destination, files: out.files, bytes: out.bytes, sources: plan.sources };
+  } catch (err) {
+    const cause = err instanceof ActivityFailure ? err.cause : err;
+    status.error = (cause as Error).message;
+    setPhase('Failed');
+    throw cause instanceof ApplicationFailure ? cause : err;
+  }
+}
