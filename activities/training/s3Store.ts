@@ -14,7 +14,11 @@ export class S3Store implements ObjectStore {
     this.bucket = u.hostname;
     this.prefix = u.pathname.replace(/^\/+|\/+$/g, '');
     const endpoint = env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
-    this.client = new S3Client({ region: env.AWS_REGION ?? 'us-east-1', ...(endpoint ? { endpoint, forcePathStyle: true } : {}) });
+    const credentials =
+      env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+        ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, sessionToken: env.AWS_SESSION_TOKEN }
+        : undefined; // the SDK's default chain (profiles, instance roles)
+    this.client = new S3Client({ region: env.AWS_REGION ?? 'us-east-1', ...(credentials ? { credentials } : {}), ...(endpoint ? { endpoint, forcePathStyle: true } : {}) });
   }
   private key(k: string): string {
     return this.prefix ? `${this.prefix}/${k}` : k;

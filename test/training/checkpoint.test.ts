@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createTrainingActivities } from '../../activities/training/activities.ts';
+import { backendForModel, loadBackend, supportsModel, type LoadedBackend } from '../../activities/training/backend.ts';
+import { ChecksumError, listCheckpointRounds, loadCheckpoint, roundDir, saveCheckpoint } from '../../activities/training/checkpoint.ts';
+import { batchOrder, loadDataset, MNIST_TEST_SAMPLES, shardIndices } from '../../activities/training/data.ts';
+import { buildModel, flatWeights } from '../../activities/training/model.ts';
+import { outerStep } from '../../activities/training/outer.ts';
+import { openStore } from '../../activities/training/store.ts';
+import type { AggregateResult, TrainShardResult } from '../../activities/training/types.ts';
+import { startMoto, type Moto } from '../helpers/moto.ts';
+
+describe('training building blocks on real tfjs and real digits', () => {
+  let lb: LoadedBackend;
+  let dir: string;
+  let moto: Moto;
+  before(async () => {
+    lb = await loadBackend();
+    dir = mkdtempSync(join(tmpdir(), 'drydock-ckpt-'));
+    moto = await startMoto();
+  });
+  after(async () => {
+    await moto?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('loads the best backend this host has and says why better ones did not load', () => {
+    assert.ok(['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'].includes(lb.best));
+    if (lb.best === 'wasm') assert.ok(lb.skipped.some((s) => s.startsWith('@tensorflow/tfjs-node')), lb.skipped.join('; '));
+  });
+
+  it('runs cnn jobs on cpu when the best backend lacks convolution gradients, instead of failing mid-job', async () => {
+    assert.equal(supportsModel(lb.tf, 'cpu', 'cnn'), true);
+    assert.equal(backendForModel(lb, 'mlp'), lb.best);
+    if (lb.best === 'wasm') {
+      assert.equal(supportsModel(lb.tf, 'wasm', 'cnn'), false, 'wasm registers no Conv2DBackpropFilter');
+      assert.equal(backendForModel(lb, 'cnn'), 'cpu');
+    }
+    // A real cnn shard: prepare, 3 steps, aggregate, all on the backend chosen for cnn.
+    const acts = createTrainingActivities();
+    const env = new MockActivityEnvironment();
+    const ref = { job: 'cnn', instance: 'i', checkpointUri: `file://${dir}`, dataset: 'mnist' as const, model: 'cnn' as const, seed: 3 };
+    await env.run(acts.prepareTrainingJob, ref);
+    const shard: TrainShardResult = await env.run(acts.trainShard, { ...ref, round: 1, shard: 0, of: 1, innerSteps: 3, batchSize: 16, lr: 0.001, weightDecay: 0.01 });
+    assert.equal(shard.finite, true);
+    assert.equal(shard.backend, backendForModel(lb, 'cnn'));
+    const agg: AggregateResult = await env.run(acts.aggregateRound, { ...ref, round: 1, deltas: [{ key: shard.deltaKey!, sha256: shard.deltaSha256! }], outerLr: 1, outerMomentum: 0, evaluate: false, everyRounds: 1, keepLast: 1 });
+    assert.equal(agg.finite, true);
+    assert.ok(Math.abs(agg.deltaNorm - shard.deltaNorm!) < 1e-4, 'one shard with lr 1, momentum 0: the global step is that shard\'s delta');
+    await lb.tf.setBackend(lb.best === 'tensorflow-gpu' ? 'tensorflow' : lb.best);
+  });
+
+  it('saves and loads a checkpoint bit for bit through the tfjs IOHandler, on file:// and s3://', async () => {
+    const s3 = new S3Client({ region: 'us-east-1', endpoint: moto.endpoint, forcePathStyle: true, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    await s3.send(new CreateBucketCommand({ Bucket: 'ckpt' }));
+    const s3env = { AWS_ENDPOINT_URL_S3: moto.endpoint, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1' };
+    for (const store of [await openStore(`file://${dir}`), await openStore('s3://ckpt/jobs', s3env)]) {
+      const model = buildModel(lb.tf, 'mlp', loadDataset('mnist'), 7);
+      const momentum = Float32Array.from({ length: flatWeights(model).length }, (_, i) => Math.sin(i));
+      const meta = await saveCheckpoint(lb.tf, store, roundDir('rt', 5), model, 'rt', 5, 'inst', momentum);
+      const loaded = await loadCheckpoint(lb.tf, store, roundDir('rt', 5), true);
+      assert.deepEqual(Buffer.from(flatWeights(loaded.model).buffer), Buffer.from(flatWeights(model).buffer), `${store.uri}: weights are identical`);
+      assert.deepEqual(loaded.model.layers.map((l) => l.getConfig()), model.layers.map((l) => l.getConfig()), 'same topology');
+      assert.deepEqual(Buffer.from(loaded.momentum!.buffer), Buffer.from(momentum.buffer));
+      assert.equal(loaded.meta.weightsSha256, meta.weightsSha256);
+      assert.equal(meta.parameters, 784 * 128 + 128 + 128 * 10 + 10);
+      assert.deepEqual(await listCheckpointRounds(store, 'rt'), [5]);
+      model.dispose();
+      loaded.model.dispose();
+    }
+    // A flipped byte in weights.bin is caught by the checksum.
+    const file = join(dir, 'rt/round-000005/weights.bin');
+    const bytes = readFileSync(file);
+    bytes[100] ^= 0xff;
+    writeFileSync(file, bytes);
+    await assert.rejects(loadCheckpoint(lb.tf, await openStore(`file://${dir}`), roundDir('rt', 5)), ChecksumError);
+  });
+
+  it('outer step: lr 1, momentum 0 is plain averaging; otherwise it matches tf.train.momentum(lr, m, nesterov)', () => {
+    const theta = Float32Array.from([1, -2, 3, 0.5]);
+    const deltas = [Float32Array.from([0.1, 0.2, -0.3, 0]), Float32Array.from([0.3, 0, -0.1, 0.2])];
+    const mean = deltas[0].map((v, i) => (v + deltas[1][i]) / 2);
+    const avg = Float32Array.from(theta);
+    outerStep(avg, mean, undefined, 1, 0);
+    assert.deepEqual([...avg].map((v) => +v.toFixed(6)), [1.2, -1.9, 2.8, 0.6]);
+
+    const { tf } = lb;
+    const v = tf.variable(tf.tensor1d(theta));
+    const opt = tf.train.momentum(0.7, 0.9, true);
+    const mine = Float32Array.from(theta);
+    const buf = new Float32Array(theta.length);
+    for (let step = 0; step < 3; step++) {
+      const g = mean.map((d) => -d * (step + 1)); // a pseudo-gradient that changes each step
+      opt.applyGradients([{ name: v.name, tensor: tf.tensor1d(g) }]);
+      outerStep(mine, g.map((x) => -x), buf, 0.7, 0.9);
+    }
+    const ref = v.dataSync();
+    mine.forEach((x, i) => assert.ok(Math.abs(x - ref[i]) < 1e-5, `param ${i}: ${x} vs tf ${ref[i]}`));
+    opt.dispose();
+    v.dispose();
+  });
+
+  it('splits the 10,000 mnist digits with a fixed seed and shards them disjointly and reproducibly', () => {
+    const ds = loadDataset('mnist');
+    assert.equal(ds.train.n + ds.test.n, 10_000);
+    assert.equal(ds.test.n, MNIST_TEST_SAMPLES);
+    const counts = new Array(10).fill(0);
+    ds.test.y.forEach((y) => counts[y]++);
+    assert.ok(counts.every((c) => c > 60), `every digit is in the held-out set: ${counts}`);
+    const shards = [0, 1, 2].map((s) => shardIndices(ds.train, s, 3));
+    const all = new Set(shards.flatMap((s) => [...s]));
+    assert.equal(all.size, ds.train.n, 'shards partition the training set');
+    const a = batchOrder(shards[1], 9, 4, 1, 10, 32);
+    assert.deepEqual(a, batchOrder(shards[1], 9, 4, 1, 10, 32), 'a retried shard sees the same batches');
+    assert.notDeepEqual(a, batchOrder(shards[1], 9, 5, 1, 10, 32), 'another round sees other batches');
+    assert.ok([...a].every((i) => shards[1].includes(i)));
+  });
+});
