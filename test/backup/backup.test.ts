@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
-import { WorkflowFailedError } from '@temporalio/client';
+import { ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowFailedError } from '@temporalio/client';
+import { execFileSync } from 'node:child_process';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { listBackups } from '../../activities/backup/catalog.ts';
@@ -13,9 +15,18 @@ import { FileStore, openStore, s3ClientFromEnv } from '../../activities/stores/i
 import type { BackupResult } from '../../workflows/backup.ts';
 import { DRYDOCK_BACKUP_PHASE, type BackupInput } from '../../workflows/inputs/backup.ts';
 import type { RestoreResult } from '../../workflows/restore.ts';
-import { spawnWorker, startFleet, type TestFleet, type WorkerProcess } from '../helpers/fleet.ts';
+import { spawnWorker, startFleet, waitFor, type TestFleet, type WorkerProcess } from '../helpers/fleet.ts';
 import { startMoto, type Moto } from '../helpers/moto.ts';
-import { startDevServer } from '../helpers/temporal.ts';
+import { startDevServer, temporalBin } from '../helpers/temporal.ts';
+import {
+  createBackupSchedule,
+  deleteBackupSchedule,
+  describeBackupSchedule,
+  listBackupSchedules,
+  pauseBackupSchedule,
+  triggerBackupSchedule,
+  unpauseBackupSchedule,
+} from '../../scripts/schedules/backup.ts';
 import { makeTree, startBackup, startRestore, treeDigest } from './helpers.ts';
 
 const TQ = 'backup-e2e';
@@ -219,6 +230,69 @@ describe('backup and restore workflows on a real dev server (file:// and s3:// o
     assert.deepEqual(r2.prune?.removed.map((x) => x.backupId), [r1.backupId]);
     const left = (await fleet.provider.listSnapshots()).map((s) => s.id);
     assert.deepEqual(left, [r2.sources[0].snapshots![0].snapshotId], 'the pruned backup\'s snapshot was deleted');
+  });
+
+  it('a worker SIGKILLed mid-copy: the retried copy resumes, no file is copied twice, one consistent manifest', async () => {
+    const src = join(dir, 'crash-src');
+    mkdirSync(src);
+    const N = 3000;
+    for (let i = 0; i < N; i++) writeFileSync(join(src, `f${String(i).padStart(5, '0')}.bin`), randomBytes(8192));
+    const storeDir = join(dir, 'crash-store');
+    const objectsDir = join(storeDir, 'objects');
+    const blobs = () => (existsSync(objectsDir) ? readdirSync(objectsDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && !e.name.includes('.partial-')) : []);
+    const h = await startBackup(env.client, TQ, { name: 'crash', sources: [{ type: 'files', name: 'm', path: src }], destination: `file://${storeDir}` });
+    await waitFor(() => blobs().length >= 300, 60_000, 'the copy to be under way');
+    await worker.kill('SIGKILL');
+    // Every object stored before the crash, by inode: a re-copy would replace the file (new inode).
+    const before = new Map(blobs().map((e) => [join(e.parentPath, e.name), statSync(join(e.parentPath, e.name)).ino]));
+    assert.ok(before.size < N, `killed mid-copy (${before.size} of ${N} stored)`);
+    worker = await spawnWorker(fleet, env.address, TQ);
+    const r: BackupResult = await h.result();
+    assert.equal(r.phase, 'Completed');
+    assert.equal(r.files, N);
+    assert.equal(r.verification?.ok, true, 'the restore test passed');
+    assert.ok(r.sources[0].copy!.resumedFiles > 0, 'the retry reused the entries staged before the crash');
+    for (const [path, ino] of before) assert.equal(statSync(path).ino, ino, `${path} was not copied again`);
+    const after = blobs();
+    assert.equal(after.length, N, 'one object per distinct file, nothing extra');
+    assert.equal(readdirSync(objectsDir, { recursive: true }).filter((n) => String(n).includes('.partial-')).length, 0, 'no partial left behind');
+    const manifest = JSON.parse(readFileSync(join(storeDir, manifestKey(r.backupId)), 'utf8')) as Manifest;
+    assert.equal(new Set(manifest.sources[0].files.map((f) => f.path)).size, N, 'each file exactly once in the manifest');
+    const attempts = (await h.fetchHistory()).events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+    assert.ok(attempts.some((a) => a! >= 2), 'the copy activity ran a second attempt');
+  });
+
+  it('a schedule created and triggered through the server runs a backup; pause, unpause and delete work', async () => {
+    const src = join(dir, 'sched-src');
+    makeTree(src, { files: 1 });
+    const destination = `file://${dir}/sched-store`;
+    const id = await createBackupSchedule(env.client, { input: { name: 'nightly', sources: [{ type: 'files', name: 'm', path: src }], destination }, every: '24h', taskQueue: TQ });
+    assert.equal(id, 'backup/nightly');
+    const listed = execFileSync(temporalBin(), ['schedule', 'list', '--address', env.address], { encoding: 'utf8' });
+    assert.match(listed, /backup\/nightly/, '`temporal schedule list` shows it');
+    const desc = await describeBackupSchedule(env.client, 'nightly');
+    assert.equal(desc.policies.overlap, ScheduleOverlapPolicy.SKIP);
+
+    await triggerBackupSchedule(env.client, 'nightly');
+    let workflowId = '';
+    await waitFor(async () => {
+      const action = (await describeBackupSchedule(env.client, 'nightly')).info.recentActions[0];
+      workflowId = action?.action.type === 'startWorkflow' ? action.action.workflow.workflowId : '';
+      return !!workflowId;
+    }, 30_000, 'the schedule to start a backup');
+    assert.match(workflowId, /^backup\/nightly-\d{4}-\d{2}-\d{2}T/);
+    const r: BackupResult = await env.client.workflow.getHandle(workflowId).result();
+    assert.equal(r.phase, 'Completed');
+    assert.match(r.backupId, /^nightly\/\d{8}T\d{6}Z$/);
+    assert.deepEqual((await listBackups(new FileStore(join(dir, 'sched-store')), 'nightly')).map((b) => b.backupId), [r.backupId]);
+
+    await pauseBackupSchedule(env.client, 'nightly');
+    assert.equal((await describeBackupSchedule(env.client, 'nightly')).state.paused, true);
+    await unpauseBackupSchedule(env.client, 'nightly');
+    assert.equal((await describeBackupSchedule(env.client, 'nightly')).state.paused, false);
+    assert.deepEqual((await listBackupSchedules(env.client)).map((s) => s.scheduleId), ['backup/nightly']);
+    await deleteBackupSchedule(env.client, 'nightly');
+    await assert.rejects(describeBackupSchedule(env.client, 'nightly'), ScheduleNotFoundError);
   });
 
   it('rejects bad inputs with InvalidArgument naming the field', async () => {
