@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { ApplicationFailure } from '@temporalio/common';
+import { PrivateIpAgent } from '../../activities/providers/bootHook.ts';
+import { PROVIDER_AUTH, PROVIDER_CONFIG } from '../../activities/providers/errors.ts';
+import { classifyGceError, fixedTokenAuth, gceErrorInfo, GceProvider, LABEL_REQUEST, type GceOptions } from '../../activities/providers/gce.ts';
+import { keyHash } from '../../activities/providers/naming.ts';
+import { CapacityError } from '../../activities/providers/types.ts';
+import { startGceFake, type GceFake } from '../fakes/gce/server.ts';
+
+const TOKEN = 'fake-gce-token';
+
+describe('gce provider (real @google-cloud/compute client) against the strict GCE fake', () => {
+  let fake: GceFake;
+  const made: GceProvider[] = [];
+  const provider = (opts: Partial<GceOptions> = {}, token = TOKEN) => {
+    const p = new GceProvider(
+      { project: fake.project, zone: 'us-central1-a', sourceImage: 'projects/debian-cloud/global/images/family/debian-12', apiEndpoint: '127.0.0.1', port: fake.port, protocol: 'http', ...opts },
+      new PrivateIpAgent(9400),
+      'pool gpu',
+      fixedTokenAuth(token),
+    );
+    made.push(p);
+    return p;
+  };
+  const spec = { pool: 'gpu', instanceType: 'a2-highgpu-1g' };
+
+  before(async () => (fake = await startGceFake({ token: TOKEN, pollsToDone: 3 })));
+  beforeEach(() => fake.calls.clear());
+  after(async () => {
+    await Promise.all(made.map((p) => p.close()));
+    await fake.stop();
+  });
+
+  it('provisioning twice with one key (also at once) makes one labelled, running instance', async () => {
+    const p = provider({ spot: true, startupScript: 'echo {{nodeId}}' });
+    const [a, b] = await Promise.all([p.provision(spec, 'replace/gpu/n1/provision'), p.provision(spec, 'replace/gpu/n1/provision')]);
+    const c = await p.provision(spec, 'replace/gpu/n1/provision');
+    assert.equal(a.id, b.id);
+    assert.equal(a.id, c.id);
+    assert.equal(fake.instances().filter((i) => i.labels['drydock-pool'] === 'gpu').length, 1, 'one instance for one key');
+    assert.equal(a.state, 'running');
+    assert.equal(a.instanceType, 'a2-highgpu-1g');
+    assert.equal(a.agentUrl, `http://${a.privateIp}:9400`);
+    assert.deepEqual(
+      { pool: a.tags['drydock-pool'], node: a.tags['drydock-node'], managed: a.tags['drydock-managed'], req: a.tags[LABEL_REQUEST] },
+      { pool: 'gpu', node: a.id, managed: 'true', req: keyHash('replace/gpu/n1/provision') },
+    );
+    // The operation was polled through RUNNING to DONE with ZoneOperationsClient.wait.
+    assert.ok((fake.calls.get('zoneOperations.wait') ?? 0) >= 3);
+  });
+
+  it('terminate twice is fine, as is an unknown node; a deleted node is gone from describe and list', async () => {
+    const p = provider();
+    const n = await p.provision(spec, 'k1');
+    const keep = await p.provision(spec, 'k2');
+    await Promise.all([p.terminate(n.id), p.terminate(n.id)]);
+    await p.terminate(n.id);
+    await p.terminate('gpu-nosuchnode');
+    assert.equal(await p.describe(n.id), undefined);
+    assert.ok((await p.list('gpu')).some((x) => x.id === keep.id));
+    assert.equal((await p.list('gpu')).some((x) => x.id === n.id), false);
+  });
+
+  it('lists by pool label only', async () => {
+    const p = provider({ zone: 'us-central1-b' });
+    await p.provision(spec, 'x1');
+    await p.provision({ pool: 'other', instanceType: 'a2-highgpu-1g' }, 'x2');
+    assert.deepEqual((await p.list('gpu')).map((n) => n.pool), ['gpu']);
+    assert.deepEqual((await p.list('other')).map((n) => n.pool), ['other']);
+    assert.deepEqual(await p.list('empty'), []);
+  });
+
+  it('disk snapshots: disks.createSnapshot once per key, list by label, delete twice', async () => {
+    const p = provider();
+    const n = await p.provision(spec, 'snap-node');
+    const req = { source: { nodeId: n.id }, idempotencyKey: 'backup/nightly/1', tags: { 'drydock-backup': 'nightly' } };
+    const [s1, s2] = await Promise.all([p.snapshot(req), p.snapshot(req)]);
+    assert.equal(s1.id, s2.id);
+    assert.equal(s1.state, 'ready');
+    assert.equal(s1.volumeId, n.id, 'the boot disk is named after the instance');
+    const byDisk = await p.snapshot({ source: { volumeId: `zones/us-central1-a/disks/${n.id}` }, idempotencyKey: 'other', tags: { 'drydock-backup': 'weekly' } });
+    assert.notEqual(byDisk.id, s1.id);
+    assert.deepEqual((await p.listSnapshots({ tags: { 'drydock-backup': 'nightly' } })).map((s) => s.id), [s1.id]);
+    await p.deleteSnapshot(s1.id);
+    await p.deleteSnapshot(s1.id);
+    assert.deepEqual(await p.listSnapshots({ tags: { 'drydock-backup': 'nightly' } }), []);
+    assert.equal((await p.listSnapshots()).length, 1);
+  });
+
+  it('an exhausted zone is a capacity error (the pool tries its next zone), leaving no instance', async () => {
+    fake.exhaustZone('europe-west4-a');
+    try {
+      const err = await provider({ zone: 'europe-west4-a' }).provision(spec, 'big').catch((e: unknown) => e);
+      assert.ok(err instanceof CapacityError, String(err));
+      assert.match(err.message, /ZONE_RESOURCE_POOL_EXHAUSTED/);
+      assert.equal(fake.instances().filter((i) => i.zone === 'europe-west4-a').length, 0);
+    } finally {
+      fake.exhaustZone('europe-west4-a', false);
+    }
+  });
+
+  it('rate limiting is retryable; a bad token and a bad name fail non-retryably saying what to fix', async () => {
+    fake.rateLimit(1);
+    const limited = await provider().describe('gpu-x').catch((e: unknown) => e);
+    assert.ok(limited instanceof Error && !(limited instanceof ApplicationFailure), 'throttling is left to retries');
+    assert.match(limited.message, /429 rateLimitExceeded/);
+
+    const auth = await provider({}, 'stolen').provision(spec, 'a').catch((e: unknown) => e);
+    assert.ok(auth instanceof ApplicationFailure);
+    assert.equal(auth.type, PROVIDER_AUTH);
+    assert.equal(auth.nonRetryable, true);
+    assert.match(auth.message, /GOOGLE_APPLICATION_CREDENTIALS/);
+    assert.doesNotMatch(auth.message, /stolen/, 'the credential never appears in the message');
+
+    const bad = await provider().provision({ pool: '9gpu', instanceType: 'a2' }, 'b').catch((e: unknown) => e);
+    assert.ok(bad instanceof ApplicationFailure);
+    assert.equal(bad.type, PROVIDER_CONFIG);
+    assert.match(bad.message, /resource.name.*Fix the pool name/s);
+  });
+
+  it('reads both error shapes gax versions produce (gRPC code 5, or HTTP 404 with the JSON body)', () => {
+    assert.equal(classifyGceError(gceErrorInfo({ code: 5, message: 'not found' })), 'not-found');
+    const http = gceErrorInfo({ code: 404, message: JSON.stringify({ error: { code: 404, message: 'gone', errors: [{ reason: 'notFound' }] } }) });
+    assert.deepEqual(http, { http: 404, reason: 'notFound', message: 'gone' });
+    assert.equal(classifyGceError(gceErrorInfo({ code: 8, message: 'Rate Limit Exceeded' })), 'throttle');
+    assert.equal(classifyGceError(gceErrorInfo({ code: 6, message: 'exists' })), 'conflict');
+  });
+});
