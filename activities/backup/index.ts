@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { HookConfig, RetentionInput } from '../../workflows/inputs/backup.ts';
-import { PoolRegistry } from '../pools.ts';
 import { FileStore } from '../stores/file.ts';
 import { openStore } from '../stores/index.ts';
 import { listBackups, type BackupSummary } from './catalog.ts';
@@ -29,7 +28,7 @@ import {
 } from './layout.ts';
 import { isEmptyDir, loadManifest, planRestore, restoreOne } from './restoreFiles.ts';
 import { planRetention } from './retention.ts';
-import { providerOf, snapshotSource } from './snapshots.ts';
+import { providerOf, snapshotSource, type ProviderLookup } from './snapshots.ts';
 import { createHash } from 'node:crypto';
 
 const TOOL_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -37,7 +36,7 @@ const TOOL_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', impo
 const IN_PROGRESS_GRACE_MS = 24 * 3600_000;
 
 export interface BackupActivityDeps {
-  pools: PoolRegistry;
+  pools: ProviderLookup;
 }
 
 export interface WriteManifestInput {

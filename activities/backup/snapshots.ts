@@ -1,7 +1,12 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { PoolRegistry, UnknownPoolError } from '../pools.ts';
+import { UnknownPoolError } from '../pools.ts';
 import type { Provider } from '../providers/types.ts';
+
+/** What backups need of the worker's pools: the provider holding a pool's nodes (PoolRegistry has it). */
+export interface ProviderLookup {
+  get(pool: string): { provider: Provider };
+}
 import type { SnapshotRecord } from './layout.ts';
 
 /** Tag (label) every backup snapshot carries; GCE label values allow only [a-z0-9_-]. */
@@ -17,7 +22,7 @@ export interface SnapshotSourceInput {
   source: { name: string; pool: string; nodes?: string[] };
 }
 
-export function providerOf(pools: PoolRegistry, pool: string): Provider {
+export function providerOf(pools: ProviderLookup, pool: string): Provider {
   try {
     return pools.get(pool).provider;
   } catch (err) {
@@ -27,7 +32,7 @@ export function providerOf(pools: PoolRegistry, pool: string): Provider {
 }
 
 /** Snapshots the data disk of every chosen live node of the pool and waits until all are ready. */
-export async function snapshotSource(pools: PoolRegistry, input: SnapshotSourceInput): Promise<SnapshotRecord[]> {
+export async function snapshotSource(pools: ProviderLookup, input: SnapshotSourceInput): Promise<SnapshotRecord[]> {
   const ctx = Context.current();
   const { pool, nodes, name } = input.source;
   const provider = providerOf(pools, pool);
