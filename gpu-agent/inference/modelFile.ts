@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const SHA256_RE = /^[0-9a-fA-F]{64}$/;
@@ -24,14 +24,7 @@ export function sha256File(path: string): Promise<string> {
 }
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-
-// Runs in a child node process: reads the metadata and vocabulary (no weights, no GPU).
-const PREFLIGHT = `
-import { getLlama } from 'node-llama-cpp';
-const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' });
-const model = await llama.loadModel({ modelPath: process.argv[1], vocabOnly: true });
-process.stdout.write(JSON.stringify({ trainContextSize: model.trainContextSize }));
-`;
+const PREFLIGHT_MAIN = join(dirname(fileURLToPath(import.meta.url)), 'preflightMain.ts');
 
 /**
  * llama.cpp aborts the whole process on some malformed files (e.g. a duplicate vocabulary entry), so a
@@ -39,7 +32,7 @@ process.stdout.write(JSON.stringify({ trainContextSize: model.trainContextSize }
  */
 export function preflightModel(path: string, timeoutMs = 60_000): Promise<{ trainContextSize: number }> {
   return new Promise((res, rej) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', PREFLIGHT, path], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', PREFLIGHT_MAIN, path], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));

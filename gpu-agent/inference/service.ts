@@ -82,8 +82,27 @@ export class InferenceService {
 
   /** The shared llama.cpp instance (`gpu: 'auto'`: CUDA, Vulkan or Metal when usable, else CPU). */
   llama(): Promise<Llama> {
-    this.llamaP ??= getLlama({ gpu: 'auto', build: 'never', logLevel: LlamaLogLevel.error, ...(this.opts.threads > 0 ? { maxThreads: this.opts.threads } : {}) });
+    this.llamaP ??= getLlama({
+      gpu: 'auto',
+      build: 'never',
+      logLevel: LlamaLogLevel.warn,
+      logger: (level, message) => {
+        // Kept so a failed load can say why (llama.cpp logs the reason, the exception only says "failed").
+        this.recentLog.push(message.trim());
+        if (this.recentLog.length > 20) this.recentLog.shift();
+        if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) console.error(`llama.cpp: ${message.trim()}`);
+      },
+      ...(this.opts.threads > 0 ? { maxThreads: this.opts.threads } : {}),
+    });
     return this.llamaP;
+  }
+
+  private recentLog: string[] = [];
+
+  private llamaSays(): string {
+    const lines = this.recentLog.filter((l) => /error|fail|missing|invalid/i.test(l)).slice(-2);
+    this.recentLog = [];
+    return lines.length ? ` (${lines.join('; ')})` : '';
   }
 
   get model(): ModelInfo | undefined {
@@ -135,10 +154,11 @@ export class InferenceService {
     }
     const llama = await this.llama();
     let model: LlamaModel;
+    this.recentLog = [];
     try {
       model = await llama.loadModel({ modelPath: path, gpuLayers: 'auto' });
     } catch (err) {
-      throw new ModelSwapError(422, `model ${path}: llama.cpp failed to load it: ${(err as Error).message}`);
+      throw new ModelSwapError(422, `model ${path}: llama.cpp failed to load it: ${(err as Error).message}${this.llamaSays()}`);
     }
     try {
       const contextPerSlot = Math.min(this.opts.slotContext, model.trainContextSize);
@@ -192,23 +212,24 @@ export class InferenceService {
     try {
       await seq.clearHistory();
       const before = seq.tokenMeter.getState();
-      const { text, stopReason } = await this.run(seq, req);
-      const used = seq.tokenMeter.diff(before);
-      this.onTokens(used.usedOutputTokens);
+      let generated = 0;
+      const { text, stopReason } = await this.run(seq, req, (n) => (generated += n));
+      this.onTokens(generated);
       return {
         model: s.info,
         text,
         finishReason: stopReason === 'abort' ? 'cancelled' : stopReason === 'maxTokens' ? 'length' : 'stop',
-        promptTokens: used.usedInputTokens,
-        completionTokens: used.usedOutputTokens,
+        promptTokens: seq.tokenMeter.diff(before).usedInputTokens,
+        completionTokens: generated,
       };
     } finally {
       s.pool.release(seq);
     }
   }
 
-  private async run(seq: LlamaContextSequence, req: GenerateRequest): Promise<{ text: string; stopReason: string }> {
+  private async run(seq: LlamaContextSequence, req: GenerateRequest, onTokens: (n: number) => void): Promise<{ text: string; stopReason: string }> {
     const common = {
+      onToken: (tokens: unknown[]) => onTokens(tokens.length),
       maxTokens: req.maxTokens,
       temperature: req.temperature,
       topP: req.topP,
