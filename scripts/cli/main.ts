@@ -1,9 +1,16 @@
 import { pathToFileURL } from 'node:url';
 import { ServiceError } from '@temporalio/client';
 import { Command, CommanderError } from 'commander';
+import { registerBackupCommands } from './backup.ts';
 import { registerPoolCommands } from './pool.ts';
 import { CliError, EXIT } from './runtime.ts';
 import { registerSetupCommand } from './setup.ts';
+
+/** Commander exits the process on usage errors by default; we map them to exit code 2 instead. */
+function exitOverrideAll(cmd: Command): void {
+  cmd.exitOverride();
+  for (const sub of cmd.commands) exitOverrideAll(sub);
+}
 
 /** The `drydock` command line: every command is a thin client of a Temporal workflow. */
 export function buildProgram(): Command {
@@ -19,11 +26,11 @@ export function buildProgram(): Command {
       '\nExit codes: 0 success, 1 the workflow failed or rolled back, 2 bad input, 3 cannot reach Temporal.\n' +
         'Connection settings follow the temporal CLI: profiles, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*.',
     )
-    .exitOverride()
     .showHelpAfterError(false);
   registerSetupCommand(program);
   registerPoolCommands(program);
-  for (const cmd of program.commands) cmd.exitOverride();
+  registerBackupCommands(program);
+  exitOverrideAll(program);
   return program;
 }
 
