@@ -1,16 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { LocalProvider, type LocalProviderOptions } from './providers/local.ts';
+import { parsePoolsDocument, PoolsFileError, type PoolConfig } from './providers/config.ts';
+import { providerForPool } from './providers/factory.ts';
 import type { Provider } from './providers/types.ts';
 
-export type ProviderConfig = { type: 'local' } & LocalProviderOptions;
-
-/** A pool as the control worker knows it: which provider holds its nodes and what they are. */
-export interface PoolConfig {
-  name: string;
-  instanceType: string;
-  provider: ProviderConfig;
-}
+export type { PoolConfig, ProviderConfig } from './providers/config.ts';
+export { PoolsFileError };
 
 export class UnknownPoolError extends Error {
   constructor(readonly pool: string, known: string[]) {
@@ -18,27 +13,26 @@ export class UnknownPoolError extends Error {
   }
 }
 
-/** Pools the worker serves, loaded from a YAML or JSON file: `{ pools: [ {name, instanceType, provider} ] }`. */
+/**
+ * Pools the worker serves, loaded from a YAML or JSON file: `{ pools: [ {name, instanceType,
+ * provider | providers + strategy} ] }` (see docs/providers.md). Bad files fail at start with
+ * the field named.
+ */
 export class PoolRegistry {
   private readonly providers = new Map<string, Provider>();
 
-  constructor(private readonly pools: PoolConfig[], private readonly agentToken: string) {
-    for (const p of pools) this.providers.set(p.name, this.makeProvider(p.provider));
+  constructor(private readonly pools: PoolConfig[], agentToken: string) {
+    for (const p of pools) this.providers.set(p.name, providerForPool(p, agentToken));
   }
 
   static fromFile(path: string, agentToken: string): PoolRegistry {
-    const doc = parseYaml(readFileSync(path, 'utf8')) as { pools?: PoolConfig[] };
-    if (!Array.isArray(doc?.pools)) throw new Error(`${path}: expected a top-level 'pools' list`);
-    doc.pools.forEach((p, i) => {
-      if (typeof p?.name !== 'string' || !p.name) throw new Error(`${path}: pools[${i}].name: expected a non-empty string`);
-      if (p.provider?.type !== 'local') throw new Error(`${path}: pools[${i}].provider.type: expected 'local'`);
-      if (typeof p.provider.stateDir !== 'string') throw new Error(`${path}: pools[${i}].provider.stateDir: expected a path`);
-    });
-    return new PoolRegistry(doc.pools, agentToken);
-  }
-
-  private makeProvider(cfg: ProviderConfig): Provider {
-    return new LocalProvider(cfg, this.agentToken);
+    let doc: unknown;
+    try {
+      doc = parseYaml(readFileSync(path, 'utf8'));
+    } catch (err) {
+      throw new PoolsFileError(`${path}: cannot read the pools file: ${(err as Error).message}`);
+    }
+    return new PoolRegistry(parsePoolsDocument(doc, path), agentToken);
   }
 
   names(): string[] {

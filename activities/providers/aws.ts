@@ -109,7 +109,7 @@ export function classifyAwsError(err: unknown): ErrorClass {
   if (THROTTLE_CODES.has(code)) return 'throttle';
   if (AUTH_CODES.has(code)) return 'auth';
   // A missing target (instance, snapshot) is gone; a missing AMI / subnet / group is a config mistake.
-  if (/^Invalid(InstanceID|Snapshot|Volume)\.(NotFound|Malformed)$/.test(code)) return 'not-found';
+  if (/^Invalid(InstanceID|Snapshot|SnapshotID|Volume|VolumeID)\.(NotFound|Malformed)$/.test(code)) return 'not-found';
   if (code.startsWith('Invalid') || code === 'MissingParameter' || code === 'IdempotentParameterMismatch' || code === 'ValidationError') return 'invalid';
   const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
   if (status === 401 || status === 403) return 'auth';

@@ -1,0 +1,46 @@
+import { AwsEc2Provider } from './aws.ts';
+import { LocalAgentBootHook, PrivateIpAgent, type AgentLocator } from './bootHook.ts';
+import { entryName, POOL_DEFAULTS, type AgentSettings, type PoolConfig, type ProviderConfig } from './config.ts';
+import { GceProvider } from './gce.ts';
+import { LocalProvider } from './local.ts';
+import { MultiProvider } from './multi.ts';
+import type { Provider } from './types.ts';
+
+function locator(agent: AgentSettings | undefined, agentToken: string): AgentLocator {
+  if (agent?.bootHook) {
+    const { type: _type, ...opts } = agent.bootHook;
+    return new LocalAgentBootHook(opts, agentToken);
+  }
+  return new PrivateIpAgent(agent?.port);
+}
+
+function build(cfg: ProviderConfig, label: string, agentToken: string): Provider {
+  switch (cfg.type) {
+    case 'local': {
+      const { type: _type, name: _name, ...opts } = cfg;
+      return new LocalProvider(opts, agentToken);
+    }
+    case 'aws-ec2': {
+      const { type: _type, name: _name, agent, ...opts } = cfg;
+      return new AwsEc2Provider(opts, locator(agent, agentToken), label);
+    }
+    case 'gce': {
+      const { type: _type, name: _name, agent, ...opts } = cfg;
+      return new GceProvider(opts, locator(agent, agentToken), label);
+    }
+  }
+}
+
+/** The provider of a pool: its one entry, or a MultiProvider over all of them. */
+export function providerForPool(pool: PoolConfig, agentToken: string): Provider {
+  const entries = pool.providers ?? [pool.provider];
+  if (entries.length === 1) return build(entries[0], `pool ${pool.name}`, agentToken);
+  return new MultiProvider(
+    entries.map((cfg) => ({
+      name: entryName(cfg),
+      provider: build(cfg, `pool ${pool.name} entry ${entryName(cfg)}`, agentToken),
+      price: pool.prices?.[entryName(cfg)],
+    })),
+    pool.strategy ?? POOL_DEFAULTS.strategy,
+  );
+}
