@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -213,6 +213,12 @@ describe('operator experience end to end: drydock CLI, encrypted payloads, worke
     const text = await (await fetch(metricsUrl)).text();
     assert.match(text, /^temporal_activity_execution_latency/m, "the SDK's own metrics");
     assert.match(text, /^drydock_worker_process_resident_memory_bytes/m);
+    // The Grafana dashboard's SDK panels query metrics this endpoint really serves.
+    const dash = readFileSync(join(REPO_ROOT, 'deploy/grafana/drydock-dashboard.json'), 'utf8');
+    const sdkNames = new Set([...dash.matchAll(/\btemporal_[a-z_]+/g)].map((m) => m[0].replace(/_(bucket|count|sum)$/, '')));
+    assert.ok(sdkNames.size >= 4);
+    const missing = [...sdkNames].filter((n) => !new RegExp(`^${n}(_bucket|_count|_sum)?\\{`, 'm').test(text));
+    assert.deepEqual(missing, [], 'every temporal_* metric on the dashboard is served');
   });
 
   it('a failed replacement exits 1 with the failure type, and the node stays in service', async () => {
