@@ -1,0 +1,76 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PoolRegistry } from '../../activities/pools.ts';
+import type { Provider } from '../../activities/providers/types.ts';
+import { agentProcesses, spawnWorker, waitFor, type TestFleet, type WorkerProcess } from './fleet.ts';
+
+export interface CloudFleet {
+  dir: string;
+  pool: string;
+  token: string;
+  poolsFile: string;
+  /** The pool's provider, built from the pools file exactly as the worker builds it. */
+  provider: Provider;
+  nodeIds: string[];
+  cleanup(): Promise<void>;
+}
+
+export interface CloudFleetOptions {
+  pool: string;
+  instanceType: string;
+  nodes: number;
+  /** Pools-file provider entries (aws-ec2 / gce pointed at moto / the GCE fake); the boot hook is added here. */
+  providers: Record<string, unknown>[];
+  strategy?: 'priority' | 'round-robin' | 'cheapest';
+  /** Seconds each stand-in instance takes to boot its agent. */
+  bootSeconds?: number;
+}
+
+/**
+ * A cloud pool for end-to-end tests: a pools file whose entries point at moto or the GCE fake,
+ * with the local-agent boot hook standing in for instances booting their gpu-agent from user-data,
+ * and `nodes` initial instances provisioned through the real provider and answering.
+ */
+export async function startCloudFleet(opts: CloudFleetOptions): Promise<CloudFleet> {
+  const dir = mkdtempSync(join(tmpdir(), 'drydock-cloud-'));
+  const token = randomBytes(24).toString('hex');
+  const bootHook = { type: 'local-agent', stateDir: join(dir, 'agents'), gpusPerNode: 2, bootSeconds: opts.bootSeconds ?? 1 };
+  const entries = opts.providers.map((p) => ({ ...p, agent: { bootHook } }));
+  const pool =
+    entries.length === 1
+      ? { name: opts.pool, instanceType: opts.instanceType, provider: entries[0] }
+      : { name: opts.pool, instanceType: opts.instanceType, strategy: opts.strategy ?? 'priority', providers: entries };
+  const poolsFile = join(dir, 'pools.yaml');
+  writeFileSync(poolsFile, JSON.stringify({ pools: [pool] }, null, 2));
+  const provider = PoolRegistry.fromFile(poolsFile, token).get(opts.pool).provider;
+  const nodeIds: string[] = [];
+  for (let i = 0; i < opts.nodes; i++) nodeIds.push((await provider.provision({ pool: opts.pool, instanceType: opts.instanceType }, `initial/${opts.pool}/${i}`)).id);
+  // describe() runs the boot hook, which starts each instance's agent.
+  await waitFor(async () => (await Promise.all(nodeIds.map((id) => provider.describe(id)))).every((n) => n?.agentUrl), 60_000, 'the initial agents to answer');
+  return {
+    dir,
+    pool: opts.pool,
+    token,
+    poolsFile,
+    provider,
+    nodeIds,
+    async cleanup() {
+      for (const p of agentProcesses(dir)) {
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The control worker on a cloud fleet's pools file; it takes credentials from this process's env. */
+export function spawnCloudWorker(fleet: CloudFleet, address: string, taskQueue: string): Promise<WorkerProcess> {
+  // spawnWorker reads only poolsFile and token; the local provider it is typed for plays no part.
+  return spawnWorker(fleet as unknown as TestFleet, address, taskQueue);
+}
