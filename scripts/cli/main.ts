@@ -5,6 +5,7 @@ import { registerBackupCommands } from './backup.ts';
 import { registerPoolCommands } from './pool.ts';
 import { CliError, EXIT } from './runtime.ts';
 import { registerSetupCommand } from './setup.ts';
+import { registerTrainCommands } from './train.ts';
 
 /** Commander exits the process on usage errors by default; we map them to exit code 2 instead. */
 function exitOverrideAll(cmd: Command): void {
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerSetupCommand(program);
   registerPoolCommands(program);
   registerBackupCommands(program);
+  registerTrainCommands(program);
   exitOverrideAll(program);
   return program;
 }

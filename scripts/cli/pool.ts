@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { InvalidArgumentError, type Command } from 'commander';
@@ -6,12 +5,11 @@ import { INVALID_ARGUMENT } from '../../workflows/errors.ts';
 import { parseReplaceNodeInput, replaceNodeWorkflowId, type ReplaceNodeInput } from '../../workflows/inputs/replaceNode.ts';
 import { POOL_NAME, POOL_NAME_HELP } from '../../workflows/inputs/validate.ts';
 import type { ReplaceNodeResult, ReplaceNodeStatus } from '../../workflows/replaceNode.ts';
-import { createProgress } from './progress.ts';
-import { badInput, globals, output, withClient, workflowFailure, type GlobalOptions } from './runtime.ts';
+import { badInput, globals, output, withClient, type GlobalOptions } from './runtime.ts';
+import { watchWorkflow } from './watch.ts';
 
 /** The phases of a successful replacement, in order; the bar counts them. */
 const REPLACE_PHASES = ['validating', 'cordoning', 'draining', 'terminating', 'provisioning', 'waiting-healthy'] as const;
-const POLL_MS = 1_000;
 
 function integer(v: string): number {
   if (!/^\d+$/.test(v)) throw new InvalidArgumentError('expected a whole number of seconds');
@@ -33,37 +31,20 @@ function replaceInput(pool: string, nodeId: string, opts: { reason?: string; dra
   return input;
 }
 
-/** Polls the status query while the workflow runs, drawing its phases; returns the result or throws. */
-async function watchReplace(handle: WorkflowHandle): Promise<ReplaceNodeResult> {
-  const progress = createProgress(handle.workflowId, 'phases');
-  const result = handle.result().then(
-    (value: ReplaceNodeResult) => ({ ok: true as const, value }),
-    (err: unknown) => ({ ok: false as const, err }),
+/** Shows the replacement's phases while it runs; returns its result or throws its failure. */
+function watchReplace(handle: WorkflowHandle): Promise<ReplaceNodeResult> {
+  const total = REPLACE_PHASES.length;
+  return watchWorkflow<ReplaceNodeResult>(
+    handle,
+    'phases',
+    async () => {
+      const s = await handle.query<ReplaceNodeStatus>('status');
+      const note = s.phases[s.phases.length - 1]?.note;
+      const done = s.phase === 'done' ? total : Math.min(total, s.phases.filter((p) => p.endedAt).length);
+      return { done, total, label: `${s.phase}${note ? ` (${note})` : ''}` };
+    },
+    (r) => ({ done: total, total, label: `done (${r.replacementNodeId})` }),
   );
-  let settled = false;
-  void result.then(() => (settled = true));
-  const draw = (s: ReplaceNodeStatus) => {
-    const done = s.phase === 'done' ? REPLACE_PHASES.length : s.phases.filter((p) => p.endedAt).length;
-    const note = s.phases[s.phases.length - 1]?.note;
-    progress.update(Math.min(done, REPLACE_PHASES.length), REPLACE_PHASES.length, `${s.phase}${note ? ` (${note})` : ''}`);
-  };
-  try {
-    while (!settled) {
-      try {
-        draw(await handle.query<ReplaceNodeStatus>('status'));
-      } catch {
-        if (!settled) progress.update(0, REPLACE_PHASES.length, 'waiting for a drydock worker to pick it up');
-      }
-      await Promise.race([sleep(POLL_MS), result]);
-    }
-    const r = await result;
-    if (r.ok) draw({ phase: 'done', phases: r.value.phases });
-    progress.stop();
-    if (!r.ok) throw workflowFailure(r.err, handle.workflowId);
-    return r.value;
-  } finally {
-    progress.stop();
-  }
 }
 
 async function startReplace(client: Client, o: GlobalOptions, input: ReplaceNodeInput): Promise<WorkflowHandleWithFirstExecutionRunId> {
