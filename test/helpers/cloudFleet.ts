@@ -45,8 +45,9 @@ export async function startCloudFleet(opts: CloudFleetOptions): Promise<CloudFle
   const poolsFile = join(dir, 'pools.yaml');
   writeFileSync(poolsFile, JSON.stringify({ pools: [pool] }, null, 2));
   const provider = PoolRegistry.fromFile(poolsFile, token).get(opts.pool).provider;
-  const nodeIds: string[] = [];
-  for (let i = 0; i < opts.nodes; i++) nodeIds.push((await provider.provision({ pool: opts.pool, instanceType: opts.instanceType }, `initial/${opts.pool}/${i}`)).id);
+  const nodeIds = await Promise.all(
+    Array.from({ length: opts.nodes }, async (_, i) => (await provider.provision({ pool: opts.pool, instanceType: opts.instanceType }, `initial/${opts.pool}/${i}`)).id),
+  );
   // describe() runs the boot hook, which starts each instance's agent.
   await waitFor(async () => (await Promise.all(nodeIds.map((id) => provider.describe(id)))).every((n) => n?.agentUrl), 60_000, 'the initial agents to answer');
   return {
