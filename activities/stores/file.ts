@@ -14,6 +14,8 @@ const PARTIAL = '.partial-';
  */
 export class FileStore implements ObjectStore {
   readonly uri: string;
+  /** Directories this instance has made; saves a mkdir per write when storing many small objects. */
+  private readonly made = new Set<string>();
   constructor(readonly root: string) {
     if (!root.startsWith('/')) throw new StoreUrlError(`file store root '${root}' must be an absolute path`);
     this.uri = `file://${root}`;
@@ -26,10 +28,18 @@ export class FileStore implements ObjectStore {
 
   private async atomically(key: string, write: (tmp: string) => Promise<void>): Promise<void> {
     const p = this.path(key);
-    await mkdir(dirname(p), { recursive: true });
+    const dir = dirname(p);
+    if (!this.made.has(dir)) {
+      await mkdir(dir, { recursive: true });
+      this.made.add(dir);
+    }
     const tmp = `${p}${PARTIAL}${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
-      await write(tmp);
+      await write(tmp).catch(async (err: unknown) => {
+        if (!isNotFound(err)) throw err;
+        await mkdir(dir, { recursive: true }); // someone removed the directory since we made it
+        await write(tmp);
+      });
       await rename(tmp, p);
     } catch (err) {
       await rm(tmp, { force: true });

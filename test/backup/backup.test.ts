@@ -27,9 +27,36 @@ import {
   triggerBackupSchedule,
   unpauseBackupSchedule,
 } from '../../scripts/schedules/backup.ts';
+import { CommanderError } from 'commander';
+import { registerBackupCommands } from '../../scripts/cli/backup.ts';
+import { buildProgram } from '../../scripts/cli/main.ts';
+import { CliError, EXIT } from '../../scripts/cli/runtime.ts';
 import { makeTree, startBackup, startRestore, treeDigest } from './helpers.ts';
 
 const TQ = 'backup-e2e';
+
+/** Runs `drydock --json --address A --task-queue TQ ...args` in-process; returns the exit code it would have and stdout. */
+async function cli(address: string, ...args: string[]): Promise<{ code: number; out: string }> {
+  const program = buildProgram();
+  if (!program.commands.some((c) => c.name() === 'backup')) registerBackupCommands(program);
+  let out = '';
+  const write = process.stdout.write.bind(process.stdout);
+  const silent = process.stderr.write.bind(process.stderr);
+  // Only the CLI's own text: the test runner talks to its parent over stdout in Buffers.
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => (typeof chunk === 'string' ? ((out += chunk), true) : write(chunk, ...rest))) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string | Uint8Array, ...rest: never[]) => (typeof chunk === 'string' ? true : silent(chunk, ...rest))) as typeof process.stderr.write;
+  try {
+    await program.parseAsync(['node', 'drydock', '--json', '--address', address, '--task-queue', TQ, ...args]);
+    return { code: EXIT.ok, out };
+  } catch (err) {
+    if (err instanceof CliError) return { code: err.exitCode, out: out + err.message };
+    if (err instanceof CommanderError) return { code: EXIT.badInput, out: out + err.message };
+    throw err;
+  } finally {
+    process.stdout.write = write;
+    process.stderr.write = silent;
+  }
+}
 
 async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
   const err = await p.then(
@@ -241,7 +268,9 @@ describe('backup and restore workflows on a real dev server (file:// and s3:// o
     const objectsDir = join(storeDir, 'objects');
     const blobs = () => (existsSync(objectsDir) ? readdirSync(objectsDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && !e.name.includes('.partial-')) : []);
     const h = await startBackup(env.client, TQ, { name: 'crash', sources: [{ type: 'files', name: 'm', path: src }], destination: `file://${storeDir}` });
-    await waitFor(() => blobs().length >= 300, 60_000, 'the copy to be under way');
+    const staged = () => (existsSync(join(storeDir, 'backups/crash')) ? readdirSync(join(storeDir, 'backups/crash'), { recursive: true }).filter((n) => String(n).includes('/staging/m/chunk-')).length : 0);
+    // Mid-copy: some entries saved to staging, most files still to go.
+    await waitFor(() => staged() > 0 && blobs().length >= 300, 60_000, 'the copy to be under way');
     await worker.kill('SIGKILL');
     // Every object stored before the crash, by inode: a re-copy would replace the file (new inode).
     const before = new Map(blobs().map((e) => [join(e.parentPath, e.name), statSync(join(e.parentPath, e.name)).ino]));
@@ -293,6 +322,39 @@ describe('backup and restore workflows on a real dev server (file:// and s3:// o
     assert.deepEqual((await listBackupSchedules(env.client)).map((s) => s.scheduleId), ['backup/nightly']);
     await deleteBackupSchedule(env.client, 'nightly');
     await assert.rejects(describeBackupSchedule(env.client, 'nightly'), ScheduleNotFoundError);
+  });
+
+  it('drydock backup run|list|restore|schedule: results as JSON, exit 0 / 1 / 2 / 3', async () => {
+    const src = join(dir, 'cli-src');
+    makeTree(src, { files: 2 });
+    const dest = `file://${dir}/cli-store`;
+    const run = await cli(env.address, 'backup', 'run', '--name', 'cli', '--source', `m=${src}`, '--dest', dest, '--keep-last', '3', '--wait');
+    assert.equal(run.code, 0, run.out);
+    const backupId = (JSON.parse(run.out) as { result: BackupResult }).result.backupId;
+    const list = await cli(env.address, 'backup', 'list', '--store', dest);
+    assert.equal(list.code, 0);
+    assert.deepEqual((JSON.parse(list.out) as { backups: { backupId: string; phase: string; verified: boolean }[] }).backups.map((b) => [b.backupId, b.phase, b.verified]), [[backupId, 'Completed', true]]);
+    const out = join(dir, 'cli-out');
+    const restored = await cli(env.address, 'backup', 'restore', '--store', dest, '--backup', backupId, '--to', out, '--source', 'm', '--wait');
+    assert.equal(restored.code, 0, restored.out);
+    assert.deepEqual(treeDigest(out), treeDigest(src));
+    const again = await cli(env.address, 'backup', 'restore', '--store', dest, '--backup', backupId, '--to', out, '--source', 'm', '--wait');
+    assert.equal(again.code, 1, 'a failed workflow (destination not empty) exits 1');
+
+    assert.equal((await cli(env.address, 'backup', 'run', '--name', 'cli', '--source', 'm=relative/dir', '--dest', dest)).code, 2);
+    assert.equal((await cli(env.address, 'backup', 'run', '--name', 'cli', '--source', `m=${src}`, '--dest', 'gs://b/x')).code, 2);
+    assert.equal((await cli('127.0.0.1:1', 'backup', 'run', '--name', 'cli', '--source', `m=${src}`, '--dest', dest)).code, 3);
+
+    const created = await cli(env.address, 'backup', 'schedule', 'create', '--name', 'clis', '--every', '6h', '--source', `m=${src}`, '--dest', dest);
+    assert.equal(created.code, 0, created.out);
+    const schedules = JSON.parse((await cli(env.address, 'backup', 'schedule', 'list')).out) as { schedules: { scheduleId: string }[] };
+    assert.ok(schedules.schedules.some((x) => x.scheduleId === 'backup/clis'));
+    assert.equal((await cli(env.address, 'backup', 'schedule', 'pause', 'clis')).code, 0);
+    assert.equal((await cli(env.address, 'backup', 'schedule', 'unpause', 'clis')).code, 0);
+    assert.equal((await cli(env.address, 'backup', 'schedule', 'backfill', 'clis', '--from', '2026-01-01T00:00:00Z', '--to', '2026-01-01T00:00:01Z')).code, 0);
+    assert.equal((await cli(env.address, 'backup', 'schedule', 'delete', 'clis')).code, 0);
+    assert.equal((await cli(env.address, 'backup', 'schedule', 'pause', 'clis')).code, 2, 'an unknown schedule is bad input');
+    assert.equal((await cli(env.address, 'backup', 'schedule', 'create', '--name', 'x', '--every', 'often', '--source', `m=${src}`, '--dest', dest)).code, 2);
   });
 
   it('rejects bad inputs with InvalidArgument naming the field', async () => {
