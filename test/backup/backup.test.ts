@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { listBackups } from '../../activities/backup/catalog.ts';
+import { REPO_ROOT } from '../../activities/providers/local.ts';
 import { manifestKey, objectKey, type Manifest } from '../../activities/backup/layout.ts';
 import { FileStore, openStore, s3ClientFromEnv } from '../../activities/stores/index.ts';
 import type { BackupResult } from '../../workflows/backup.ts';
@@ -56,6 +57,16 @@ async function cli(address: string, ...args: string[]): Promise<{ code: number; 
     process.stdout.write = write;
     process.stderr.write = silent;
   }
+}
+
+/**
+ * With DRYDOCK_RECORD_HISTORIES=1, saves the run as a replay fixture (test/replay replays every
+ * file there): `{ workflowId, history }` with the history as `temporal workflow show --output json` prints it.
+ */
+function recordHistory(address: string, type: string, workflowId: string): void {
+  if (!process.env.DRYDOCK_RECORD_HISTORIES) return;
+  const json = execFileSync(temporalBin(), ['workflow', 'show', '--workflow-id', workflowId, '--address', address, '--output', 'json'], { encoding: 'utf8' });
+  writeFileSync(join(REPO_ROOT, 'test/fixtures/histories', `${type}.json`), JSON.stringify({ workflowId, history: JSON.parse(json) }, null, 1) + '\n');
 }
 
 async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
@@ -127,6 +138,10 @@ describe('backup and restore workflows on a real dev server (file:// and s3:// o
       assert.equal(rr.files, 8);
       assert.deepEqual(treeDigest(out), digest, 'restored tree is byte-identical, modes included');
       assert.deepEqual((await rh.describe()).searchAttributes.DrydockBackupPhase, ['Completed']);
+      if (scheme === 'file') {
+        recordHistory(env.address, 'backup', h1.workflowId);
+        recordHistory(env.address, 'restore', rh.workflowId);
+      }
 
       const listed = await listBackups(store, input.name);
       assert.deepEqual(listed.map((b) => [b.backupId, b.phase, b.verified]), [
