@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { LayersModel } from '@tensorflow/tfjs';
+import type { LayersModel, Scalar, Tensor } from '@tensorflow/tfjs';
 import { loadBackend, useBackendFor } from './backend.ts';
 import { bytesOf, ChecksumError, deltaKey, floatsOf, listCheckpointRounds, loadCheckpoint, readMeta, removeDir, roundDir, saveCheckpoint, sha256 } from './checkpoint.ts';
 import { batchOrder, gather, loadDataset, shardIndices } from './data.ts';
@@ -16,6 +16,9 @@ export interface TrainingActivityDeps {
   /** Shown in shard results, so the history says which trainer ran what. */
   identity?: string;
 }
+
+/** How often a shard reads losses back, heartbeats and lets the event loop run. */
+const YIELD_EVERY_MS = 250;
 
 /** Activities the trainer worker runs on its own task queue (one at a time per trainer). */
 export function createTrainingActivities(deps: TrainingActivityDeps = {}) {
@@ -67,30 +70,47 @@ export function createTrainingActivities(deps: TrainingActivityDeps = {}) {
       const feat = ds.inputShape.reduce((a, b) => a * b, 1);
       const order = batchOrder(shardIndices(ds.train, input.shard, input.of), input.seed, input.round, input.shard, input.innerSteps, input.batchSize);
       const base = { round: input.round, shard: input.shard, of: input.of, backend, worker: identity };
+      let pending: Tensor[] = []; // per-step losses not yet read back: one device sync per batch of steps
       try {
         const start = flatWeights(model);
         let lossSum = 0;
+        let lastYield = performance.now();
+        const drain = (step: number): number | undefined => {
+          const values = pending.map((t) => t.dataSync()[0]);
+          tf.dispose(pending);
+          pending = [];
+          const bad = values.findIndex((v) => !Number.isFinite(v));
+          if (bad >= 0) return step - values.length + bad + 1;
+          for (const v of values) lossSum += v;
+          deps.metrics?.stepsDone(input.job, values.length, values[values.length - 1]);
+          return undefined;
+        };
         for (let step = 0; step < input.innerSteps; step++) {
-          if (ctx.cancellationSignal.aborted) await ctx.cancelled;
           const b = gather(ds.train, order.subarray(step * input.batchSize, (step + 1) * input.batchSize), feat);
-          const loss = tf.tidy(() => {
-            const x = tf.tensor2d(b.x, [input.batchSize, feat]);
-            const y = tf.tensor1d(b.y, 'int32');
-            const l = optimizer.minimize(() => lossOf(tf, model, x, y, ds.numClasses) as import('@tensorflow/tfjs').Scalar, true)!;
-            if (input.weightDecay > 0) {
-              // Decoupled weight decay (AdamW), which tf.train.adam lacks: w ← w − lr·wd·w on kernels.
-              for (const w of model.trainableWeights) if (w.name.includes('kernel')) w.write(w.read().mul(1 - input.lr * input.weightDecay));
+          pending.push(
+            tf.tidy(() => {
+              const x = tf.tensor2d(b.x, [input.batchSize, feat]);
+              const y = tf.tensor1d(b.y, 'int32');
+              const l = optimizer.minimize(() => lossOf(tf, model, x, y, ds.numClasses) as Scalar, true)!;
+              if (input.weightDecay > 0) {
+                // Decoupled weight decay (AdamW), which tf.train.adam lacks: w ← w − lr·wd·w on kernels.
+                for (const w of model.trainableWeights) if (w.name.includes('kernel')) w.write(w.read().mul(1 - input.lr * input.weightDecay));
+              }
+              return l;
+            }),
+          );
+          const last = step === input.innerSteps - 1;
+          if (last || performance.now() - lastYield > YIELD_EVERY_MS) {
+            const diverged = drain(step + 1);
+            if (diverged !== undefined) {
+              return { ...base, loss: null, finite: false, divergedAtStep: diverged, samples: (step + 1) * input.batchSize, seconds: (performance.now() - started) / 1000 };
             }
-            return l.dataSync()[0];
-          });
-          if (!Number.isFinite(loss)) {
-            return { ...base, loss: null, finite: false, divergedAtStep: step + 1, samples: (step + 1) * input.batchSize, seconds: (performance.now() - started) / 1000 };
+            ctx.heartbeat({ step: step + 1, of: input.innerSteps });
+            // tfjs steps are synchronous: give heartbeats and cancellation a turn of the event loop.
+            await new Promise((r) => setImmediate(r));
+            lastYield = performance.now();
+            if (ctx.cancellationSignal.aborted) await ctx.cancelled;
           }
-          lossSum += loss;
-          deps.metrics?.step(input.job, loss);
-          ctx.heartbeat({ step: step + 1, of: input.innerSteps, loss });
-          // Let the heartbeat and cancellation reach us between steps (tfjs steps are synchronous).
-          await new Promise((r) => setImmediate(r));
         }
         const delta = flatWeights(model);
         for (let i = 0; i < delta.length; i++) delta[i] -= start[i];
@@ -106,6 +126,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps = {}) {
       } finally {
         model.dispose();
         optimizer.dispose();
+        tf.dispose(pending);
       }
     },
 

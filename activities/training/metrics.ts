@@ -10,9 +10,9 @@ export class TrainerMetrics {
   private readonly lastRound = new Gauge({ name: 'drydock_train_round', help: 'Last round this trainer aggregated', labelNames: ['job'], registers: [this.registry] });
   readonly backend = new Gauge({ name: 'drydock_trainer_backend', help: 'TensorFlow.js backend this trainer uses (1 = active)', labelNames: ['backend'], registers: [this.registry] });
 
-  step(job: string, loss: number): void {
-    this.loss.set({ job }, loss);
-    this.steps.inc({ job });
+  stepsDone(job: string, count: number, lastLoss: number): void {
+    this.loss.set({ job }, lastLoss);
+    this.steps.inc({ job }, count);
   }
   shard(job: string, samplesPerSecond: number): void {
     this.rate.set({ job }, samplesPerSecond);

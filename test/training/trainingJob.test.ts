@@ -100,7 +100,7 @@ describe('trainingJob end to end: real dev server, 2 trainer processes, real tfj
   });
 
   it('survives a SIGKILLed trainer mid-round: the shard moves to the other trainer and only that shard is redone', async () => {
-    const h = await start({ name: 'crash', workers: 2, rounds: 3, innerSteps: 400, batchSize: 32, evalEvery: 3, heartbeatTimeoutSeconds: 3 });
+    const h = await start({ name: 'crash', workers: 2, rounds: 3, innerSteps: 250, batchSize: 32, evalEvery: 3, heartbeatTimeoutSeconds: 3 });
     const [victim, survivor] = trainers;
     // Round 2 is in flight and the victim has heartbeated progress on its shard.
     await waitFor(
