@@ -57,13 +57,37 @@ export class DrydockMetrics {
     registers: [this.registry],
   });
 
+  readonly backupBytes = new Counter({
+    name: 'drydock_backup_bytes_total',
+    help: 'Bytes of source files covered by backups (copied or unchanged since the previous backup)',
+    labelNames: ['backup'],
+    registers: [this.registry],
+  });
+  readonly backupCopiedBytes = new Counter({
+    name: 'drydock_backup_copied_bytes_total',
+    help: 'Bytes backups actually wrote to their store',
+    labelNames: ['backup'],
+    registers: [this.registry],
+  });
+  readonly backupVerifications = new Counter({
+    name: 'drydock_backup_verifications_total',
+    help: 'Restore tests of backups, by outcome (ok: every checksum matched)',
+    labelNames: ['backup', 'outcome'],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'drydock_worker_' });
   }
 }
 
-type Outcome = { ok: true } | { ok: false; err: unknown };
+type Outcome = { ok: true; result: unknown } | { ok: false; err: unknown };
 type EventHandler = (m: DrydockMetrics, args: unknown[], outcome: Outcome) => Promise<void> | void;
+
+/** The backup name from its workflow id `backup/<name>/<time>`. */
+function backupName(): string {
+  return Context.current().info.workflowExecution?.workflowId.split('/')[1] ?? 'unknown';
+}
 
 function poolOf(args: unknown[]): string {
   const first = args[0] as { pool?: unknown } | undefined;
@@ -113,6 +137,17 @@ const EVENTS: Record<string, Record<string, EventHandler>> = {
       if (age !== undefined) m.timeToReplace.observe({ pool }, age);
     },
   },
+  backup: {
+    copySource(m, _args, outcome) {
+      if (!outcome.ok) return;
+      const r = outcome.result as { bytes?: number; copiedBytes?: number };
+      m.backupBytes.inc({ backup: backupName() }, r.bytes ?? 0);
+      m.backupCopiedBytes.inc({ backup: backupName() }, r.copiedBytes ?? 0);
+    },
+    verifyBackup(m, _args, outcome) {
+      if (outcome.ok) m.backupVerifications.inc({ backup: backupName(), outcome: (outcome.result as { ok?: boolean }).ok ? 'ok' : 'mismatch' });
+    },
+  },
 };
 
 function failedIfNonRetryable(m: DrydockMetrics, args: unknown[], outcome: Outcome): void {
@@ -134,7 +169,7 @@ export function metricsInterceptor(m: DrydockMetrics): ActivityInterceptorsFacto
             await handler(m, input.args, { ok: false, err });
             throw err;
           }
-          await handler(m, input.args, { ok: true });
+          await handler(m, input.args, { ok: true, result });
           return result;
         },
       },
