@@ -35,7 +35,7 @@ describe('replaceNode rejects bad input at once, non-retryably, naming the field
   });
 
   const node = () => fleet.nodeIds[0];
-  const cases: Array<[string, () => unknown, string | RegExp, string?]> = [
+  const cases: Array<[string, () => unknown, RegExp, string?]> = [
     ['missing nodeId', () => ({ pool: 'demo' }), /^nodeId: is required/],
     ['missing pool', () => ({ nodeId: node() }), /^pool: is required/],
     ['nodeId of the wrong type', () => ({ pool: 'demo', nodeId: 42 }), /^nodeId: expected a string, got number 42/],

@@ -1,0 +1,138 @@
+/**
+ * The local dev stack: Temporal dev server (SQLite file + Web UI), the control worker on
+ * task queue `drydock`, and pool `demo` of 3 gpu-agent processes with simulated GPUs.
+ * Ctrl-C stops all of it; running it again picks up the same state from the data dir.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { LocalProvider, REPO_ROOT } from '../activities/providers/local.ts';
+import { DRYDOCK_SEARCH_ATTRIBUTES } from '../workflows/searchAttributes.ts';
+import { devAgentToken, loadDevConfig } from './devConfig.ts';
+
+const config = loadDevConfig(process.env);
+const temporalBin = process.env.DRYDOCK_TEMPORAL_BIN ?? 'temporal';
+const children: ChildProcess[] = [];
+let stopping = false;
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ host: '127.0.0.1', port }, () => (s.destroy(), resolve(true)));
+    s.on('error', () => resolve(false));
+  });
+}
+
+function start(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  const child = spawn(cmd, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const prefix = (d: Buffer) => d.toString().split('\n').filter(Boolean).map((l) => `[${name}] ${l}`).join('\n');
+  child.stdout!.on('data', (d: Buffer) => console.log(prefix(d)));
+  child.stderr!.on('data', (d: Buffer) => console.error(prefix(d)));
+  child.on('exit', (code, signal) => {
+    if (!stopping) {
+      console.error(`dev: ${name} exited (${signal ?? code}); stopping the stack`);
+      void stop(1);
+    }
+  });
+  children.push(child);
+  return child;
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`dev: timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+const token = devAgentToken(config.dir);
+const provider = new LocalProvider(config.pool.provider, token);
+
+async function stop(code: number): Promise<never> {
+  stopping = true;
+  console.log('\ndev: stopping worker, agents and Temporal server...');
+  const running = () => children.filter((c) => c.exitCode === null && c.signalCode === null);
+  for (const c of running().reverse()) c.kill('SIGTERM');
+  await provider.stopAgents();
+  const exited = Promise.all(running().map((c) => new Promise((r) => c.once('exit', r))));
+  await Promise.race([exited, sleep(15_000)]);
+  for (const c of running()) c.kill('SIGKILL'); // nothing may outlive the stack
+  console.log('dev: stopped. Run `npm run dev` again to pick up where you left off.');
+  process.exit(code);
+}
+
+async function main(): Promise<void> {
+  process.once('SIGINT', () => void stop(0));
+  process.once('SIGTERM', () => void stop(0));
+  mkdirSync(config.dir, { recursive: true });
+  if (await portOpen(config.temporalPort)) {
+    throw new Error(`dev: port ${config.temporalPort} is in use; stop the other Temporal server (or set DRYDOCK_DEV_PORT)`);
+  }
+
+  const address = `127.0.0.1:${config.temporalPort}`;
+  start('temporal', temporalBin, [
+    'server', 'start-dev',
+    '--ip', '127.0.0.1',
+    '--port', String(config.temporalPort),
+    '--ui-port', String(config.uiPort),
+    '--db-filename', join(config.dir, 'temporal.db'),
+    '--log-level', 'warn',
+    ...DRYDOCK_SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=${k.type}`]),
+  ]);
+  await waitFor('the Temporal server', () => portOpen(config.temporalPort), 60_000);
+
+  // The demo pool: created once, restarted on later runs.
+  const poolsFile = join(config.dir, 'pools.yaml');
+  writeFileSync(poolsFile, JSON.stringify({ pools: [config.pool] }, null, 2));
+  if (provider.records(config.pool.name).length === 0) {
+    for (let i = 0; i < config.nodes; i++) await provider.provision({ pool: config.pool.name, instanceType: config.pool.instanceType }, `dev/${config.pool.name}/${i}`);
+  }
+  await provider.ensureRunning(config.pool.name);
+  await waitFor('the demo agents', async () => (await provider.list(config.pool.name)).every((n) => n.state === 'running'), 60_000);
+
+  const worker = start('worker', process.execPath, ['--import', 'tsx', 'workers/control.ts'], {
+    ...process.env,
+    TEMPORAL_ADDRESS: address,
+    TEMPORAL_NAMESPACE: 'default',
+    DRYDOCK_TASK_QUEUE: config.taskQueue,
+    DRYDOCK_POOLS_FILE: poolsFile,
+    DRYDOCK_AGENT_TOKEN: token,
+  });
+  let workerOut = '';
+  worker.stdout!.on('data', (d: Buffer) => (workerOut += d.toString()));
+  await waitFor('the control worker', async () => {
+    if (worker.exitCode !== null) throw new Error('dev: the control worker exited during start; see its output above');
+    return workerOut.includes('control worker:');
+  }, 180_000);
+
+  const nodes = await provider.list(config.pool.name);
+  const target = nodes[0];
+  const addressFlag = config.temporalPort === 7233 ? '' : ` --address ${address}`;
+  const input = JSON.stringify({ pool: config.pool.name, nodeId: target.id, reason: 'demo', drainTimeoutSeconds: 60 });
+  console.log(
+    [
+      '',
+      'drydock dev stack is ready',
+      `  Temporal Web UI:  http://localhost:${config.uiPort}/namespaces/default/workflows`,
+      `  Temporal server:  ${address}  (data: ${join(config.dir, 'temporal.db')})`,
+      `  control worker:   task queue ${config.taskQueue}`,
+      `  pool ${config.pool.name} (local provider, simulated GPUs):`,
+      ...nodes.map((n) => `    ${n.id}  ${n.state}  ${n.agentUrl}`),
+      '',
+      'Replace a node (paste this in another terminal):',
+      `  ${temporalBin} workflow start --type replaceNode --task-queue ${config.taskQueue} --workflow-id replace/${config.pool.name}/${target.id}${addressFlag} --input '${input}'`,
+      '',
+      'Make a node sick first, if you like:',
+      `  npm run dev:fault -- ${target.id} 79`,
+      '',
+      'Press Ctrl-C to stop everything.',
+    ].join('\n'),
+  );
+}
+
+main().catch(async (err) => {
+  console.error((err as Error).message);
+  await stop(1);
+});
