@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { basename } from 'node:path';
-import { getLlama, LlamaChat, LlamaLogLevel, LlamaCompletion, type ChatHistoryItem, type Llama, type LlamaContext, type LlamaContextSequence, type LlamaModel } from 'node-llama-cpp';
+import type { ChatHistoryItem, Llama, LlamaContext, LlamaContextSequence, LlamaModel } from 'node-llama-cpp';
 import { modelPathFromUri, preflightModel, sha256File } from './modelFile.ts';
 import { SlotPool } from './slots.ts';
 
@@ -82,7 +82,17 @@ export class InferenceService {
 
   /** The shared llama.cpp instance (`gpu: 'auto'`: CUDA, Vulkan or Metal when usable, else CPU). */
   llama(): Promise<Llama> {
-    this.llamaP ??= getLlama({
+    this.llamaP ??= this.getLlama();
+    return this.llamaP;
+  }
+
+  // node-llama-cpp is imported on first use: GPU health works (and starts fast) without it.
+  private nlc?: typeof import('node-llama-cpp');
+
+  private async getLlama(): Promise<Llama> {
+    this.nlc = await import('node-llama-cpp');
+    const { getLlama, LlamaLogLevel } = this.nlc;
+    return getLlama({
       gpu: 'auto',
       build: 'never',
       logLevel: LlamaLogLevel.warn,
@@ -94,7 +104,11 @@ export class InferenceService {
       },
       ...(this.opts.threads > 0 ? { maxThreads: this.opts.threads } : {}),
     });
-    return this.llamaP;
+  }
+
+  private lib(): typeof import('node-llama-cpp') {
+    if (!this.nlc) throw new Error('node-llama-cpp is not loaded yet');
+    return this.nlc;
   }
 
   private recentLog: string[] = [];
@@ -195,7 +209,7 @@ export class InferenceService {
   private async smoke(s: Serving): Promise<void> {
     const seq = await s.pool.acquire();
     try {
-      const c = new LlamaCompletion({ contextSequence: seq, autoDisposeSequence: false });
+      const c = new (this.lib().LlamaCompletion)({ contextSequence: seq, autoDisposeSequence: false });
       await c.generateCompletion('Hello', { maxTokens: 4, signal: AbortSignal.timeout(60_000) });
       c.dispose({ disposeSequence: false });
     } finally {
@@ -240,7 +254,7 @@ export class InferenceService {
       onTextChunk: req.onText,
     };
     if (req.kind === 'completion') {
-      const c = new LlamaCompletion({ contextSequence: seq, autoDisposeSequence: false });
+      const c = new (this.lib().LlamaCompletion)({ contextSequence: seq, autoDisposeSequence: false });
       try {
         const r = await c.generateCompletionWithMeta(req.prompt ?? '', common);
         return { text: r.response, stopReason: r.metadata.stopReason };
@@ -248,7 +262,7 @@ export class InferenceService {
         c.dispose({ disposeSequence: false });
       }
     }
-    const chat = new LlamaChat({ contextSequence: seq, autoDisposeSequence: false });
+    const chat = new (this.lib().LlamaChat)({ contextSequence: seq, autoDisposeSequence: false });
     try {
       const history: ChatHistoryItem[] = (req.messages ?? []).map((m) =>
         m.role === 'assistant' ? { type: 'model', response: [m.content] } : { type: m.role, text: m.content },

@@ -107,6 +107,17 @@ describe('gpu-agent HTTP API', () => {
     await call('POST', '/uncordon', { body: '{}' });
   });
 
+  it('without a model, inference answers 503 naming the fix, /v1/models is empty and /health says model: null', async () => {
+    const res = await call('POST', '/v1/completions', { body: '{"prompt": "hi"}' });
+    assert.equal(res.status, 503);
+    assert.match((await res.json()).error.message, /no model loaded: PUT \/model/);
+    assert.deepEqual((await (await call('GET', '/v1/models')).json()).data, []);
+    const h = await (await call('GET', '/health')).json();
+    assert.equal(h.model, null);
+    assert.ok(h.agentVersion);
+    assert.equal((await call('PUT', '/model', { body: '{"uri": "/x.gguf", "sha256": "nothex"}' })).status, 400);
+  });
+
   it('refuses to start without a token, or with bad flags, naming what to fix', () => {
     assert.throws(() => loadAgentConfig([], {}), (e: Error) => e instanceof AgentConfigError && /DRYDOCK_AGENT_TOKEN/.test(e.message));
     assert.throws(() => loadAgentConfig(['--port', 'abc'], { DRYDOCK_AGENT_TOKEN: TOKEN }), /--port/);

@@ -31,6 +31,16 @@ describe('nvidia-smi parsing', () => {
     assert.deepEqual(header.map((h) => h.replace('clocks_event_reasons', 'clocks_throttle_reasons')), [...QUERY_FIELDS]);
   });
 
+  it('the agent on the real H100 picked the nvidia backend and judged the idle GPU healthy (capture from the lent machine)', () => {
+    const h = JSON.parse(read(join(SMI, 'h100-agent-health.json')));
+    assert.equal(h.backend, 'nvidia');
+    assert.equal(h.status, 'healthy');
+    assert.equal(h.kernelLog, 'kmsg');
+    // What the fake nvidia-smi prints for -L has the real one's shape (auto-detection matches on it).
+    assert.match(read(join(SMI, 'h100-L.txt')), /^GPU 0: NVIDIA H100 80GB HBM3 \(UUID: GPU-[0-9a-f-]+\)$/m);
+    assert.equal(normalizePciBusId(h.gpus[0].pciBusId), '0000:00:06');
+  });
+
   it('parses 8 GPUs with an ECC error, a pending row remap, a throttled hot GPU and unsupported counters', () => {
     const gpus = parseQueryGpuCsv(read(join(SMI, '8xh100-ecc-throttle.csv')));
     assert.equal(gpus.length, 8);
