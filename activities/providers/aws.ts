@@ -227,8 +227,12 @@ export class AwsEc2Provider implements Provider {
 
   async provision(spec: NodeSpec, idempotencyKey: string): Promise<NodeInstance> {
     const nodeId = nodeIdFor(spec.pool, idempotencyKey);
-    let instance = (await this.findInstances([{ Name: `tag:${TAG_REQUEST}`, Values: [keyHash(idempotencyKey)] }]))[0];
-    if (!instance) instance = await this.runInstance(spec, idempotencyKey, nodeId);
+    const mine = await this.findInstances([{ Name: `tag:${TAG_REQUEST}`, Values: [keyHash(idempotencyKey)] }]);
+    // EC2 can accept a launch and end it at once for lack of capacity (spot, mostly). Such an instance
+    // does not count: try again with the next token (a repeated token would return the dead instance).
+    const lost = mine.filter((i) => i.State?.Name === 'terminated' && CAPACITY_CODES.has(i.StateReason?.Code ?? ''));
+    let instance = mine.find((i) => !lost.includes(i));
+    if (!instance) instance = await this.runInstance(spec, idempotencyKey, nodeId, lost.length);
     if (instance.State?.Name === 'pending') instance = await this.waitRunning(instance.InstanceId!);
     const reason = instance.State?.Name === 'terminated' ? instance.StateReason?.Code : undefined;
     if (reason && CAPACITY_CODES.has(reason)) {
@@ -238,7 +242,7 @@ export class AwsEc2Provider implements Provider {
     return withAgent(this.locator, this.toNode(instance));
   }
 
-  private async runInstance(spec: NodeSpec, idempotencyKey: string, nodeId: string): Promise<Instance> {
+  private async runInstance(spec: NodeSpec, idempotencyKey: string, nodeId: string, generation: number): Promise<Instance> {
     const o = this.opts;
     const tags = toTags({
       Name: nodeId,
@@ -253,7 +257,7 @@ export class AwsEc2Provider implements Provider {
       this.ec2.send(
         new RunInstancesCommand({
           // Real EC2 returns the first instance for a repeated token; the tag lookup above covers moto, which ignores it.
-          ClientToken: ec2ClientToken(idempotencyKey, `${this.entry}/${o.region}/${o.zone ?? o.subnetId ?? ''}`),
+          ClientToken: ec2ClientToken(idempotencyKey, `${this.entry}/${o.region}/${o.zone ?? o.subnetId ?? ''}#${generation}`),
           ImageId: o.imageId,
           InstanceType: (o.instanceType ?? spec.instanceType) as _InstanceType,
           MinCount: 1,

@@ -1,5 +1,6 @@
 import compute, { type protos } from '@google-cloud/compute';
 import { OAuth2Client } from 'google-auth-library';
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { withAgent, type AgentLocator } from './bootHook.ts';
 import { providerFailure, type ErrorClass } from './errors.ts';
@@ -265,18 +266,27 @@ export class GceProvider implements Provider {
         ? { guestAccelerators: [{ acceleratorType: `zones/${o.zone}/acceleratorTypes/${o.accelerator.type}`, acceleratorCount: o.accelerator.count }], scheduling: { onHostMaintenance: 'TERMINATE', ...(o.spot ? { provisioningModel: 'SPOT', instanceTerminationAction: 'DELETE' } : {}) } }
         : {}),
     };
-    let op: IOperation | undefined;
-    try {
-      const [lro] = await this.instances.insert({ project: o.project, zone: o.zone, requestId: gceRequestId(idempotencyKey, `${o.project}/${o.zone}/insert`), instanceResource });
-      op = lro.latestResponse as IOperation;
-    } catch (err) {
-      const info = gceErrorInfo(err);
-      if (classifyGceError(info) !== 'conflict') throw this.failure('instances.insert', info);
-      // The name is taken: by our own earlier request (its requestId since expired), or by something else.
-      const existing = await this.getInstance(name);
-      if (existing?.labels?.[LABEL_REQUEST] !== keyHash(idempotencyKey)) {
-        throw providerFailure('invalid', { provider: this.name, entry: this.entry, operation: 'instances.insert' }, `instance name ${name} is taken by an instance drydock did not make for this request`, 'Delete or rename that instance.');
+    const insert = async (requestId: string): Promise<IOperation | undefined> => {
+      try {
+        const [lro] = await this.instances.insert({ project: o.project, zone: o.zone, requestId, instanceResource });
+        return lro.latestResponse as IOperation;
+      } catch (err) {
+        const info = gceErrorInfo(err);
+        if (classifyGceError(info) !== 'conflict') throw this.failure('instances.insert', info);
+        // The name is taken: by our own earlier request (another requestId), or by something else.
+        const existing = await this.getInstance(name);
+        if (existing?.labels?.[LABEL_REQUEST] !== keyHash(idempotencyKey)) {
+          throw providerFailure('invalid', { provider: this.name, entry: this.entry, operation: 'instances.insert' }, `instance name ${name} is taken by an instance drydock did not make for this request`, 'Delete or rename that instance.');
+        }
+        return undefined;
       }
+    };
+    let op = await insert(gceRequestId(idempotencyKey, `${o.project}/${o.zone}/insert`));
+    if (op?.status === 'DONE' && CAPACITY_OP_CODES.has(op.error?.errors?.[0]?.code ?? '')) {
+      // GCE replayed an earlier attempt that found no capacity; capacity may be back, so ask anew. A
+      // fresh requestId cannot make a second instance: the name is fixed by the key and GCE refuses a
+      // duplicate name (409), which insert() above resolves to our own instance.
+      op = await insert(randomUUID());
     }
     if (op) this.checkOp(await this.waitOp(op, `insert ${name}`), 'instances.insert');
     const instance = await this.getInstance(name);

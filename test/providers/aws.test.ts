@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { DescribeImagesCommand, DescribeInstancesCommand, DescribeVolumesCommand, EC2Client, EC2ServiceException } from '@aws-sdk/client-ec2';
+import { DescribeImagesCommand, DescribeInstancesCommand, DescribeVolumesCommand, EC2Client, EC2ServiceException, TerminateInstancesCommand, type DescribeInstancesCommandOutput, type RunInstancesCommandOutput } from '@aws-sdk/client-ec2';
 import { ApplicationFailure } from '@temporalio/common';
 import { AwsEc2Provider, classifyAwsError, healthFromStatus, TAG_REQUEST } from '../../activities/providers/aws.ts';
 import { PrivateIpAgent } from '../../activities/providers/bootHook.ts';
 import { PROVIDER_CONFIG } from '../../activities/providers/errors.ts';
+import { CapacityError } from '../../activities/providers/types.ts';
 import { keyHash } from '../../activities/providers/naming.ts';
 import { startMoto, type Moto } from '../helpers/moto.ts';
 
@@ -115,6 +116,42 @@ describe('aws-ec2 provider against moto', () => {
     assert.equal(err.type, PROVIDER_CONFIG);
     assert.match(err.message, /InvalidSubnetID.NotFound.*Fix 'subnetId' of pool gpu in the pools file/s);
     assert.equal((await tagged('gpu')).length, 0);
+  });
+
+  it('a launch EC2 ends at once for lack of capacity does not count: the next try uses a new token and one node lives', async () => {
+    // moto never runs out of capacity: a middleware on the real client terminates the first launch in
+    // moto and reports it the way EC2 reports a spot launch it could not keep (StateReason Server.InsufficientInstanceCapacity).
+    const lost = new Set<string>();
+    let loseNext = true;
+    const client = new EC2Client({ region: REGION, endpoint: moto.endpoint });
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        if (context.commandName === 'RunInstancesCommand' && loseNext) {
+          loseNext = false;
+          const id = (out.output as RunInstancesCommandOutput).Instances![0].InstanceId!;
+          lost.add(id);
+          await ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
+        }
+        if (context.commandName === 'DescribeInstancesCommand') {
+          for (const i of (out.output as DescribeInstancesCommandOutput).Reservations?.flatMap((r) => r.Instances ?? []) ?? []) {
+            if (lost.has(i.InstanceId!)) i.StateReason = { Code: 'Server.InsufficientInstanceCapacity', Message: 'Server.InsufficientInstanceCapacity: Insufficient capacity.' };
+          }
+        }
+        return out;
+      },
+      { step: 'initialize', name: 'loseFirstLaunch' },
+    );
+    const p = new AwsEc2Provider({ region: REGION, imageId, endpoint: moto.endpoint, zone: 'us-east-1a', spot: true }, new PrivateIpAgent(9400), 'pool gpu', client);
+    const err = await p.provision(spec, 'spot-key').catch((e: unknown) => e);
+    assert.ok(err instanceof CapacityError, String(err));
+    const node = await p.provision(spec, 'spot-key');
+    assert.equal(node.state, 'running');
+    assert.equal((await p.provision(spec, 'spot-key')).providerId, node.providerId, 'and that node is the answer from then on');
+    const all = await tagged('gpu');
+    assert.deepEqual(all.map((i) => i.State?.Name).sort(), ['running', 'terminated']);
+    assert.notEqual(all[0].ClientToken, all[1].ClientToken, 'the second launch used a new token');
+    client.destroy();
   });
 
   it('instance status checks are a health signal', async () => {

@@ -95,6 +95,13 @@ describe('gce provider (real @google-cloud/compute client) against the strict GC
       assert.ok(err instanceof CapacityError, String(err));
       assert.match(err.message, /ZONE_RESOURCE_POOL_EXHAUSTED/);
       assert.equal(fake.instances().filter((i) => i.zone === 'europe-west4-a').length, 0);
+      fake.exhaustZone('europe-west4-a', false);
+      // Capacity is back: the retried key gets its node, although GCE replays the failed operation for its requestId.
+      const [a, b] = await Promise.all([provider({ zone: 'europe-west4-a' }).provision(spec, 'big'), provider({ zone: 'europe-west4-a' }).provision(spec, 'big')]);
+      assert.equal(a.id, b.id);
+      // The call that lost the race found the other's instance by name (409) and may see it still booting.
+      assert.ok([a.state, b.state].includes('running'));
+      assert.equal(fake.instances().filter((i) => i.zone === 'europe-west4-a').length, 1, 'one instance');
     } finally {
       fake.exhaustZone('europe-west4-a', false);
     }
