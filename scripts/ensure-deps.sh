@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Installs npm dependencies when node_modules is missing or older than the lockfile.
+# Installs npm dependencies when node_modules is missing or package.json changed since the last install.
+# Uses `npm install` (which installs the committed lockfile's versions) rather than `npm ci`: npm
+# leaves other platforms' optional binaries (swc, node-llama-cpp) out of a lock made on Linux, and
+# `npm ci` then refuses the lock as out of sync.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "ensure-deps: installing npm dependencies (npm ci)..." >&2
-  npm ci --no-audit --no-fund >&2
+STAMP=node_modules/.drydock-deps
+WANT="$(sha256sum package.json | cut -d' ' -f1)"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+  echo "ensure-deps: installing npm dependencies (npm install)..." >&2
+  npm install --no-audit --no-fund >&2
+  echo "$WANT" > "$STAMP"
 fi
