@@ -1,5 +1,5 @@
 import { ServiceError, WorkflowFailedError, type Client } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure, TerminatedFailure, TimeoutFailure } from '@temporalio/common';
 import type { Command } from 'commander';
 import { CONTROL_WORKER_DEFAULTS } from '../../workers/config.ts';
 import { CodecConfigError } from '../../workers/codec.ts';
@@ -83,9 +83,12 @@ export function workflowFailure(err: unknown, workflowId: string): CliError {
   const cause = err instanceof WorkflowFailedError ? err.cause : err;
   const type = cause instanceof ApplicationFailure ? cause.type : undefined;
   const message = (cause as Error)?.message ?? String(cause);
-  const details = { workflowId, error: { type: type ?? (cause as Error)?.name, message } };
+  const status =
+    cause instanceof CancelledFailure ? 'CANCELLED' : cause instanceof TerminatedFailure ? 'TERMINATED' : cause instanceof TimeoutFailure ? 'TIMED_OUT' : 'FAILED';
+  const details = { status, workflowId, error: { type: type ?? (cause as Error)?.name, message } };
   if (type === INVALID_ARGUMENT) return new CliError(EXIT.badInput, `${workflowId} rejected its input: ${message}`, details);
-  return new CliError(EXIT.workflowFailed, `${workflowId} failed${type ? ` (${type})` : ''}: ${message}`, details);
+  const what = status === 'FAILED' ? `failed${type ? ` (${type})` : ''}` : `was ${status.toLowerCase().replace('_', ' ')}`;
+  return new CliError(EXIT.workflowFailed, `${workflowId} ${what}: ${message}`, details);
 }
 
 /** Writes the machine-readable or the human form of a result to stdout. */
