@@ -41,7 +41,7 @@ describe('operator experience end to end: drydock CLI, encrypted payloads, worke
   let metricsUrl: string;
   let uiUrl: string;
   const codecKey = `ops:${randomBytes(32).toString('base64')}`;
-  const replaced: { workflowId?: string; runId?: string; node?: string } = {};
+  const replaced: { workflowId?: string; runId?: string; node?: string; replacement?: string } = {};
 
   // The CLI runs as a user would: not as a child of this test runner.
   const { NODE_TEST_CONTEXT: _, ...cliEnv } = process.env;
@@ -145,7 +145,7 @@ describe('operator experience end to end: drydock CLI, encrypted payloads, worke
     const out = r.json() as { workflowId: string; runId: string; status: string; result: { replacementNodeId: string; phases: { phase: string }[] } };
     assert.equal(out.workflowId, `replace/ops/${node}`);
     assert.equal(out.status, 'COMPLETED');
-    Object.assign(replaced, { workflowId: out.workflowId, runId: out.runId, node });
+    Object.assign(replaced, { workflowId: out.workflowId, runId: out.runId, node, replacement: out.result.replacementNodeId });
     assert.deepEqual(
       out.result.phases.map((p) => p.phase),
       ['validating', 'cordoning', 'draining', 'terminating', 'provisioning', 'waiting-healthy'],
@@ -273,6 +273,18 @@ describe('operator experience end to end: drydock CLI, encrypted payloads, worke
     assert.equal(byNode[fleet.nodeIds[1]]?.status, 'FAILED');
     const human = await cli(['pool', 'status', 'ops']);
     assert.match(human.stdout, /pool ops: 0 replacement\(s\) running/);
+  });
+
+  it('on a terminal, --wait draws a progress bar of the phases', { skip: existsSync('/usr/bin/script') ? false : 'needs script(1) from util-linux for a pseudo-terminal' }, async () => {
+    assert.ok(replaced.replacement, 'needs the replacement above');
+    const cmd = `${process.execPath} ${join(REPO_ROOT, 'scripts/cli/drydock.mjs')} pool replace ops ${replaced.replacement} --drain-timeout 30 --wait`;
+    const { stdout } = await promisify(execFile)('/usr/bin/script', ['-qfec', cmd, '/dev/null'], {
+      cwd: REPO_ROOT,
+      timeout: 120_000,
+      env: { ...cliEnv, TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: 'default', DRYDOCK_TASK_QUEUE: TQ, DRYDOCK_CODEC_KEY: codecKey, COLUMNS: '160' },
+    });
+    assert.match(stdout, /replace\/ops\/\S+ [█░]{40} 6\/6 phases \| done \(/, 'a cli-progress bar, full at the end');
+    assert.match(stdout, /replaced by \S+ in \d+\.\d s/);
   });
 
   it(
