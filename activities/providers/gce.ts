@@ -93,6 +93,8 @@ export function gceErrorInfo(err: unknown): GceErrorInfo {
 }
 
 export function classifyGceError(info: GceErrorInfo): ErrorClass | 'conflict' {
+  // google-auth-library fails before any request when it has no usable credentials.
+  if (/Could not load the default credentials|Could not refresh access token|invalid_grant|No authentication was provided/i.test(info.message)) return 'auth';
   if (info.reason === 'rateLimitExceeded' || info.reason === 'userRateLimitExceeded' || info.http === 429) return 'throttle';
   if (info.http === 404) return 'not-found';
   if (info.http === 409) return 'conflict';

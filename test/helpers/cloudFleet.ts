@@ -6,6 +6,9 @@ import { PoolRegistry } from '../../activities/pools.ts';
 import type { Provider } from '../../activities/providers/types.ts';
 import { agentProcesses, spawnWorker, waitFor, type TestFleet, type WorkerProcess } from './fleet.ts';
 
+/** One of moto's built-in AMIs (listing them all with DescribeImages returns 1,300 and takes seconds). */
+export const MOTO_IMAGE_ID = 'ami-03cf127a';
+
 export interface CloudFleet {
   dir: string;
   pool: string;

@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { DescribeImagesCommand, DescribeInstancesCommand, EC2Client, type Instance } from '@aws-sdk/client-ec2';
+import { DescribeInstancesCommand, EC2Client, type Instance } from '@aws-sdk/client-ec2';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { AgentClient } from '../../activities/agentClient.ts';
 import { TAG_REQUEST } from '../../activities/providers/aws.ts';
 import { keyHash } from '../../activities/providers/naming.ts';
 import { replaceNodeWorkflowId } from '../../workflows/inputs/replaceNode.ts';
 import type { ReplaceNodeResult, ReplaceNodeStatus } from '../../workflows/replaceNode.ts';
-import { spawnCloudWorker, startCloudFleet, type CloudFleet } from '../helpers/cloudFleet.ts';
+import { MOTO_IMAGE_ID, spawnCloudWorker, startCloudFleet, type CloudFleet } from '../helpers/cloudFleet.ts';
 import { agentProcesses, waitFor, type WorkerProcess } from '../helpers/fleet.ts';
 import { activityAttempts } from '../helpers/history.ts';
 import { startMoto, type Moto } from '../helpers/moto.ts';
@@ -33,14 +33,13 @@ describe('replaceNode end to end on aws-ec2 (moto), worker SIGKILLed during prov
     process.env.AWS_REGION = 'us-east-1';
     [env, moto] = await Promise.all([startDevServer(), startMoto()]);
     ec2 = new EC2Client({ region: 'us-east-1', endpoint: moto.endpoint });
-    const imageId = (await ec2.send(new DescribeImagesCommand({}))).Images![0].ImageId!;
     fleet = await startCloudFleet({
       pool: POOL,
       instanceType: 'p4d.24xlarge',
       nodes: 2,
       // Replacements boot their agent in 3 s, so the kill lands while provisionNode waits for it.
       bootSeconds: 3,
-      providers: [{ type: 'aws-ec2', region: 'us-east-1', zone: 'us-east-1a', imageId, endpoint: moto.endpoint, userData: '#!/bin/sh\n# boot the drydock agent for {{pool}}/{{nodeId}}' }],
+      providers: [{ type: 'aws-ec2', region: 'us-east-1', zone: 'us-east-1a', imageId: MOTO_IMAGE_ID, endpoint: moto.endpoint, userData: '#!/bin/sh\n# boot the drydock agent for {{pool}}/{{nodeId}}' }],
     });
   });
   after(async () => {

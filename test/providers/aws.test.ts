@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { DescribeImagesCommand, DescribeInstancesCommand, DescribeVolumesCommand, EC2Client, EC2ServiceException, TerminateInstancesCommand, type DescribeInstancesCommandOutput, type RunInstancesCommandOutput } from '@aws-sdk/client-ec2';
+import { DescribeInstancesCommand, DescribeVolumesCommand, EC2Client, EC2ServiceException, TerminateInstancesCommand, type DescribeInstancesCommandOutput, type RunInstancesCommandOutput } from '@aws-sdk/client-ec2';
 import { ApplicationFailure } from '@temporalio/common';
 import { AwsEc2Provider, classifyAwsError, healthFromStatus, TAG_REQUEST } from '../../activities/providers/aws.ts';
 import { PrivateIpAgent } from '../../activities/providers/bootHook.ts';
 import { PROVIDER_CONFIG } from '../../activities/providers/errors.ts';
 import { CapacityError } from '../../activities/providers/types.ts';
 import { keyHash } from '../../activities/providers/naming.ts';
+import { MOTO_IMAGE_ID } from '../helpers/cloudFleet.ts';
 import { startMoto, type Moto } from '../helpers/moto.ts';
 
 const REGION = 'us-east-1';
@@ -14,7 +15,7 @@ const REGION = 'us-east-1';
 describe('aws-ec2 provider against moto', () => {
   let moto: Moto;
   let ec2: EC2Client;
-  let imageId: string;
+  const imageId = MOTO_IMAGE_ID;
   const provider = (opts: Partial<ConstructorParameters<typeof AwsEc2Provider>[0]> = {}) =>
     new AwsEc2Provider({ region: REGION, imageId, endpoint: moto.endpoint, zone: 'us-east-1a', ...opts }, new PrivateIpAgent(9400), 'pool gpu');
   const spec = { pool: 'gpu', instanceType: 'p4d.24xlarge' };
@@ -26,10 +27,7 @@ describe('aws-ec2 provider against moto', () => {
     moto = await startMoto();
     ec2 = new EC2Client({ region: REGION, endpoint: moto.endpoint });
   });
-  beforeEach(async () => {
-    await moto.reset();
-    imageId = (await ec2.send(new DescribeImagesCommand({}))).Images![0].ImageId!;
-  });
+  beforeEach(() => moto.reset());
   after(async () => {
     ec2?.destroy();
     await moto?.stop();
@@ -164,7 +162,9 @@ describe('aws-ec2 provider against moto', () => {
       reasons: ['system status check impaired'],
     });
   });
+});
 
+describe('aws-ec2 error classes', () => {
   it('sorts EC2 errors: capacity → next zone, throttling → retry, auth / validation → fix', () => {
     const err = (name: string, status = 400) => new EC2ServiceException({ name, $fault: 'client', $metadata: { httpStatusCode: status }, message: name });
     assert.equal(classifyAwsError(err('InsufficientInstanceCapacity')), 'capacity');

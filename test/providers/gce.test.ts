@@ -132,5 +132,6 @@ describe('gce provider (real @google-cloud/compute client) against the strict GC
     assert.deepEqual(http, { http: 404, reason: 'notFound', message: 'gone' });
     assert.equal(classifyGceError(gceErrorInfo({ code: 8, message: 'Rate Limit Exceeded' })), 'throttle');
     assert.equal(classifyGceError(gceErrorInfo({ code: 6, message: 'exists' })), 'conflict');
+    assert.equal(classifyGceError(gceErrorInfo(new Error('Could not load the default credentials. Browse to https://cloud.google.com/docs/authentication'))), 'auth');
   });
 });

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DescribeImagesCommand, DescribeInstancesCommand, EC2Client, EC2ServiceException } from '@aws-sdk/client-ec2';
+import { DescribeInstancesCommand, EC2Client, EC2ServiceException } from '@aws-sdk/client-ec2';
 import { PoolRegistry, PoolsFileError } from '../../activities/pools.ts';
 import { AwsEc2Provider } from '../../activities/providers/aws.ts';
 import { PrivateIpAgent } from '../../activities/providers/bootHook.ts';
@@ -12,6 +12,7 @@ import { fixedTokenAuth, GceProvider } from '../../activities/providers/gce.ts';
 import { MultiProvider, type MultiEntry } from '../../activities/providers/multi.ts';
 import { CapacityError } from '../../activities/providers/types.ts';
 import { startGceFake, type GceFake } from '../fakes/gce/server.ts';
+import { MOTO_IMAGE_ID } from '../helpers/cloudFleet.ts';
 import { startMoto, type Moto } from '../helpers/moto.ts';
 
 const TOKEN = 'fake-gce-token';
@@ -91,15 +92,12 @@ describe('pools file: multi-provider schema, validated with the field named', ()
 describe('multi-provider pools: fail-over from an exhausted zone to the next', () => {
   let fake: GceFake;
   let moto: Moto;
-  let imageId: string;
+  const imageId = MOTO_IMAGE_ID;
   const closers: GceProvider[] = [];
   before(async () => {
     process.env.AWS_ACCESS_KEY_ID = 'testing';
     process.env.AWS_SECRET_ACCESS_KEY = 'testing';
     [fake, moto] = await Promise.all([startGceFake({ token: TOKEN }), startMoto()]);
-    const ec2 = new EC2Client({ region: 'us-east-1', endpoint: moto.endpoint });
-    imageId = (await ec2.send(new DescribeImagesCommand({}))).Images![0].ImageId!;
-    ec2.destroy();
   });
   after(async () => {
     await Promise.all(closers.map((c) => c.close()));
