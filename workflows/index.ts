@@ -3,3 +3,4 @@ export { replaceNode } from './replaceNode.ts';
 export { trainingJob } from './trainingJob.ts';
 export { backup } from './backup.ts';
 export { restore } from './restore.ts';
+export { fleetPool } from './fleetPool.ts';

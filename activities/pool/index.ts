@@ -1,0 +1,9 @@
+import type { NodeActivityDeps } from '../nodes.ts';
+import { createProbeActivities } from './probe.ts';
+
+/** Activities of the fleetPool workflow (the node operations it reuses live in activities/nodes.ts). */
+export function createPoolActivities(deps: NodeActivityDeps) {
+  return { ...createProbeActivities(deps) };
+}
+
+export type PoolActivities = ReturnType<typeof createPoolActivities>;

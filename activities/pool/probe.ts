@@ -1,0 +1,147 @@
+import { Context } from '@temporalio/activity';
+import { AgentClient, type AgentHealth } from '../agentClient.ts';
+import { UnknownPoolError, type PoolRegistry } from '../pools.ts';
+import { invalidArgument } from '../../workflows/errors.ts';
+import type { NodeInstance } from '../providers/types.ts';
+import { diffViews, viewDigest, type ProbeChange, type ProbeHealth, type ProbeView } from '../../workflows/pool/digest.ts';
+
+export interface ProbePoolInput {
+  pool: string;
+  /** Digest of the workflow's copy of the last probe view; a match lets the answer be changes only. */
+  digest: string;
+  timeoutMs: number;
+  concurrency: number;
+}
+
+export interface ProbePoolResult {
+  /** true: `changes` is the whole view (the workflow's copy was unknown here, e.g. after a worker restart). */
+  full: boolean;
+  changes: ProbeChange[];
+  digest: string;
+  /** Mean GPU utilisation (%) over reachable nodes whose agent accepts work, and how many that was. */
+  utilization?: number;
+  activeNodes: number;
+  /** Up to 16 reachable, accepting nodes with no work in flight (scale-down candidates). */
+  idle: string[];
+  probed: number;
+  tookMs: number;
+}
+
+interface Observation {
+  health: ProbeHealth;
+  reasons?: string[];
+  util?: number;
+  accepting?: boolean;
+  idle?: boolean;
+}
+
+const MAX_REASONS = 3;
+const MAX_IDLE = 16;
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>, onBatch: () => void): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  let done = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+      if (++done % limit === 0) onBatch();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return out;
+}
+
+function observe(h: AgentHealth): Observation {
+  // The agent's GPU entries carry nvidia-smi fields; only utilisation matters here.
+  const utils = (h.gpus as { utilizationPct?: unknown }[]).map((g) => g.utilizationPct).filter((u): u is number => typeof u === 'number');
+  const accepting = h.drain.state === 'active';
+  return {
+    health: h.status,
+    reasons: h.status === 'healthy' ? undefined : h.reasons.slice(0, MAX_REASONS).map((r) => r.slice(0, 160)),
+    util: utils.length ? utils.reduce((a, b) => a + b, 0) / utils.length : undefined,
+    accepting,
+    idle: accepting && h.drain.inFlight === 0,
+  };
+}
+
+/**
+ * Probes every live instance of a pool (the provider's list, which is also the membership
+ * reconcile) with bounded concurrency and a per-request timeout, and answers with what changed
+ * since the view whose digest the workflow sent. The last view per workflow is kept in memory;
+ * a worker that does not have it answers with the full view once.
+ */
+export function createProbeActivities({ pools, agentToken }: { pools: PoolRegistry; agentToken: string }) {
+  const views = new Map<string, ProbeView>();
+  const poolOf = (name: string) => {
+    try {
+      return pools.get(name);
+    } catch (err) {
+      if (err instanceof UnknownPoolError) throw invalidArgument('name', err.message);
+      throw err;
+    }
+  };
+
+  return {
+    async probePool(input: ProbePoolInput): Promise<ProbePoolResult> {
+      const started = Date.now();
+      const ctx = Context.current();
+      const key = ctx.info.workflowExecution?.workflowId ?? input.pool;
+      const { provider } = poolOf(input.pool);
+      const nodes: NodeInstance[] = await provider.list(input.pool);
+      const observed = await mapLimit(
+        nodes,
+        input.concurrency,
+        async (n): Promise<Observation> => {
+          if (!n.agentUrl) return { health: 'unreachable', reasons: [`instance is ${n.state}; no agent address`] };
+          try {
+            return observe(await new AgentClient(n.agentUrl, agentToken, input.timeoutMs).health());
+          } catch (err) {
+            return { health: 'unreachable', reasons: [`agent did not answer: ${(err as Error).message}`.slice(0, 160)] };
+          }
+        },
+        () => ctx.heartbeat(),
+      );
+
+      const view: ProbeView = {};
+      const reasons = new Map<string, string[]>();
+      let utilSum = 0;
+      let utilCount = 0;
+      const idle: string[] = [];
+      nodes.forEach((n, i) => {
+        const o = observed[i];
+        view[n.id] = o.health;
+        if (o.reasons) reasons.set(n.id, o.reasons);
+        if (o.accepting && o.util !== undefined) {
+          utilSum += o.util;
+          utilCount++;
+        }
+        if (o.idle && idle.length < MAX_IDLE) idle.push(n.id);
+      });
+      const previous = views.get(key);
+      const full = !previous || viewDigest(previous) !== input.digest;
+      const changes = (full ? diffViews({}, view) : diffViews(previous, view)).map((c) =>
+        c.health && reasons.has(c.id) ? { ...c, reasons: reasons.get(c.id) } : c,
+      );
+      views.set(key, view);
+      return {
+        full,
+        changes,
+        digest: viewDigest(view),
+        utilization: utilCount ? Math.round(utilSum / utilCount) : undefined,
+        activeNodes: utilCount,
+        idle,
+        probed: nodes.length,
+        tookMs: Date.now() - started,
+      };
+    },
+
+    /** The worker's view of the pool: which provider serves it, and its instance type (checked at start). */
+    async describePoolConfig(input: { pool: string }): Promise<{ provider: string; instanceType: string }> {
+      const { config, provider } = poolOf(input.pool);
+      return { provider: provider.name, instanceType: config.instanceType };
+    },
+  };
+}

@@ -1,0 +1,64 @@
+/**
+ * Circuit breaker on automatic remediation (pure). A systemic fault (bad driver push, rack power)
+ * is not fixed by terminating the fleet, so:
+ *
+ *   closed ──(distinct nodes gone bad within the window / pool size > maxUnhealthyFraction,
+ *             or healthy nodes < minHealthy)──> open ──(operator: resumeRemediation)──> closed
+ *
+ * Only an operator closes it; nothing closes it by itself.
+ */
+export interface BreakerState {
+  open: boolean;
+  reason?: string;
+  openedAt?: number;
+  /** Nodes that turned unhealthy or unreachable, with when; pruned to the window. */
+  recent: { nodeId: string; at: number }[];
+}
+
+export interface BreakerConfig {
+  maxUnhealthyFraction: number;
+  windowSeconds: number;
+}
+
+export function closedBreaker(): BreakerState {
+  return { open: false, recent: [] };
+}
+
+/** Records that a node went bad at `now` (once per node per window). */
+export function recordBad(s: BreakerState, nodeId: string, now: number): BreakerState {
+  if (s.recent.some((r) => r.nodeId === nodeId)) return s;
+  return { ...s, recent: [...s.recent, { nodeId, at: now }] };
+}
+
+/**
+ * Prunes the window and opens the breaker when the fraction of bad nodes passes the limit or
+ * the healthy count is below the floor. An open breaker stays open.
+ */
+export function evaluate(
+  s: BreakerState,
+  cfg: BreakerConfig,
+  pool: { size: number; healthy: number; minHealthy: number },
+  now: number,
+): BreakerState {
+  const recent = s.recent.filter((r) => r.at > now - cfg.windowSeconds * 1000);
+  const next = { ...s, recent };
+  if (s.open) return next;
+  const fraction = pool.size > 0 ? recent.length / pool.size : 0;
+  if (fraction > cfg.maxUnhealthyFraction) {
+    return {
+      ...next,
+      open: true,
+      openedAt: now,
+      reason: `${recent.length} of ${pool.size} nodes (${Math.round(fraction * 100)} %) went bad within ${cfg.windowSeconds} s, above the ${Math.round(cfg.maxUnhealthyFraction * 100)} % limit`,
+    };
+  }
+  if (pool.healthy < pool.minHealthy) {
+    return { ...next, open: true, openedAt: now, reason: `only ${pool.healthy} healthy nodes, below minHealthy ${pool.minHealthy}` };
+  }
+  return next;
+}
+
+/** Operator reset: closes the breaker and forgets the window, so the same failures do not re-open it at once. */
+export function reset(): BreakerState {
+  return closedBreaker();
+}
