@@ -20,6 +20,12 @@ export interface TrainingActivityDeps {
 /** How often a shard reads losses back, heartbeats and lets the event loop run. */
 const YIELD_EVERY_MS = 250;
 
+/** Heartbeats and yields, so a long synchronous tfjs stretch never reads as a dead trainer. */
+async function beat(details?: unknown): Promise<void> {
+  Context.current().heartbeat(details);
+  await new Promise((r) => setImmediate(r));
+}
+
 /** Activities the trainer worker runs on its own task queue (one at a time per trainer). */
 export function createTrainingActivities(deps: TrainingActivityDeps = {}) {
   const identity = deps.identity ?? `${hostname()}/${process.pid}`;
@@ -48,6 +54,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps = {}) {
       } else {
         model = buildModel(tf, input.model, loadDataset(input.dataset), input.seed);
       }
+      await beat();
       try {
         const meta = await saveCheckpoint(tf, store, roundDir(input.job, startRound), model, input.job, startRound, input.instance, momentum);
         return { startRound, parameters: meta.parameters, weightsSha256: meta.weightsSha256, backend };
@@ -141,6 +148,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps = {}) {
       const { tf } = lb;
       const store = await openStore(input.checkpointUri);
       const dir = roundDir(input.job, input.round);
+      await beat();
       const existing = await readMeta(store, dir);
       let deltaNorm = 0;
       let model: LayersModel;
@@ -160,6 +168,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps = {}) {
           const v = floatsOf(bytes);
           if (v.length !== params.length) throw ApplicationFailure.create({ type: 'CheckpointCorrupt', nonRetryable: true, message: `delta ${d.key} has ${v.length} values, the model ${params.length}` });
           for (let i = 0; i < v.length; i++) mean[i] += v[i] / input.deltas.length;
+          await beat();
         }
         deltaNorm = l2(mean);
         const buf = input.outerMomentum > 0 ? (prev.momentum ?? new Float32Array(params.length)) : undefined;
@@ -175,7 +184,8 @@ export function createTrainingActivities(deps: TrainingActivityDeps = {}) {
         const meta = (await readMeta(store, dir))!;
         const result: AggregateResult = { round: input.round, finite: true, deltaNorm, checkpoint: `${store.uri}/${dir}`, weightsSha256: meta.weightsSha256, kept: [] };
         if (input.evaluate) {
-          const ev = evaluate(tf, model, loadDataset(input.dataset));
+          await beat();
+          const ev = await evaluate(tf, model, loadDataset(input.dataset), () => beat());
           result.accuracy = ev.accuracy;
           result.testLoss = ev.loss;
           deps.metrics?.evaluated(input.job, ev.accuracy);

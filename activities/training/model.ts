@@ -64,8 +64,8 @@ export function lossOf(tf: TF, model: LayersModel, x: Tensor, labels: Tensor, nu
   return tf.losses.softmaxCrossEntropy(tf.oneHot(labels.toInt(), numClasses), logits);
 }
 
-/** Held-out accuracy and mean loss over the whole test split, in chunks to bound memory. */
-export function evaluate(tf: TF, model: LayersModel, ds: Dataset, chunk = 500): { accuracy: number; loss: number } {
+/** Held-out accuracy and mean loss over the whole test split, in chunks to bound memory; `between` runs after each chunk. */
+export async function evaluate(tf: TF, model: LayersModel, ds: Dataset, between?: () => Promise<void>, chunk = 250): Promise<{ accuracy: number; loss: number }> {
   const feat = ds.inputShape.reduce((a, b) => a * b, 1);
   let correct = 0;
   let lossSum = 0;
@@ -82,6 +82,7 @@ export function evaluate(tf: TF, model: LayersModel, ds: Dataset, chunk = 500): 
     });
     correct += c;
     lossSum += l;
+    await between?.();
   }
   return { accuracy: correct / ds.test.n, loss: lossSum / ds.test.n };
 }

@@ -4,7 +4,9 @@
  *   (b) trainingJob with 1 trainer worker process,
  *   (c) trainingJob with 2 trainer worker processes (W=2),
  * printing held-out accuracy, wall time, throughput, the ratios against (a), and the backend.
- *   node --import tsx scripts/bench/training.ts [--rounds 10] [--steps 2000] [--batch 32] [--outer-lr 1] [--outer-momentum 0]
+ *   node --import tsx scripts/bench/training.ts [--rounds 10] [--steps 2000] [--batch 32] [--outer-lr 1] [--outer-momentum 0] [--repeat 2]
+ * Runs are interleaved (a, b, c, a, b, c, …) and each reports its fastest repeat, so load from
+ * other processes on a shared machine skews all three alike.
  * Goals (issue 9): (b) ≥ 0.9× the throughput of (a); accuracy within 0.5 points of (a).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -29,6 +31,7 @@ const { values: opts } = parseArgs({
     'outer-lr': { type: 'string', default: '1' },
     'outer-momentum': { type: 'string', default: '0' },
     seed: { type: 'string', default: '1' },
+    repeat: { type: 'string', default: '2' },
   },
 });
 const rounds = Number(opts.rounds);
@@ -64,7 +67,7 @@ async function plainLoop(): Promise<Row> {
       optimizer.minimize(() => lossOf(tf, model, x, y, ds.numClasses) as import('@tensorflow/tfjs').Scalar);
     });
   }
-  const { accuracy } = evaluate(tf, model, ds);
+  const { accuracy } = await evaluate(tf, model, ds);
   const seconds = (performance.now() - started) / 1000;
   model.dispose();
   optimizer.dispose();
@@ -72,37 +75,48 @@ async function plainLoop(): Promise<Row> {
 }
 
 async function main(): Promise<void> {
-  const rows: Row[] = [await plainLoop()];
+  const repeat = Number(opts.repeat);
+  const best = new Map<string, Row>();
+  const keep = (r: Row) => {
+    const prev = best.get(r.name);
+    if (!prev || r.seconds < prev.seconds) best.set(r.name, r);
+  };
   const dir = mkdtempSync(join(tmpdir(), 'drydock-bench-train-'));
   const env = await startDevServer({ extraSearchAttributes: [DRYDOCK_TRAIN_LOSS] });
   const trainers: TrainerProcess[] = [];
   try {
     const worker = await Worker.create({ connection: env.nativeConnection, taskQueue: 'bench', workflowBundle: { codePath: await workflowBundle() } });
     await worker.runUntil(async () => {
-      for (const w of [1, 2]) {
-        while (trainers.length < w) trainers.push(await spawnTrainer(env.address, 'bench-trainer', { DRYDOCK_TRAINER_METRICS_PORT: 'off' }));
-        const started = performance.now();
-        const handle = await env.client.workflow.start('trainingJob', {
-          taskQueue: 'bench',
-          workflowId: `train/bench-w${w}`,
-          args: [
-            {
-              name: `bench-w${w}`,
-              workers: w,
-              rounds,
-              innerSteps: totalSteps / rounds / w,
-              batchSize: batch,
-              inner: { lr },
-              outer: { lr: Number(opts['outer-lr']), momentum: Number(opts['outer-momentum']) },
-              evalEvery: rounds,
-              seed,
-              checkpoint: { uri: `file://${dir}`, keepLast: 1 },
-              trainerQueue: 'bench-trainer',
-            },
-          ],
-        });
-        const result: TrainingJobResult = await handle.result();
-        rows.push({ name: `(${w === 1 ? 'b' : 'c'}) trainingJob, ${w} trainer${w > 1 ? 's' : ''}`, accuracy: result.accuracy!, seconds: (performance.now() - started) / 1000, backend: result.backends.join('+') });
+      for (let rep = 0; rep < repeat; rep++) {
+        keep(await plainLoop());
+        for (const w of [1, 2]) {
+          // (b) has exactly one trainer process polling; (c) two.
+          while (trainers.length > w) await trainers.pop()!.kill('SIGTERM');
+          while (trainers.length < w) trainers.push(await spawnTrainer(env.address, 'bench-trainer', { DRYDOCK_TRAINER_METRICS_PORT: 'off' }));
+          const name = `bench-w${w}-${rep}`;
+          const started = performance.now();
+          const handle = await env.client.workflow.start('trainingJob', {
+            taskQueue: 'bench',
+            workflowId: `train/${name}`,
+            args: [
+              {
+                name,
+                workers: w,
+                rounds,
+                innerSteps: totalSteps / rounds / w,
+                batchSize: batch,
+                inner: { lr },
+                outer: { lr: Number(opts['outer-lr']), momentum: Number(opts['outer-momentum']) },
+                evalEvery: rounds,
+                seed,
+                checkpoint: { uri: `file://${dir}`, keepLast: 1 },
+                trainerQueue: 'bench-trainer',
+              },
+            ],
+          });
+          const result: TrainingJobResult = await handle.result();
+          keep({ name: `(${w === 1 ? 'b' : 'c'}) trainingJob, ${w} trainer${w > 1 ? 's' : ''}`, accuracy: result.accuracy!, seconds: (performance.now() - started) / 1000, backend: result.backends.join('+') });
+        }
       }
     });
   } finally {
@@ -110,9 +124,10 @@ async function main(): Promise<void> {
     await env.teardown();
     rmSync(dir, { recursive: true, force: true });
   }
+  const rows = [...best.values()];
 
   const base = rows[0];
-  console.log(`\ntraining benchmark: mlp 784-128-10 on mnist (9,000 train / 1,000 held out), ${samples} samples (${totalSteps} steps × batch ${batch}), Adam lr ${lr}, ${rounds} rounds, outer lr ${opts['outer-lr']} momentum ${opts['outer-momentum']}`);
+  console.log(`\ntraining benchmark (fastest of ${repeat}): mlp 784-128-10 on mnist (9,000 train / 1,000 held out), ${samples} samples (${totalSteps} steps × batch ${batch}), Adam lr ${lr}, ${rounds} rounds, outer lr ${opts['outer-lr']} momentum ${opts['outer-momentum']}`);
   console.log('| run | backend | held-out accuracy | wall s | samples/s | throughput vs (a) | accuracy vs (a) |');
   console.log('| --- | --- | --- | --- | --- | --- | --- |');
   for (const r of rows) {

@@ -11,6 +11,7 @@ import { ChecksumError, listCheckpointRounds, loadCheckpoint, roundDir, saveChec
 import { batchOrder, loadDataset, MNIST_TEST_SAMPLES, shardIndices } from '../../activities/training/data.ts';
 import { buildModel, flatWeights } from '../../activities/training/model.ts';
 import { outerStep } from '../../activities/training/outer.ts';
+import { lossCurveSvg, lossCurveText } from '../../activities/training/lossCurve.ts';
 import { openStore } from '../../activities/training/store.ts';
 import type { AggregateResult, TrainShardResult } from '../../activities/training/types.ts';
 import { startMoto, type Moto } from '../helpers/moto.ts';
@@ -119,5 +120,24 @@ describe('training building blocks on real tfjs and real digits', () => {
     assert.deepEqual(a, batchOrder(shards[1], 9, 4, 1, 10, 32), 'a retried shard sees the same batches');
     assert.notDeepEqual(a, batchOrder(shards[1], 9, 5, 1, 10, 32), 'another round sees other batches');
     assert.ok([...a].every((i) => shards[1].includes(i)));
+  });
+});
+
+describe('loss curve rendering for the CLI', () => {
+  it('plots each round as text and as a well-formed SVG with loss and accuracy lines', () => {
+    const pts = [
+      { round: 1, loss: 1.6 },
+      { round: 2, loss: 0.7, accuracy: 0.84 },
+      { round: 3, loss: 0.4, accuracy: 0.88 },
+    ];
+    const text = lossCurveText(pts, 20).split('\n');
+    assert.equal(text.length, 3);
+    assert.match(text[0], /^round 1 │ █{20} 1\.6000$/);
+    assert.match(text[2], /^round 3 │ █{5} 0\.4000  acc 88\.0%$/);
+    const svg = lossCurveSvg(pts, 'train/<demo>');
+    assert.match(svg, /^<svg [^>]+>[\s\S]*<\/svg>$/);
+    assert.match(svg, /train\/&#60;demo&#62;/, 'the title is escaped');
+    assert.equal((svg.match(/<path d="M[^"]+L[^"]+L[^"]+"/g) ?? []).length, 1, 'the loss line has 3 points');
+    assert.match(svg, /stroke-dasharray="6 4"/, 'the accuracy line is drawn');
   });
 });
