@@ -1,6 +1,7 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
   condition,
   continueAsNew,
   allHandlersFinished,
@@ -218,7 +219,9 @@ export async function trainingJob(rawInput: TrainingJobInput, carry?: TrainingCa
 
       enter('aggregating');
       const evaluate = round % input.evalEvery === 0 || round === input.rounds;
-      const agg: AggregateResult = await acts.aggregateRound.executeWithOptions({ summary: `round ${round}: outer step over ${w} deltas${evaluate ? ', evaluate' : ''}` }, [
+      // Not cancellable: a cancel during the (short) outer step waits for it, so the checkpoint the
+      // job reports as last is the newest one in the store.
+      const agg: AggregateResult = await CancellationScope.nonCancellable(() => acts.aggregateRound.executeWithOptions({ summary: `round ${round}: outer step over ${w} deltas${evaluate ? ', evaluate' : ''}` }, [
         {
           ...ref,
           round,
@@ -229,7 +232,7 @@ export async function trainingJob(rawInput: TrainingJobInput, carry?: TrainingCa
           everyRounds: input.checkpoint.everyRounds,
           keepLast: input.checkpoint.keepLast,
         },
-      ]);
+      ]));
       if (!agg.finite) {
         throw ApplicationFailure.create({
           type: 'TrainingDiverged',
