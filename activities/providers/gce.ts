@@ -51,7 +51,7 @@ export interface GceOptions {
   operationTimeoutSeconds?: number;
 }
 
-export const GCE_DEFAULTS = { operationTimeoutSeconds: 600, pollMs: 250, diskSizeGb: 100 } as const;
+export const GCE_DEFAULTS = { operationTimeoutSeconds: 600, pollMs: 100, diskSizeGb: 100 } as const;
 
 /** Env var holding a ready OAuth access token (e.g. `gcloud auth print-access-token`); else Application Default Credentials. */
 export const GCE_TOKEN_ENV = 'DRYDOCK_GCE_ACCESS_TOKEN';
