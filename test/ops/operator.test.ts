@@ -315,6 +315,22 @@ describe('operator experience end to end: drydock CLI, encrypted payloads, worke
         assert.ok(await page.getByText('Completed', { exact: true }).first().isVisible());
         mkdirSync(join(REPO_ROOT, 'test-results'), { recursive: true });
         await page.screenshot({ path: join(REPO_ROOT, 'test-results/webui-replaceNode.png'), fullPage: true });
+
+        // User Metadata: the CLI's static summary and details, and the workflow's current-details table.
+        await page.getByText('User Metadata', { exact: true }).first().click();
+        await page.waitForURL(/\/user-metadata$/, { timeout: 30_000 });
+        // The UI renders markdown summaries and details in sandboxed iframes.
+        const inSomeFrame = (text: string) =>
+          waitFor(
+            async () => (await Promise.all(page.frames().map((f) => f.content().catch(() => '')))).some((html) => html.includes(text)),
+            30_000,
+            `'${text}' on the User Metadata tab`,
+          );
+        await inSomeFrame(`replace ops/${replaced.node}`);
+        await inSomeFrame(`Started by the drydock CLI. Reason: ${SECRET_REASON}.`);
+        await page.getByText('Current Details', { exact: true }).first().waitFor({ timeout: 30_000 });
+        for (const phase of ['cordoning', 'draining', 'provisioning', 'waiting-healthy']) await inSomeFrame(`<td>${phase}</td>`);
+        await page.screenshot({ path: join(REPO_ROOT, 'test-results/webui-replaceNode-metadata.png'), fullPage: true });
       } finally {
         await browser.close();
       }
