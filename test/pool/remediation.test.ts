@@ -4,6 +4,16 @@ import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } f
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
+import {
+  acquireLeaseUpdate,
+  applySpecUpdate,
+  cordonNodeUpdate,
+  releaseLeaseUpdate,
+  replaceNodeUpdate,
+  resizeUpdate,
+  resumeRemediationUpdate,
+  uncordonNodeUpdate,
+} from '../../workflows/pool/api.ts';
 import { agentProcesses, spawnWorker, startFleet, waitFor, type TestFleet, type WorkerProcess } from '../helpers/fleet.ts';
 import { startDevServer } from '../helpers/temporal.ts';
 import { clearFaults, injectFatal, liveIds, poolStatus, startPool, waitStatus } from './helpers.ts';
@@ -99,7 +109,7 @@ describe(`fleetPool remediation on a real local fleet of ${NODES} agents`, () =>
 
   it('breaker: 3 of 6 nodes fatal at once opens it; replacements stop; manual replaceNode still works; resumeRemediation restarts them', async () => {
     // A short window, so the failures of the tests above (also within the last minutes) do not count.
-    await pool.executeUpdate('applySpec', { args: [{ ...spec, disruption: { maxUnavailable: 2, minHealthy: 0, breaker: { maxUnhealthyFraction: 0.3, windowSeconds: 5 } } }] });
+    await pool.executeUpdate(applySpecUpdate, { args: [{ ...spec, disruption: { maxUnavailable: 2, minHealthy: 0, breaker: { maxUnhealthyFraction: 0.3, windowSeconds: 5 } } }] });
     const before = (await poolStatus(pool)).replacements.started;
     const victims = (await poolStatus(pool)).nodes.slice(0, 3).map((n) => n.id);
     await Promise.all(victims.map((id) => injectFatal(fleet, id)));
@@ -110,43 +120,43 @@ describe(`fleetPool remediation on a real local fleet of ${NODES} agents`, () =>
     assert.equal(s.replacements.started, before, 'no automatic replacement while the breaker is open');
     await waitFor(async () => (await pool.describe()).searchAttributes.DrydockPhase?.[0] === 'breaker-open', 10_000, 'DrydockPhase breaker-open');
 
-    const manual = await pool.executeUpdate<{ granted: boolean }>('replaceNode', { args: [{ nodeId: victims[0], reason: 'operator says so' }] });
+    const manual = await pool.executeUpdate(replaceNodeUpdate, { args: [{ nodeId: victims[0], reason: 'operator says so' }] });
     assert.equal(manual.granted, true);
     s = await waitStatus(pool, (x) => x.replacements.succeeded === before + 1 && !x.nodes.some((n) => n.id === victims[0]), 'the manual replacement');
     assert.equal(s.phase, 'breaker-open', 'a manual replacement does not close the breaker');
 
-    await pool.executeUpdate('resumeRemediation');
+    await pool.executeUpdate(resumeRemediationUpdate);
     s = await waitStatus(pool, (x) => x.replacements.succeeded === before + 3 && x.counts.healthy === NODES && x.leases.length === 0, 'the rest to be replaced after resume', 120_000);
     assert.equal(s.phase, 'running');
     assert.equal((await liveIds(fleet)).length, NODES);
   });
 
   it('external leases share the budget in FIFO order; cordon goes through it too', async () => {
-    const a = await pool.executeUpdate<{ granted: boolean }>('acquireLease', { args: [{ holder: 'rollout/r1/a' }] });
+    const a = await pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'rollout/r1/a' }] });
     const [n0] = (await poolStatus(pool)).nodes.map((n) => n.id);
-    const c = await pool.executeUpdate<{ granted: boolean }>('cordonNode', { args: [{ nodeId: n0 }] });
+    const c = await pool.executeUpdate(cordonNodeUpdate, { args: [{ nodeId: n0 }] });
     assert.equal(a.granted, true);
     assert.equal(c.granted, true);
-    const b = await pool.executeUpdate<{ granted: boolean; position: number }>('acquireLease', { args: [{ holder: 'rollout/r1/b' }] });
+    const b = await pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'rollout/r1/b' }] });
     assert.deepEqual([b.granted, b.position], [false, 1], 'the budget of 2 is full: queued first');
     await waitStatus(pool, (x) => x.nodes.find((n) => n.id === n0)!.phase === 'cordoned', 'the cordon');
-    await pool.executeUpdate('uncordonNode', { args: [{ nodeId: n0 }] });
-    const b2 = await pool.executeUpdate<{ granted: boolean }>('acquireLease', { args: [{ holder: 'rollout/r1/b' }] });
+    await pool.executeUpdate(uncordonNodeUpdate, { args: [{ nodeId: n0 }] });
+    const b2 = await pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'rollout/r1/b' }] });
     assert.equal(b2.granted, true, 'granted once the cordon gave its slot back');
-    assert.deepEqual(await pool.executeUpdate('releaseLease', { args: [{ holder: 'rollout/r1/a' }] }), { released: true });
-    assert.deepEqual(await pool.executeUpdate('releaseLease', { args: [{ holder: 'rollout/r1/b' }] }), { released: true });
+    assert.deepEqual(await pool.executeUpdate(releaseLeaseUpdate, { args: [{ holder: 'rollout/r1/a' }] }), { released: true });
+    assert.deepEqual(await pool.executeUpdate(releaseLeaseUpdate, { args: [{ holder: 'rollout/r1/b' }] }), { released: true });
     assert.equal((await poolStatus(pool)).leases.length, 0);
   });
 
   it('rejects bad updates and bad specs, naming the field', async () => {
-    await rejectsNaming(pool.executeUpdate('cordonNode', { args: [{ nodeId: 'no-such-node' }] }), 'nodeId');
-    await rejectsNaming(pool.executeUpdate('replaceNode', { args: [{ nodeId: 'no-such-node' }] }), 'nodeId');
-    await rejectsNaming(pool.executeUpdate('applySpec', { args: [{ ...spec, disruption: { maxUnavailable: '0%' } }] }), 'disruption.maxUnavailable');
-    await rejectsNaming(pool.executeUpdate('applySpec', { args: [{ ...spec, name: 'other' }] }), 'name');
-    await rejectsNaming(pool.executeUpdate('resize', { args: [{ minNodes: 5, maxNodes: 3 }] }), 'maxNodes');
-    await rejectsNaming(pool.executeUpdate('acquireLease', { args: [{ holder: 'replace/x' }] }), 'holder');
-    await rejectsNaming(pool.executeUpdate('acquireLease', { args: [{ holder: 'ok', ttlSeconds: -1 }] }), 'ttlSeconds');
-    await rejectsNaming(pool.executeUpdate('uncordonNode', { args: [{ nodeId: (await poolStatus(pool)).nodes[0].id }] }), 'nodeId');
+    await rejectsNaming(pool.executeUpdate(cordonNodeUpdate, { args: [{ nodeId: 'no-such-node' }] }), 'nodeId');
+    await rejectsNaming(pool.executeUpdate(replaceNodeUpdate, { args: [{ nodeId: 'no-such-node' }] }), 'nodeId');
+    await rejectsNaming(pool.executeUpdate(applySpecUpdate, { args: [{ ...spec, disruption: { maxUnavailable: '0%' } }] }), 'disruption.maxUnavailable');
+    await rejectsNaming(pool.executeUpdate(applySpecUpdate, { args: [{ ...spec, name: 'other' }] }), 'name');
+    await rejectsNaming(pool.executeUpdate(resizeUpdate, { args: [{ minNodes: 5, maxNodes: 3 }] }), 'maxNodes');
+    await rejectsNaming(pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'replace/x' }] }), 'holder');
+    await rejectsNaming(pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'ok', ttlSeconds: -1 }] }), 'ttlSeconds');
+    await rejectsNaming(pool.executeUpdate(uncordonNodeUpdate, { args: [{ nodeId: (await poolStatus(pool)).nodes[0].id }] }), 'nodeId');
     assert.equal((await poolStatus(pool)).phase, 'running', 'rejected updates change nothing');
 
     const start = (s: unknown, id?: string) => startPool(env.client, TQ, s as FleetPoolSpec, id).then((h) => h.result());
