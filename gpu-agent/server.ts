@@ -91,7 +91,7 @@ export function createAgent(config: AgentConfig): Agent {
       lastGpus = snap.gpus;
       expectedGpus ??= snap.gpus.length; // nvidia: the first good inventory is what the node must keep
     }
-    const verdict = evaluateHealth(snap, xids.recent(), expectedGpus ?? 0, policy);
+    const verdict = evaluateHealth(snap, xids.forHealth(), expectedGpus ?? 0, policy);
     const gpus = snap.gpus.map((g) => ({ ...g, ...verdict.gpus.find((v) => v.index === g.index)! }));
     let { status } = verdict;
     const reasons = [...verdict.reasons];

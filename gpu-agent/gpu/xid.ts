@@ -42,10 +42,14 @@ export interface XidCount {
   lastAt: string;
 }
 
+interface CountEntry extends XidCount {
+  last: XidEvent;
+}
+
 /** Recent XID events (a bounded buffer) plus counts by GPU and code since the agent started. */
 export class XidLog {
   private events: XidEvent[] = [];
-  private counts = new Map<string, XidCount>();
+  private counts = new Map<string, CountEntry>();
 
   constructor(private readonly maxEvents = 256, private readonly onEvent: (e: XidEvent) => void = () => {}) {}
 
@@ -57,7 +61,8 @@ export class XidLog {
     if (c) {
       c.count++;
       c.lastAt = e.at;
-    } else this.counts.set(key, { code: e.code, gpuIndex: e.gpuIndex, count: 1, firstAt: e.at, lastAt: e.at });
+      c.last = e;
+    } else this.counts.set(key, { code: e.code, gpuIndex: e.gpuIndex, count: 1, firstAt: e.at, lastAt: e.at, last: e });
     this.onEvent(e);
   }
 
@@ -66,7 +71,18 @@ export class XidLog {
   }
 
   summary(): XidCount[] {
-    return [...this.counts.values()].map((c) => ({ ...c }));
+    return [...this.counts.values()].map(({ last: _last, ...c }) => c);
+  }
+
+  /**
+   * What health is judged on: the recent events, plus the latest event of every GPU/code pair that
+   * has fallen out of the buffer, so a burst of minor XIDs can never push out a fatal one.
+   */
+  forHealth(): XidEvent[] {
+    const recent = this.recent();
+    const inRecent = new Set(recent.map((e) => `${e.gpuIndex}/${e.code}`));
+    const evicted = [...this.counts.entries()].filter(([k]) => !inRecent.has(k)).map(([, c]) => ({ ...c.last }));
+    return [...evicted, ...recent];
   }
 
   clear(): void {

@@ -122,4 +122,12 @@ describe('kernel log XIDs', () => {
     assert.equal(c13.firstAt, new Date(0).toISOString());
     assert.equal(c13.lastAt, new Date(4000).toISOString());
   });
+
+  it('a burst of minor XIDs cannot push a fatal one out of what health is judged on', () => {
+    const log = new XidLog(4);
+    log.record({ gpuIndex: 0, pciBusId: '0000:18:00', code: 79, message: 'off the bus', at: new Date(0).toISOString() });
+    for (let i = 0; i < 10; i++) log.record({ gpuIndex: 1, pciBusId: '0000:2a:00', code: 43, message: `m${i}`, at: new Date(1000 * i).toISOString() });
+    assert.ok(!log.recent().some((e) => e.code === 79));
+    assert.deepEqual(log.forHealth().map((e) => e.code), [79, 43, 43, 43, 43]);
+  });
 });
