@@ -122,7 +122,7 @@ async function main(): Promise<void> {
       ...nodes.map((n) => `    ${n.id}  ${n.state}  ${n.agentUrl}`),
       '',
       'Replace a node (paste this in another terminal):',
-      `  ${temporalBin} workflow start --type replaceNode --task-queue ${config.taskQueue} --workflow-id replace/${config.pool.name}/${target.id}${addressFlag} --input '${input}'`,
+      `  ${temporalBin} workflow start --type replaceNode --task-queue ${config.taskQueue} --workflow-id replace/${config.pool.name}/${target.id}${addressFlag} --static-summary 'replace ${config.pool.name}/${target.id}: demo' --input '${input}'`,
       '',
       'Make a node sick first, if you like:',
       `  npm run dev:fault -- ${target.id} 79`,
