@@ -2,9 +2,9 @@ import { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
 import { PoolRegistry } from '../activities/pools.ts';
 import { loadControlWorkerConfig, WorkerConfigError } from './config.ts';
-import { dataConverterFromEnv } from './codec.ts';
+import { CodecConfigError, dataConverterFromEnv } from './codec.ts';
 import { connectWorker } from './connection.ts';
-import { installMetrics } from './metrics.ts';
+import { installMetrics, MetricsConfigError } from './metrics.ts';
 import { WORKFLOWS_PATH } from './workflowsPath.ts';
 
 /** The control worker: runs every fleet workflow and the activities that reach providers and agents. */
@@ -40,6 +40,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
+  if (err instanceof CodecConfigError || err instanceof MetricsConfigError) {
+    console.error(`control worker: ${err.message}`);
+    process.exit(2);
+  }
   console.error('control worker failed:', err);
   process.exit(1);
 });

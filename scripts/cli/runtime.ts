@@ -1,4 +1,4 @@
-import { ServiceError, WorkflowFailedError, type Client } from '@temporalio/client';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure, TerminatedFailure, TimeoutFailure } from '@temporalio/common';
 import type { Command } from 'commander';
 import { CONTROL_WORKER_DEFAULTS } from '../../workers/config.ts';
@@ -47,13 +47,10 @@ function applyConnectionFlags(o: GlobalOptions): void {
   if (o.profile) process.env.TEMPORAL_PROFILE = o.profile;
 }
 
+/** gRPC UNAVAILABLE (14) or DEADLINE_EXCEEDED (4) on a call: the server went away mid-command. */
 function isUnreachable(err: unknown): boolean {
-  const text = `${(err as Error)?.message ?? ''} ${String((err as { cause?: unknown })?.cause ?? '')}`;
-  if (err instanceof ServiceError || (err as { code?: unknown })?.code !== undefined) {
-    const code = (err as { code?: number }).code ?? (err as { cause?: { code?: number } }).cause?.code;
-    if (code === 14 || code === 4) return true; // UNAVAILABLE, DEADLINE_EXCEEDED
-  }
-  return /UNAVAILABLE|ECONNREFUSED|DEADLINE_EXCEEDED|Failed to connect|timed out/i.test(text);
+  const codes = [err, (err as { cause?: unknown })?.cause].map((e) => (e as { code?: unknown })?.code);
+  return codes.includes(14) || codes.includes(4);
 }
 
 /** Connects with the operator's Temporal settings (profile, TEMPORAL_* env, flags) and runs `fn`. */
