@@ -1,11 +1,9 @@
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
 import { InvalidArgumentError, type Command } from 'commander';
-import { INVALID_ARGUMENT } from '../../workflows/errors.ts';
 import { parseReplaceNodeInput, replaceNodeWorkflowId, type ReplaceNodeInput } from '../../workflows/inputs/replaceNode.ts';
 import { POOL_NAME, POOL_NAME_HELP } from '../../workflows/inputs/validate.ts';
 import type { ReplaceNodeResult, ReplaceNodeStatus } from '../../workflows/replaceNode.ts';
-import { badInput, globals, output, withClient, type GlobalOptions } from './runtime.ts';
+import { badInput, checkedInput, globals, output, withClient, type GlobalOptions } from './runtime.ts';
 import { watchWorkflow } from './watch.ts';
 
 /** The phases of a successful replacement, in order; the bar counts them. */
@@ -22,12 +20,7 @@ function replaceInput(pool: string, nodeId: string, opts: { reason?: string; dra
   if (opts.reason !== undefined) input.reason = opts.reason;
   if (opts.drainTimeout !== undefined) input.drainTimeoutSeconds = opts.drainTimeout;
   if (opts.force) input.force = true;
-  try {
-    parseReplaceNodeInput(input);
-  } catch (err) {
-    if (err instanceof ApplicationFailure && err.type === INVALID_ARGUMENT) throw badInput(err.message);
-    throw err;
-  }
+  checkedInput(() => parseReplaceNodeInput(input));
   return input;
 }
 

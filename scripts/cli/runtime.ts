@@ -75,6 +75,16 @@ export async function withClient<T>(o: GlobalOptions, fn: (client: Client) => Pr
   }
 }
 
+/** Runs a workflow's own input parser, so the CLI refuses exactly what the workflow would (exit 2). */
+export function checkedInput<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof ApplicationFailure && err.type === INVALID_ARGUMENT) throw badInput(err.message);
+    throw err;
+  }
+}
+
 /** Maps a workflow's failure to the CLI contract: bad input 2, anything else 1. */
 export function workflowFailure(err: unknown, workflowId: string): CliError {
   const cause = err instanceof WorkflowFailedError ? err.cause : err;

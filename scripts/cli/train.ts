@@ -1,12 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
 import { InvalidArgumentError, type Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { INVALID_ARGUMENT } from '../../workflows/errors.ts';
 import { parseTrainingJobInput, trainingJobWorkflowId, type TrainingJobInput } from '../../workflows/inputs/trainingJob.ts';
 import type { TrainingJobResult, TrainingProgress } from '../../workflows/trainingJob.ts';
-import { badInput, globals, output, withClient } from './runtime.ts';
+import { badInput, checkedInput, globals, output, withClient } from './runtime.ts';
 import { watchWorkflow, type Snapshot } from './watch.ts';
 
 function positiveInt(v: string): number {
@@ -47,12 +45,7 @@ function jobInput(flags: StartFlags): TrainingJobInput {
   set('batchSize', flags.batchSize);
   set('model', flags.model);
   if (flags.checkpoint) input.checkpoint = { ...(input.checkpoint as object | undefined), uri: flags.checkpoint };
-  try {
-    parseTrainingJobInput(input);
-  } catch (err) {
-    if (err instanceof ApplicationFailure && err.type === INVALID_ARGUMENT) throw badInput(err.message);
-    throw err;
-  }
+  checkedInput(() => parseTrainingJobInput(input));
   return input as unknown as TrainingJobInput;
 }
 
