@@ -162,14 +162,16 @@ export function metricsInterceptor(m: DrydockMetrics): ActivityInterceptorsFacto
     return {
       inbound: {
         async execute(input, next) {
+          // Counting must never change an activity's outcome.
+          const count = (outcome: Outcome) => Promise.resolve().then(() => handler(m, input.args, outcome)).catch(() => undefined);
           let result: unknown;
           try {
             result = await next(input);
           } catch (err) {
-            await handler(m, input.args, { ok: false, err });
+            await count({ ok: false, err });
             throw err;
           }
-          await handler(m, input.args, { ok: true, result });
+          await count({ ok: true, result });
           return result;
         },
       },
