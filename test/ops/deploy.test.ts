@@ -50,7 +50,7 @@ describe('deployment artifacts', () => {
     const secrets = new Map(byKind('Secret').map((s) => [s.doc.metadata.name, Object.keys(s.doc.stringData ?? s.doc.data ?? {})]));
     const configMaps = new Map(byKind('ConfigMap').map((c) => [c.doc.metadata.name, Object.keys(c.doc.data ?? {})]));
     const workloads = [...byKind('Deployment'), ...byKind('DaemonSet')];
-    assert.equal(workloads.length, 2);
+    assert.equal(workloads.length, 3, 'worker, agent and codec server');
     for (const { doc } of workloads) {
       const labels = doc.spec.template.metadata.labels;
       for (const [k, v] of Object.entries(doc.spec.selector.matchLabels)) assert.equal(labels[k], v, `${doc.metadata.name}: selector ${k}`);
@@ -74,7 +74,7 @@ describe('deployment artifacts', () => {
   });
 
   it("the pools ConfigMap is mounted where the worker looks, and the worker's own parser accepts it", () => {
-    const [worker] = byKind('Deployment').map((d) => d.doc);
+    const worker = byKind('Deployment').find((d) => d.doc.metadata.name === 'drydock-worker')!.doc;
     const c = containersOf(worker)[0];
     const poolsFile = envOf(c).DRYDOCK_POOLS_FILE;
     const mount = c.volumeMounts.find((m: Obj) => poolsFile.startsWith(`${m.mountPath}/`));
@@ -87,6 +87,17 @@ describe('deployment artifacts', () => {
     assert.deepEqual(pools.map((p) => p.name), ['h100']);
     assert.match(envOf(c).DRYDOCK_METRICS_ADDRESS, /:9464$/);
     assert.ok(c.ports.some((p: Obj) => p.containerPort === 9464), 'the metrics port is exposed');
+  });
+
+  it('the codec server runs the in-repo server with the same key as the workers', () => {
+    const codec = byKind('Deployment').find((d) => d.doc.metadata.name === 'drydock-codec-server')!.doc;
+    const c = containersOf(codec)[0];
+    assert.deepEqual(c.command.slice(-1), ['workers/codecServer.ts']);
+    const key = (d: Obj) => containersOf(d)[0].env.find((e: Obj) => e.name === 'DRYDOCK_CODEC_KEY').valueFrom.secretKeyRef;
+    const worker = byKind('Deployment').find((d) => d.doc.metadata.name === 'drydock-worker')!.doc;
+    assert.deepEqual({ name: key(codec).name, key: key(codec).key }, { name: key(worker).name, key: key(worker).key });
+    assert.match(envOf(c).DRYDOCK_CODEC_SERVER_ADDRESS, /:8888$/);
+    assert.equal(byKind('Service').find((s) => s.doc.metadata.name === 'drydock-codec-server')?.doc.spec.type, 'ClusterIP', 'never exposed outside the cluster');
   });
 
   it('the agent DaemonSet mounts the NVIDIA devices and driver tools, and the agent accepts its env', () => {
