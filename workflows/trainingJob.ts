@@ -171,7 +171,7 @@ export async function trainingJob(rawInput: TrainingJobInput, carry?: TrainingCa
   const hb = `${input.heartbeatTimeoutSeconds} seconds` as const;
   const acts = proxyActivities<TrainingActivities>({ taskQueue: input.trainerQueue, startToCloseTimeout: '10 minutes', heartbeatTimeout: hb, retry });
   const shardActs = proxyActivities<TrainingActivities>({ taskQueue: input.trainerQueue, startToCloseTimeout: '2 hours', heartbeatTimeout: hb, retry });
-  const backends = new Set<string>();
+  const preparedOn: string[] = [];
 
   try {
     if (!carry) {
@@ -186,7 +186,7 @@ export async function trainingJob(rawInput: TrainingJobInput, carry?: TrainingCa
       progress.startRound = prepared.startRound;
       progress.round = prepared.startRound;
       progress.parameters = prepared.parameters;
-      backends.add(prepared.backend);
+      preparedOn.push(prepared.backend);
     }
 
     while (progress.round < input.rounds) {
@@ -215,7 +215,6 @@ export async function trainingJob(rawInput: TrainingJobInput, carry?: TrainingCa
             `the job stopped and checkpoint round ${progress.round} is intact. Lower inner.lr and start again with resumeFrom: ${progress.round}.`,
         });
       }
-      for (const s of shards) backends.add(s.backend);
 
       enter('aggregating');
       const evaluate = round % input.evalEvery === 0 || round === input.rounds;
@@ -289,7 +288,8 @@ export async function trainingJob(rawInput: TrainingJobInput, carry?: TrainingCa
       accuracy: progress.lastAccuracy,
       loss: last?.loss ?? NaN,
       metrics: progress.metrics,
-      backends: [...backends],
+      // From the metrics, which continue-as-new carries, so every run's shards count.
+      backends: [...new Set([...progress.metrics.flatMap((m) => m.backends), ...preparedOn])],
     };
   } catch (err) {
     if (isCancellation(err)) {

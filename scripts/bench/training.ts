@@ -4,7 +4,7 @@
  *   (b) trainingJob with 1 trainer worker process,
  *   (c) trainingJob with 2 trainer worker processes (W=2),
  * printing held-out accuracy, wall time, throughput, the ratios against (a), and the backend.
- *   node --import tsx scripts/bench/training.ts [--rounds 10] [--steps 2000] [--batch 32] [--outer-lr 1] [--outer-momentum 0] [--repeat 2]
+ *   node --import tsx scripts/bench/training.ts [--rounds 10] [--steps 2000] [--batch 32] [--outer-lr 1] [--outer-momentum 0.5] [--repeat 2]
  * Runs are interleaved (a, b, c, a, b, c, …) and each reports its fastest repeat, so load from
  * other processes on a shared machine skews all three alike.
  * Goals (issue 9): (b) ≥ 0.9× the throughput of (a); accuracy within 0.5 points of (a).
@@ -29,7 +29,7 @@ const { values: opts } = parseArgs({
     batch: { type: 'string', default: '32' },
     lr: { type: 'string', default: '0.001' },
     'outer-lr': { type: 'string', default: '1' },
-    'outer-momentum': { type: 'string', default: '0' },
+    'outer-momentum': { type: 'string', default: '0.5' },
     seed: { type: 'string', default: '1' },
     repeat: { type: 'string', default: '2' },
   },

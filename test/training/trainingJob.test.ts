@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -14,6 +15,7 @@ import { openStore } from '../../activities/training/store.ts';
 import type { TrainingJobInput } from '../../workflows/inputs/trainingJob.ts';
 import { DRYDOCK_TRAIN_LOSS, type TrainingJobResult, type TrainingProgress } from '../../workflows/trainingJob.ts';
 import { waitFor, workflowBundle } from '../helpers/fleet.ts';
+import { startMoto, type Moto } from '../helpers/moto.ts';
 import { startDevServer } from '../helpers/temporal.ts';
 import { activityRuns, pendingActivities, spawnTrainer, type TrainerProcess } from './helpers.ts';
 
@@ -26,17 +28,21 @@ describe('trainingJob end to end: real dev server, 2 trainer processes, real tfj
   let running: Promise<void>;
   let trainers: TrainerProcess[] = [];
   let dir: string;
+  let moto: Moto;
+  let s3env: Record<string, string>;
   const uri = () => `file://${dir}`;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'drydock-train-'));
-    env = await startDevServer({ extraSearchAttributes: [DRYDOCK_TRAIN_LOSS] });
+    [env, moto] = await Promise.all([startDevServer({ extraSearchAttributes: [DRYDOCK_TRAIN_LOSS] }), startMoto()]);
+    s3env = { AWS_ENDPOINT_URL_S3: moto.endpoint, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1' };
     worker = await Worker.create({ connection: env.nativeConnection, taskQueue: TQ, workflowBundle: { codePath: await workflowBundle() } });
     running = worker.run();
-    trainers = await Promise.all([spawnTrainer(env.address, TRAINER_TQ), spawnTrainer(env.address, TRAINER_TQ)]);
+    trainers = await Promise.all([spawnTrainer(env.address, TRAINER_TQ, s3env), spawnTrainer(env.address, TRAINER_TQ, s3env)]);
   });
   after(async () => {
     for (const t of trainers) await t.kill();
+    await moto?.stop();
     worker?.shutdown();
     await running;
     await env?.teardown();
@@ -97,6 +103,20 @@ describe('trainingJob end to end: real dev server, 2 trainer processes, real tfj
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     assert.match(text, /drydock_train_steps_total\{job="small"\} \d+/);
     assert.match(text, new RegExp(`drydock_trainer_backend\\{backend="${loadedBackend.best}"\\} 1`));
+  });
+
+  it('keeps checkpoints in s3:// (moto) through the real AWS SDK', async () => {
+    const s3 = new S3Client({ region: 'us-east-1', endpoint: moto.endpoint, forcePathStyle: true, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    await s3.send(new CreateBucketCommand({ Bucket: 'train-ckpt' }));
+    const h = await start({ name: 'on-s3', workers: 2, rounds: 2, innerSteps: 10, checkpoint: { uri: 's3://train-ckpt/jobs', keepLast: 1 } });
+    const result: TrainingJobResult = await h.result();
+    assert.equal(result.finalCheckpoint, 's3://train-ckpt/jobs/on-s3/round-000002/');
+    const store = await openStore('s3://train-ckpt/jobs', s3env);
+    assert.deepEqual(await listCheckpointRounds(store, 'on-s3'), [2]);
+    assert.deepEqual(await store.list('on-s3/deltas/'), []);
+    const { meta, model } = await loadCheckpoint((await loadBackend()).tf, store, roundDir('on-s3', 2));
+    assert.equal(meta.round, 2);
+    model.dispose();
   });
 
   it('survives a SIGKILLed trainer mid-round: the shard moves to the other trainer and only that shard is redone', async () => {
