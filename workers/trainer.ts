@@ -7,6 +7,7 @@ import { loadDataset } from '../activities/training/data.ts';
 import { TrainerMetrics } from '../activities/training/metrics.ts';
 import { WorkerConfigError } from './config.ts';
 import { connectWorker } from './connection.ts';
+import { loadMetricsConfig, MetricsConfigError } from './metrics.ts';
 import { loadTrainerWorkerConfig } from './trainerConfig.ts';
 
 /**
@@ -15,10 +16,12 @@ import { loadTrainerWorkerConfig } from './trainerConfig.ts';
  */
 async function main(): Promise<void> {
   let config;
+  let metricsAt;
   try {
     config = loadTrainerWorkerConfig(process.env);
+    metricsAt = loadMetricsConfig(process.env);
   } catch (err) {
-    if (err instanceof WorkerConfigError) {
+    if (err instanceof WorkerConfigError || err instanceof MetricsConfigError) {
       console.error(`trainer worker: ${err.message}`);
       process.exit(2);
     }
@@ -28,15 +31,18 @@ async function main(): Promise<void> {
   loadDataset('mnist'); // parse the digits once, before the first shard arrives
   const metrics = new TrainerMetrics();
   metrics.backend.set({ backend: backend.best }, 1);
-  let metricsNote = 'metrics off';
-  if (config.metricsPort !== undefined) {
+  let metricsNote = 'metrics off (set DRYDOCK_METRICS_ADDRESS=host:port)';
+  if (metricsAt) {
     const server = createServer(async (req, res) => {
       if (req.url !== '/metrics') return void res.writeHead(404).end();
       res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(await metrics.registry.metrics());
     });
-    await new Promise<void>((resolve) => server.listen(config.metricsPort, '127.0.0.1', resolve));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => reject(new Error(`DRYDOCK_METRICS_ADDRESS: cannot listen on ${metricsAt.host}:${metricsAt.port}: ${err.message}`)));
+      server.listen(metricsAt.port, metricsAt.host, resolve);
+    });
     server.unref();
-    metricsNote = `metrics http://127.0.0.1:${(server.address() as { port: number }).port}/metrics`;
+    metricsNote = `metrics http://${metricsAt.host}:${(server.address() as { port: number }).port}/metrics`;
   }
   const identity = `trainer@${hostname()}/${process.pid}`;
   const { connection, namespace } = await connectWorker();

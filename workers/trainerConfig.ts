@@ -5,23 +5,14 @@ export interface TrainerWorkerConfig {
   taskQueue: string;
   /** Activities at once; 1 per GPU (a trainer process drives one device). */
   concurrency: number;
-  /** /metrics port; 0 picks a free one; undefined disables the endpoint. */
-  metricsPort?: number;
   shutdownGraceMs: number;
 }
 
-export const TRAINER_WORKER_DEFAULTS = { taskQueue: 'drydock-trainer', concurrency: 1, metricsPort: 9466, shutdownGraceMs: 5_000 } as const;
+export const TRAINER_WORKER_DEFAULTS = { taskQueue: 'drydock-trainer', concurrency: 1, shutdownGraceMs: 5_000 } as const;
 
 export function loadTrainerWorkerConfig(env: NodeJS.ProcessEnv): TrainerWorkerConfig {
   const D = TRAINER_WORKER_DEFAULTS;
   const concurrency = Number(env.DRYDOCK_TRAINER_CONCURRENCY ?? D.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new WorkerConfigError('DRYDOCK_TRAINER_CONCURRENCY: expected a positive integer (1 per GPU)');
-  const portEnv = env.DRYDOCK_TRAINER_METRICS_PORT;
-  let metricsPort: number | undefined = D.metricsPort;
-  if (portEnv === 'off') metricsPort = undefined;
-  else if (portEnv !== undefined && portEnv !== '') {
-    metricsPort = Number(portEnv);
-    if (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535) throw new WorkerConfigError("DRYDOCK_TRAINER_METRICS_PORT: expected a port number, 0 for any free port, or 'off'");
-  }
-  return { taskQueue: env.DRYDOCK_TRAINER_TASK_QUEUE ?? D.taskQueue, concurrency, metricsPort, shutdownGraceMs: D.shutdownGraceMs };
+  return { taskQueue: env.DRYDOCK_TRAINER_TASK_QUEUE ?? D.taskQueue, concurrency, shutdownGraceMs: D.shutdownGraceMs };
 }

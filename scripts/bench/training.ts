@@ -92,7 +92,7 @@ async function main(): Promise<void> {
         for (const w of [1, 2]) {
           // (b) has exactly one trainer process polling; (c) two.
           while (trainers.length > w) await trainers.pop()!.kill('SIGTERM');
-          while (trainers.length < w) trainers.push(await spawnTrainer(env.address, 'bench-trainer', { DRYDOCK_TRAINER_METRICS_PORT: 'off' }));
+          while (trainers.length < w) trainers.push(await spawnTrainer(env.address, 'bench-trainer', { DRYDOCK_METRICS_ADDRESS: '' }));
           const name = `bench-w${w}-${rep}`;
           const started = performance.now();
           const handle = await env.client.workflow.start('trainingJob', {

@@ -22,7 +22,7 @@ export async function spawnTrainer(address: string, taskQueue: string, env: Node
       TEMPORAL_ADDRESS: address,
       TEMPORAL_NAMESPACE: 'default',
       DRYDOCK_TRAINER_TASK_QUEUE: taskQueue,
-      DRYDOCK_TRAINER_METRICS_PORT: '0',
+      DRYDOCK_METRICS_ADDRESS: '127.0.0.1:0',
       ...env,
     },
   });
