@@ -28,6 +28,7 @@ import {
 } from './layout.ts';
 import { isEmptyDir, loadManifest, planRestore, restoreOne } from './restoreFiles.ts';
 import { planRetention } from './retention.ts';
+import { yielder } from './tree.ts';
 import { providerOf, snapshotSource, type ProviderLookup } from './snapshots.ts';
 import { createHash } from 'node:crypto';
 
@@ -150,7 +151,9 @@ export function createBackupActivities({ pools }: BackupActivityDeps) {
         const problems: VerifyProblem[] = [];
         const dirs = new Set<string>();
         let bytes = 0;
+        const breathe = yielder();
         for (const [i, item] of items.entries()) {
+          await breathe();
           ctx.cancellationSignal.throwIfAborted();
           const p = await restoreOne(store, item, scratch, dirs);
           if (p) problems.push(p);
@@ -225,7 +228,9 @@ export function createBackupActivities({ pools }: BackupActivityDeps) {
       let bytesDone = prev?.bytesDone ?? 0;
       const problems: VerifyProblem[] = [];
       const dirs = new Set<string>();
+      const breathe = yielder();
       for (const item of items.slice(filesDone)) {
+        await breathe();
         ctx.cancellationSignal.throwIfAborted();
         const p = await restoreOne(store, item, input.destination, dirs);
         if (p) problems.push(p);

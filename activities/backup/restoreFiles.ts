@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { chmodSync, createWriteStream, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { chmod, mkdir, readdir, realpath, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure } from '@temporalio/common';
+import { SYNC_IO_MAX } from '../stores/file.ts';
 import type { ObjectStore } from '../stores/types.ts';
 import { manifestKey, objectKey, readJson, type FileEntry, type Manifest, type VerifyProblem } from './layout.ts';
 
@@ -94,6 +95,23 @@ export async function restoreOne(store: ObjectStore, item: RestoreItem, root: st
     }
     checkedDirs.add(dir);
   }
+  const partial = `${target}.drydock-partial`;
+  if (entry.size <= SYNC_IO_MAX) {
+    // Small files: one read, one hash, synchronous writes (see SYNC_IO_MAX).
+    const bytes = await store.get(objectKey(entry.sha256));
+    if (!bytes) return { source: item.source, path: entry.path, problem: 'missing' };
+    if (bytes.length !== entry.size) return { source: item.source, path: entry.path, problem: 'size mismatch' };
+    if (createHash('sha256').update(bytes).digest('hex') !== entry.sha256) return { source: item.source, path: entry.path, problem: 'checksum mismatch' };
+    try {
+      writeFileSync(partial, bytes);
+      chmodSync(partial, entry.mode || 0o644);
+      renameSync(partial, target);
+    } catch (err) {
+      rmSync(partial, { force: true });
+      throw err;
+    }
+    return undefined;
+  }
   const body = await store.getStream(objectKey(entry.sha256));
   if (!body) return { source: item.source, path: entry.path, problem: 'missing' };
   const hash = createHash('sha256');
@@ -105,7 +123,6 @@ export async function restoreOne(store: ObjectStore, item: RestoreItem, root: st
       cb(null, chunk);
     },
   });
-  const partial = `${target}.drydock-partial`;
   await pipeline(body, tap, createWriteStream(partial));
   const problem = size !== entry.size ? 'size mismatch' : hash.digest('hex') !== entry.sha256 ? 'checksum mismatch' : undefined;
   if (problem) {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
+import { createReadStream, lstatSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export interface TreeFile {
@@ -23,7 +23,7 @@ export async function walkTree(root: string): Promise<{ files: TreeFile[]; skipp
       const path = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) await visit(abs, path);
       else if (e.isFile()) {
-        const s = await lstat(abs);
+        const s = lstatSync(abs); // one syscall per file; the thread pool round trip costs more (see SYNC_IO_MAX)
         files.push({ path, abs, size: s.size, mode: s.mode & 0o7777, mtimeMs: Math.floor(s.mtimeMs) });
       } else skipped.push(path);
     }
@@ -37,6 +37,19 @@ export async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
   return hash.digest('hex');
+}
+
+/**
+ * Lets the event loop run (timers, I/O callbacks, the worker's other tasks) when synchronous
+ * small-file I/O has held it for more than a few milliseconds.
+ */
+export function yielder(everyMs = 20): () => Promise<void> {
+  let last = Date.now();
+  return async () => {
+    if (Date.now() - last < everyMs) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    last = Date.now();
+  };
 }
 
 /** Runs fn over items with at most `limit` in flight. */

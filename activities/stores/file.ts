@@ -1,12 +1,22 @@
-import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFile, mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { StoreUrlError, type ObjectInfo, type ObjectStore } from './types.ts';
 import { checkKey } from './keys.ts';
 
 const PARTIAL = '.partial-';
+/**
+ * Objects up to this size are read and written with synchronous calls: a syscall costs
+ * microseconds, a round trip through libuv's 4-thread pool far more on a busy machine. Measured
+ * here (2 loaded cores), 8192 files of 16 KiB: 7.3 s through the pool vs tar's 0.65 s.
+ */
+const HOST = hostname();
+
+export const SYNC_IO_MAX = 256 * 1024;
 
 /**
  * A directory as an object store. Writes go to a partial file next to the target, then rename,
@@ -33,7 +43,7 @@ export class FileStore implements ObjectStore {
       await mkdir(dir, { recursive: true });
       this.made.add(dir);
     }
-    const tmp = `${p}${PARTIAL}${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const tmp = `${p}${PARTIAL}${HOST}-${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
       await write(tmp).catch(async (err: unknown) => {
         if (!isNotFound(err)) throw err;
@@ -47,8 +57,28 @@ export class FileStore implements ObjectStore {
     }
   }
 
-  put(key: string, body: Uint8Array): Promise<void> {
-    return this.atomically(key, (tmp) => writeFile(tmp, body));
+  async put(key: string, body: Uint8Array): Promise<void> {
+    if (body.length > SYNC_IO_MAX) return this.atomically(key, (tmp) => writeFile(tmp, body));
+    const p = this.path(key);
+    const dir = dirname(p);
+    if (!this.made.has(dir)) {
+      mkdirSync(dir, { recursive: true });
+      this.made.add(dir);
+    }
+    const tmp = `${p}${PARTIAL}${HOST}-${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      try {
+        writeFileSync(tmp, body);
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(tmp, body);
+      }
+      renameSync(tmp, p);
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      throw err;
+    }
   }
 
   putFile(key: string, path: string): Promise<void> {
@@ -58,7 +88,9 @@ export class FileStore implements ObjectStore {
 
   async get(key: string): Promise<Uint8Array | undefined> {
     try {
-      return new Uint8Array(await readFile(this.path(key)));
+      const p = this.path(key);
+      if (statSync(p).size <= SYNC_IO_MAX) return new Uint8Array(readFileSync(p));
+      return new Uint8Array(await readFile(p));
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -77,7 +109,7 @@ export class FileStore implements ObjectStore {
 
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
-      const s = await stat(this.path(key));
+      const s = statSync(this.path(key)); // one syscall; see SYNC_IO_MAX
       return s.isFile() ? { key, size: s.size, lastModified: s.mtime } : undefined;
     } catch (err) {
       if (isNotFound(err)) return undefined;
@@ -86,7 +118,57 @@ export class FileStore implements ObjectStore {
   }
 
   async list(prefix: string): Promise<string[]> {
-    return (await this.listObjects(prefix)).map((o) => o.key);
+    return (await this.walk(prefix))
+      .filter((f) => !f.includes(PARTIAL))
+      .map((f) => relative(this.root, f).split(sep).join('/'))
+      .filter((key) => key.startsWith(prefix))
+      .sort();
+  }
+
+  /**
+   * Content-addressed write in one pass: streams the file into a partial while hashing it, then
+   * renames it to keyOf(sha256), or drops it when that object exists already with the same size.
+   * (The two-pass way, hash then copy, reads every new file twice.)
+   */
+  async putFileHashed(path: string, keyOf: (sha256: string) => string): Promise<{ key: string; sha256: string; written: boolean }> {
+    const incoming = join(this.root, 'objects');
+    if (!this.made.has(incoming)) {
+      await mkdir(incoming, { recursive: true });
+      this.made.add(incoming);
+    }
+    const tmp = join(incoming, `incoming${PARTIAL}${HOST}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    try {
+      const hash = createHash('sha256');
+      let size = 0;
+      await pipeline(
+        createReadStream(path, { highWaterMark: 1024 * 1024 }),
+        new Transform({
+          transform(chunk: Buffer, _enc, cb) {
+            hash.update(chunk);
+            size += chunk.length;
+            cb(null, chunk);
+          },
+        }),
+        createWriteStream(tmp),
+      );
+      const sha256 = hash.digest('hex');
+      const key = keyOf(sha256);
+      const have = await this.head(key);
+      if (have && have.size === size) {
+        await rm(tmp, { force: true });
+        return { key, sha256, written: false };
+      }
+      const p = this.path(key);
+      if (!this.made.has(dirname(p))) {
+        await mkdir(dirname(p), { recursive: true });
+        this.made.add(dirname(p));
+      }
+      await rename(tmp, p);
+      return { key, sha256, written: true };
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
   }
 
   async listObjects(prefix: string): Promise<ObjectInfo[]> {
@@ -97,7 +179,7 @@ export class FileStore implements ObjectStore {
       const key = relative(this.root, f).split(sep).join('/');
       if (!key.startsWith(prefix)) continue;
       try {
-        const s = await stat(f);
+        const s = statSync(f);
         out.push({ key, size: s.size, lastModified: s.mtime });
       } catch (err) {
         if (!isNotFound(err)) throw err; // removed while we listed
@@ -125,7 +207,7 @@ export class FileStore implements ObjectStore {
 
   /** Removes partial files left by writers on this host that have died (a SIGKILLed worker). */
   async sweepPartials(prefix = ''): Promise<number> {
-    const me = hostname();
+    const me = HOST;
     let removed = 0;
     for (const f of await this.walk(prefix)) {
       const i = f.lastIndexOf(PARTIAL);

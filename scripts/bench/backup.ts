@@ -16,6 +16,8 @@ import { createBackupActivities } from '../../activities/backup/index.ts';
 import { backupStamp } from '../../workflows/inputs/backup.ts';
 
 const MIB = 1024 ** 2;
+/** tar and backup alternate, so both see the same background load; the median ratio is reported. */
+const ROUNDS = 3;
 const gib = Number(process.argv[process.argv.indexOf('--gib') + 1] ?? 1) || 1;
 
 /** Share of the bytes per file size: a few big model shards, medium chunks, many small files. */
@@ -76,16 +78,18 @@ async function main(): Promise<void> {
     const run = <A extends unknown[], R>(fn: (...a: A) => Promise<R>, ...args: A): Promise<R> => env.run(fn, ...args) as Promise<R>;
     const backup = async (store: string, at: Date) => {
       const backupId = `bench/${backupStamp(at)}`;
-      const copy = await run(acts.copySource, { store, backupId, source: { name: 'tree', path: src } });
-      await run(acts.writeManifest, { store, backupId, name: 'bench', workflowId: `backup/${backupId}`, runId: 'bench', startedAt: at.toISOString(), phase: 'Completed' as const, sources: [{ name: 'tree', type: 'files' as const, origin: src }], hooks: [] });
-      sync();
-      return { backupId, copy };
+      const [copy, copySecs] = await time(() => run(acts.copySource, { store, backupId, source: { name: 'tree', path: src } }));
+      const [, manifestSecs] = await time(() =>
+        run(acts.writeManifest, { store, backupId, name: 'bench', workflowId: `backup/${backupId}`, runId: 'bench', startedAt: at.toISOString(), phase: 'Completed' as const, sources: [{ name: 'tree', type: 'files' as const, origin: src }], hooks: [] }),
+      );
+      const syncSecs = timeSync(sync);
+      return { backupId, copy, parts: `copy ${copySecs.toFixed(2)} s + manifest ${manifestSecs.toFixed(2)} s + sync ${syncSecs.toFixed(2)} s` };
     };
 
     const rows: { tar: number; backup: number }[] = [];
     let second: { secs: number; copiedBytes: number; copiedFiles: number; unchanged: number } | undefined;
     let verifySecs = 0;
-    for (let round = 0; round < 2; round++) {
+    for (let round = 0; round < ROUNDS; round++) {
       const tarFile = join(root, `out-${round}.tar`);
       const tarSecs = timeSync(() => {
         execFileSync('tar', ['-cf', tarFile, '-C', src, '.']);
@@ -95,9 +99,9 @@ async function main(): Promise<void> {
       const [first, backupSecs] = await time(() => backup(store, new Date(Date.now() - 1000)));
       if (first.copy.copiedBytes !== bytes) throw new Error(`first backup copied ${first.copy.copiedBytes} of ${bytes} bytes`);
       rows.push({ tar: tarSecs, backup: backupSecs });
-      console.log(`round ${round + 1}: tar ${tarSecs.toFixed(2)} s (${(bytes / MIB / tarSecs).toFixed(0)} MiB/s), drydock backup ${backupSecs.toFixed(2)} s (${(bytes / MIB / backupSecs).toFixed(0)} MiB/s)`);
+      console.log(`round ${round + 1}/${ROUNDS}: tar ${tarSecs.toFixed(2)} s (${(bytes / MIB / tarSecs).toFixed(0)} MiB/s), drydock backup ${backupSecs.toFixed(2)} s (${(bytes / MIB / backupSecs).toFixed(0)} MiB/s: ${first.parts})`);
       rmSync(tarFile, { force: true });
-      if (round === 1) {
+      if (round === ROUNDS - 1) {
         const [again, secs] = await time(() => backup(store, new Date()));
         second = { secs, copiedBytes: again.copy.copiedBytes, copiedFiles: again.copy.copiedFiles, unchanged: again.copy.unchangedFiles };
         const [, v] = await time(() => run(acts.verifyBackup, { store, backupId: again.backupId }));
@@ -105,10 +109,10 @@ async function main(): Promise<void> {
       }
       rmSync(join(root, `store-${round}`), { recursive: true, force: true });
     }
-    const best = { tar: Math.min(...rows.map((r) => r.tar)), backup: Math.min(...rows.map((r) => r.backup)) };
-    const ratio = best.tar / best.backup;
+    const ratios = rows.map((r) => r.tar / r.backup).sort((a, b) => a - b);
+    const ratio = ratios[Math.floor(ratios.length / 2)];
     console.log('');
-    console.log(`backup throughput / tar throughput (best of 2): ${ratio.toFixed(2)}x  (goal >= 0.80x)  ${ratio >= 0.8 ? 'MET' : 'NOT MET'}`);
+    console.log(`backup throughput / tar throughput, median of ${ROUNDS} rounds: ${ratio.toFixed(2)}x (rounds: ${rows.map((r) => (r.tar / r.backup).toFixed(2)).join(', ')})  (goal >= 0.80x)  ${ratio >= 0.8 ? 'MET' : 'NOT MET'}`);
     console.log(`second backup of the unchanged tree: ${second!.copiedBytes} bytes in ${second!.copiedFiles} files copied, ${second!.unchanged} of ${files} files recognised unchanged without reading, ${second!.secs.toFixed(2)} s  (goal: close to 0 bytes)`);
     console.log(`verification by restore of ${(bytes / MIB).toFixed(0)} MiB: ${verifySecs.toFixed(2)} s (${(bytes / MIB / verifySecs).toFixed(0)} MiB/s)`);
   } finally {
