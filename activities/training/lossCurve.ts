@@ -1,6 +1,8 @@
+import { deflateSync } from 'node:zlib';
+
 /**
  * The loss curve of a trainingJob (from its `progress` query), as terminal text or an SVG file.
- * Pure functions, for the CLI: `drydock train curve <name> [--svg out.svg]`.
+ * Pure functions, for the CLI: `drydock train curve <name> [--svg out.svg | --png out.png]`.
  */
 export interface CurvePoint {
   round: number;
@@ -56,4 +58,68 @@ export function lossCurveSvg(points: CurvePoint[], title: string, w = 640, h = 3
     accPts.length ? `<text x="${m.l + 48}" y="${m.t + 14}" fill="#2ca02c">accuracy</text>` : '',
     '</svg>',
   ].join('\n');
+}
+
+/**
+ * The same chart as a PNG (no native dependencies: lines rasterised here, encoded with node:zlib),
+ * for places that do not render SVG.
+ */
+export function lossCurvePng(points: CurvePoint[], w = 640, h = 360): Buffer {
+  const px = Buffer.alloc(w * h * 3, 0xff);
+  const plot = (x: number, y: number, rgb: [number, number, number], thick = 1) => {
+    for (let dx = -thick + 1; dx < thick; dx++) {
+      for (let dy = -thick + 1; dy < thick; dy++) {
+        const xi = Math.round(x) + dx;
+        const yi = Math.round(y) + dy;
+        if (xi >= 0 && xi < w && yi >= 0 && yi < h) px.set(rgb, (yi * w + xi) * 3);
+      }
+    }
+  };
+  const line = (x0: number, y0: number, x1: number, y1: number, rgb: [number, number, number], thick = 1, dash = 0) => {
+    const n = Math.max(1, Math.ceil(Math.hypot(x1 - x0, y1 - y0)));
+    for (let i = 0; i <= n; i++) if (!dash || Math.floor(i / dash) % 2 === 0) plot(x0 + ((x1 - x0) * i) / n, y0 + ((y1 - y0) * i) / n, rgb, thick);
+  };
+  const m = { l: 40, r: 40, t: 20, b: 30 };
+  const rounds = points.map((p) => p.round);
+  const [r0, r1] = [Math.min(...rounds, 0), Math.max(...rounds, 1)];
+  const maxLoss = Math.max(...points.map((p) => p.loss), 1e-9);
+  const x = (r: number) => m.l + ((r - r0) / (r1 - r0 || 1)) * (w - m.l - m.r);
+  const yLoss = (l: number) => h - m.b - (l / maxLoss) * (h - m.t - m.b);
+  const yAcc = (a: number) => h - m.b - a * (h - m.t - m.b);
+  line(m.l, h - m.b, w - m.r, h - m.b, [0x33, 0x33, 0x33]);
+  line(m.l, m.t, m.l, h - m.b, [0x33, 0x33, 0x33]);
+  for (let i = 1; i < points.length; i++) line(x(points[i - 1].round), yLoss(points[i - 1].loss), x(points[i].round), yLoss(points[i].loss), [0x1f, 0x77, 0xb4], 2);
+  const acc = points.filter((p) => p.accuracy !== undefined);
+  for (let i = 1; i < acc.length; i++) line(x(acc[i - 1].round), yAcc(acc[i - 1].accuracy!), x(acc[i].round), yAcc(acc[i].accuracy!), [0x2c, 0xa0, 0x2c], 2, 6);
+  return encodePng(px, w, h);
+}
+
+function encodePng(rgb: Buffer, w: number, h: number): Buffer {
+  const raw = Buffer.alloc((w * 3 + 1) * h);
+  for (let y = 0; y < h; y++) rgb.copy(raw, y * (w * 3 + 1) + 1, y * w * 3, (y + 1) * w * 3); // filter byte 0 per row
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB, no interlace
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+}
+
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+function crc32(buf: Buffer): number {
+  let c = 0xffffffff;
+  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
 }

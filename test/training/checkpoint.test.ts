@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inflateSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -11,7 +12,7 @@ import { ChecksumError, listCheckpointRounds, loadCheckpoint, roundDir, saveChec
 import { batchOrder, loadDataset, MNIST_TEST_SAMPLES, shardIndices } from '../../activities/training/data.ts';
 import { buildModel, flatWeights } from '../../activities/training/model.ts';
 import { outerStep } from '../../activities/training/outer.ts';
-import { lossCurveSvg, lossCurveText } from '../../activities/training/lossCurve.ts';
+import { lossCurvePng, lossCurveSvg, lossCurveText } from '../../activities/training/lossCurve.ts';
 import { openStore } from '../../activities/training/store.ts';
 import type { AggregateResult, TrainShardResult } from '../../activities/training/types.ts';
 import { startMoto, type Moto } from '../helpers/moto.ts';
@@ -139,5 +140,20 @@ describe('loss curve rendering for the CLI', () => {
     assert.match(svg, /train\/&#60;demo&#62;/, 'the title is escaped');
     assert.equal((svg.match(/<path d="M[^"]+L[^"]+L[^"]+"/g) ?? []).length, 1, 'the loss line has 3 points');
     assert.match(svg, /stroke-dasharray="6 4"/, 'the accuracy line is drawn');
+
+    const png = lossCurvePng(pts, 200, 100);
+    assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    assert.equal(png.readUInt32BE(16), 200);
+    assert.equal(png.readUInt32BE(20), 100);
+    const idatAt = png.indexOf('IDAT');
+    const raw = inflateSync(png.subarray(idatAt + 4, idatAt + 4 + png.readUInt32BE(idatAt - 4)));
+    assert.equal(raw.length, (200 * 3 + 1) * 100);
+    let blue = 0;
+    let green = 0;
+    for (let i = 0; i < raw.length - 2; i++) {
+      if (raw[i] === 0x1f && raw[i + 1] === 0x77 && raw[i + 2] === 0xb4) blue++;
+      if (raw[i] === 0x2c && raw[i + 1] === 0xa0 && raw[i + 2] === 0x2c) green++;
+    }
+    assert.ok(blue > 100 && green > 20, `loss and accuracy lines are drawn (${blue} blue, ${green} green pixels)`);
   });
 });
