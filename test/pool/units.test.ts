@@ -96,6 +96,11 @@ describe('circuit breaker', () => {
     assert.equal(b.open, true, 'only an operator closes it');
     assert.equal(reset().open, false);
   });
+  it('never opens on a single failure, even in a small pool', () => {
+    const b = evaluate(recordBad(closedBreaker(), 'n1', 0), cfg, { size: 3, healthy: 2, minHealthy: 0 }, 1);
+    assert.equal(b.open, false);
+    assert.equal(evaluate(recordBad(b, 'n2', 2), cfg, { size: 3, healthy: 1, minHealthy: 0 }, 3).open, true);
+  });
   it('forgets failures outside the window, and opens below minHealthy', () => {
     let b = recordBad(recordBad(recordBad(recordBad(closedBreaker(), 'a', 0), 'b', 0), 'c', 0), 'd', 0);
     b = evaluate(b, cfg, { size: 10, healthy: 10, minHealthy: 0 }, 61_000);

@@ -2,7 +2,7 @@
  * Circuit breaker on automatic remediation (pure). A systemic fault (bad driver push, rack power)
  * is not fixed by terminating the fleet, so:
  *
- *   closed ──(distinct nodes gone bad within the window / pool size > maxUnhealthyFraction,
+ *   closed ──(distinct nodes gone bad within the window / pool size > maxUnhealthyFraction, at least 2,
  *             or healthy nodes < minHealthy)──> open ──(operator: resumeRemediation)──> closed
  *
  * Only an operator closes it; nothing closes it by itself.
@@ -19,6 +19,9 @@ export interface BreakerConfig {
   maxUnhealthyFraction: number;
   windowSeconds: number;
 }
+
+/** The fraction rule needs at least this many bad nodes in the window. */
+export const MIN_BAD_NODES = 2;
 
 export function closedBreaker(): BreakerState {
   return { open: false, recent: [] };
@@ -44,7 +47,8 @@ export function evaluate(
   const next = { ...s, recent };
   if (s.open) return next;
   const fraction = pool.size > 0 ? recent.length / pool.size : 0;
-  if (fraction > cfg.maxUnhealthyFraction) {
+  // One failure is never systemic: in a small pool it would otherwise stop all remediation.
+  if (recent.length >= MIN_BAD_NODES && fraction > cfg.maxUnhealthyFraction) {
     return {
       ...next,
       open: true,
