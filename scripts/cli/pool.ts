@@ -1,8 +1,13 @@
-import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { InvalidArgumentError, type Command } from 'commander';
 import { parseReplaceNodeInput, replaceNodeWorkflowId, type ReplaceNodeInput } from '../../workflows/inputs/replaceNode.ts';
 import { POOL_NAME, POOL_NAME_HELP } from '../../workflows/inputs/validate.ts';
+import { fleetPoolWorkflowId } from '../../workflows/inputs/fleetPool.ts';
+import type { LeaseAnswer, PoolStatus } from '../../workflows/pool/api.ts';
 import type { ReplaceNodeResult, ReplaceNodeStatus } from '../../workflows/replaceNode.ts';
+import { applySpec, describeLease, poolUpdate, readPoolSpec, renderPoolStatus, runningManager } from './poolManager.ts';
+import { createProgress } from './progress.ts';
 import { badInput, checkedInput, globals, output, withClient, type GlobalOptions } from './runtime.ts';
 import { watchWorkflow } from './watch.ts';
 
@@ -58,59 +63,148 @@ async function startReplace(client: Client, o: GlobalOptions, input: ReplaceNode
   }
 }
 
+/** The latest run of `replace/<pool>/<node>` that is not `previousRunId`: the one the pool started for us. */
+async function newReplaceRun(
+  client: Client,
+  workflowId: string,
+  previousRunId: string | undefined,
+  progress: (label: string) => void,
+): Promise<{ handle: WorkflowHandle; runId: string }> {
+  for (;;) {
+    try {
+      const desc = await client.workflow.getHandle(workflowId).describe();
+      if (desc.runId !== previousRunId) return { handle: client.workflow.getHandle(workflowId, desc.runId), runId: desc.runId };
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
+    progress('waiting for the disruption budget');
+    await sleep(1_000);
+  }
+}
+
+async function latestRunId(client: Client, workflowId: string): Promise<string | undefined> {
+  try {
+    return (await client.workflow.getHandle(workflowId).describe()).runId;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  }
+}
+
+function replaceSummary(workflowId: string, result: ReplaceNodeResult): string {
+  return [
+    `${workflowId}: replaced by ${result.replacementNodeId} in ${(result.totalMs / 1000).toFixed(1)} s`,
+    ...result.phases.map((p) => `  ${p.phase.padEnd(16)} ${((p.durationMs ?? 0) / 1000).toFixed(1).padStart(7)} s  ${p.note ?? ''}`),
+  ].join('\n');
+}
+
+function checkPoolName(pool: string): void {
+  if (!POOL_NAME.test(pool)) throw badInput(`pool: '${pool}' is not valid: ${POOL_NAME_HELP}`);
+}
+
+type ReplaceFlags = { reason?: string; drainTimeout?: number; force?: boolean; wait?: boolean };
+
 export function registerPoolCommands(program: Command): void {
   const pool = program
     .command('pool')
-    .description(
-      'node pools. Only what exists today: replace a node, and list the replacements of a pool. ' +
-        'apply, cordon and uncordon come with the fleetPool workflow, which is not built yet.',
-    );
+    .description("node pools: each is managed by a fleetPool workflow (id pool/<name>) once 'pool apply' has started it");
 
   pool
-    .command('replace')
-    .description('cordon, drain, terminate and replace a node (workflow replaceNode, id replace/<pool>/<node>)')
-    .argument('<pool>', 'pool name')
-    .argument('<node>', 'node id')
-    .option('--reason <text>', 'why; shown in the Web UI and the status query')
-    .option('--drain-timeout <seconds>', 'how long to wait for in-flight work (default 300)', integer)
-    .option('--force', 'on drain timeout, cancel the remaining work instead of giving up')
-    .option('--wait', 'wait for the end and show the phases; exit 1 if the replacement fails')
-    .action(async (poolName: string, nodeId: string, opts: { reason?: string; drainTimeout?: number; force?: boolean; wait?: boolean }, cmd: Command) => {
+    .command('apply')
+    .description('start the pool\'s manager from a spec, or send the new spec to the running one (workflow fleetPool)')
+    .requiredOption('-f, --file <spec>', 'pool spec as YAML or JSON (name, minNodes, maxNodes, health, autoscaling, disruption)')
+    .action(async (opts: { file: string }, cmd: Command) => {
       const o = globals(cmd);
-      const input = replaceInput(poolName, nodeId, opts);
-      await withClient(o, async (client) => {
-        const handle = await startReplace(client, o, input);
-        const started = { workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
-        if (!opts.wait) {
-          output(o, { ...started, status: 'RUNNING' }, () => `started ${started.workflowId} (run ${started.runId})`);
-          return;
-        }
-        const result = await watchReplace(handle);
-        output(o, { ...started, status: 'COMPLETED', result }, () =>
-          [
-            `${started.workflowId}: replaced by ${result.replacementNodeId} in ${(result.totalMs / 1000).toFixed(1)} s`,
-            ...result.phases.map((p) => `  ${p.phase.padEnd(16)} ${((p.durationMs ?? 0) / 1000).toFixed(1).padStart(7)} s  ${p.note ?? ''}`),
-          ].join('\n'),
-        );
-      });
+      const spec = readPoolSpec(opts.file);
+      const r = await withClient(o, (client) => applySpec(client, o, spec));
+      output(o, r, () => (r.action === 'started' ? `started ${r.workflowId}` : `updated ${r.workflowId} (desired ${r.desired} nodes)`));
     });
 
   pool
-    .command('status')
+    .command('replace')
     .description(
-      'list the replacements of a pool recorded in Temporal (search attribute DrydockPool), newest first. ' +
-        'Node membership and health come with the fleetPool workflow, which is not built yet.',
+      'cordon, drain, terminate and replace a node (workflow replaceNode, id replace/<pool>/<node>); ' +
+        "through the pool's disruption budget when the pool has a manager, else started directly",
     )
     .argument('<pool>', 'pool name')
-    .option('--limit <n>', 'at most this many rows', integer, 20)
+    .argument('<node>', 'node id')
+    .option('--reason <text>', 'why; shown in the Web UI and the status query')
+    .option('--drain-timeout <seconds>', 'how long to wait for in-flight work (default 300; without a manager only)', integer)
+    .option('--force', 'on drain timeout, cancel the remaining work instead of giving up')
+    .option('--wait', 'wait for the end and show the phases; exit 1 if the replacement fails')
+    .action(async (poolName: string, nodeId: string, opts: ReplaceFlags, cmd: Command) => {
+      const o = globals(cmd);
+      const input = replaceInput(poolName, nodeId, opts);
+      await withClient(o, async (client) => {
+        const workflowId = replaceNodeWorkflowId(poolName, nodeId);
+        let handle: WorkflowHandle;
+        let runId: string | undefined;
+        let via: string | undefined;
+        if (await runningManager(client, poolName)) {
+          if (opts.drainTimeout !== undefined) throw badInput(`--drain-timeout: pool ${poolName} has a manager, which drains with its spec's health.drainTimeoutSeconds`);
+          const before = await latestRunId(client, workflowId);
+          const lease = await poolUpdate<LeaseAnswer>(client, poolName, 'replaceNode', { nodeId, reason: input.reason, force: input.force });
+          via = fleetPoolWorkflowId(poolName);
+          if (!opts.wait) {
+            output(o, { workflowId, via, lease, status: lease.granted ? 'RUNNING' : 'QUEUED' }, () => describeLease(`replace ${nodeId} via ${via}`, lease));
+            return;
+          }
+          const progress = createProgress(workflowId, 'phases');
+          try {
+            ({ handle, runId } = await newReplaceRun(client, workflowId, before, (label) => progress.update(0, REPLACE_PHASES.length, label)));
+          } finally {
+            progress.stop();
+          }
+        } else {
+          const started = await startReplace(client, o, input);
+          handle = started;
+          runId = started.firstExecutionRunId;
+          if (!opts.wait) {
+            output(o, { workflowId, runId, status: 'RUNNING' }, () => `started ${workflowId} (run ${runId})`);
+            return;
+          }
+        }
+        const result = await watchReplace(handle);
+        output(o, { workflowId, runId, ...(via ? { via } : {}), status: 'COMPLETED', result }, () => replaceSummary(workflowId, result));
+      });
+    });
+
+  for (const [verb, update] of [
+    ['cordon', 'cordonNode'],
+    ['uncordon', 'uncordonNode'],
+  ] as const) {
+    pool
+      .command(verb)
+      .description(
+        verb === 'cordon'
+          ? "stop new work on a node, through the pool's disruption budget (queued when the budget is full)"
+          : "give a node cordoned with 'pool cordon' back to service",
+      )
+      .argument('<pool>', 'pool name')
+      .argument('<node>', 'node id')
+      .action(async (poolName: string, nodeId: string, _opts, cmd: Command) => {
+        const o = globals(cmd);
+        checkPoolName(poolName);
+        const answer = await withClient(o, (client) => poolUpdate<LeaseAnswer | { nodeId: string }>(client, poolName, update, { nodeId }));
+        output(o, { pool: poolName, nodeId, ...answer }, () => ('granted' in answer ? describeLease(`${verb} ${nodeId}`, answer) : `${verb} ${nodeId}: done`));
+      });
+  }
+
+  pool
+    .command('status')
+    .description("the pool manager's view (members, health, disruption budget) and the pool's replacements, newest first")
+    .argument('<pool>', 'pool name')
+    .option('--limit <n>', 'at most this many replacements', integer, 20)
     .action(async (poolName: string, opts: { limit: number }, cmd: Command) => {
       const o = globals(cmd);
-      if (!POOL_NAME.test(poolName)) throw badInput(`pool: '${poolName}' is not valid: ${POOL_NAME_HELP}`);
-      const rows = await withClient(o, async (client) => {
-        const out = [];
+      checkPoolName(poolName);
+      const { manager, rows } = await withClient(o, async (client) => {
+        const handle = await runningManager(client, poolName);
+        const manager = handle ? await handle.query<PoolStatus>('status') : null;
+        const rows = [];
         const query = `WorkflowType = 'replaceNode' AND DrydockPool = '${poolName}'`;
         for await (const wf of client.workflow.list({ query })) {
-          out.push({
+          rows.push({
             workflowId: wf.workflowId,
             runId: wf.runId,
             node: wf.searchAttributes.DrydockNode?.[0] as string | undefined,
@@ -119,17 +213,18 @@ export function registerPoolCommands(program: Command): void {
             startTime: wf.startTime.toISOString(),
             closeTime: wf.closeTime?.toISOString(),
           });
-          if (out.length >= opts.limit) break;
+          if (rows.length >= opts.limit) break;
         }
-        return out;
+        return { manager, rows };
       });
-      output(o, { pool: poolName, replacements: rows }, () =>
-        rows.length === 0
-          ? `pool ${poolName}: no replacements recorded`
-          : [
-              `pool ${poolName}: ${rows.filter((r) => r.status === 'RUNNING').length} replacement(s) running`,
-              ...rows.map((r) => `  ${(r.node ?? '?').padEnd(24)} ${r.status.padEnd(11)} ${(r.phase ?? '').padEnd(16)} ${r.startTime}`),
-            ].join('\n'),
+      output(o, { pool: poolName, manager, replacements: rows }, () =>
+        [
+          manager ? renderPoolStatus(manager) : `pool ${poolName}: no manager running ('drydock pool apply -f <spec>' starts one)`,
+          rows.length === 0
+            ? `pool ${poolName}: no replacements recorded`
+            : `pool ${poolName}: ${rows.filter((r) => r.status === 'RUNNING').length} replacement(s) running`,
+          ...rows.map((r) => `  ${(r.node ?? '?').padEnd(24)} ${r.status.padEnd(11)} ${(r.phase ?? '').padEnd(16)} ${r.startTime}`),
+        ].join('\n'),
       );
     });
 }

@@ -1,0 +1,88 @@
+import { readFileSync } from 'node:fs';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { parse as parseYaml } from 'yaml';
+import { INVALID_ARGUMENT } from '../../workflows/errors.ts';
+import { fleetPoolWorkflowId, parseFleetPoolSpec, type FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
+import type { LeaseAnswer, PoolStatus } from '../../workflows/pool/api.ts';
+import { badInput, checkedInput, CliError, EXIT, type GlobalOptions } from './runtime.ts';
+
+/** The pool's manager: the long-lived fleetPool workflow `pool/<name>`, driven by its updates. */
+
+/** Reads a pool spec (YAML or JSON) and checks it with the workflow's own parser. */
+export function readPoolSpec(file: string): FleetPoolSpec {
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw badInput(`-f: cannot read ${file} as YAML or JSON: ${(err as Error).message}`);
+  }
+  checkedInput(() => parseFleetPoolSpec(doc));
+  return doc as FleetPoolSpec;
+}
+
+/** The running manager of the pool, or undefined when the pool has none. */
+export async function runningManager(client: Client, pool: string): Promise<WorkflowHandle | undefined> {
+  const handle = client.workflow.getHandle(fleetPoolWorkflowId(pool));
+  try {
+    const desc = await handle.describe();
+    return desc.status.name === 'RUNNING' ? handle : undefined;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  }
+}
+
+/** Starts the pool's manager, or sends the new spec to the running one. */
+export async function applySpec(client: Client, o: GlobalOptions, spec: FleetPoolSpec): Promise<{ workflowId: string; action: 'started' | 'updated'; desired?: number }> {
+  const workflowId = fleetPoolWorkflowId(spec.name);
+  if (!(await runningManager(client, spec.name))) {
+    try {
+      await client.workflow.start('fleetPool', {
+        taskQueue: o.taskQueue,
+        workflowId,
+        args: [spec],
+        staticSummary: `pool ${spec.name}`,
+        staticDetails: `Managed by drydock: ${spec.minNodes}-${spec.maxNodes} nodes. Change it with 'drydock pool apply -f'.`,
+      });
+      return { workflowId, action: 'started' };
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      // Someone started it between our look and our start: update it instead.
+    }
+  }
+  const { desired } = await poolUpdate<{ desired: number }>(client, spec.name, 'applySpec', spec);
+  return { workflowId, action: 'updated', desired };
+}
+
+/** Sends an update to the pool's manager; rejections (bad node, budget rules) are bad input. */
+export async function poolUpdate<R>(client: Client, pool: string, update: string, arg: unknown): Promise<R> {
+  const handle = await runningManager(client, pool);
+  if (!handle) throw badInput(`pool '${pool}' has no running manager (workflow ${fleetPoolWorkflowId(pool)}); start it with 'drydock pool apply -f <spec>'`);
+  try {
+    return await handle.executeUpdate<R, [unknown]>(update, { args: [arg] });
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) {
+      const cause = err.cause;
+      if (cause instanceof ApplicationFailure && cause.type === INVALID_ARGUMENT) throw badInput(`${update}: ${cause.message}`);
+      throw new CliError(EXIT.workflowFailed, `${update} failed: ${(cause as Error)?.message ?? err.message}`);
+    }
+    throw err;
+  }
+}
+
+export function describeLease(what: string, a: LeaseAnswer): string {
+  return a.granted ? `${what}: granted` : `${what}: queued for the disruption budget (position ${a.position})`;
+}
+
+/** One screen of pool status for people. */
+export function renderPoolStatus(s: PoolStatus): string {
+  const c = s.counts;
+  const lines = [
+    `pool ${s.name}: ${s.phase}${s.phaseReason ? ` (${s.phaseReason})` : ''}, ${c.members} members (desired ${s.desired}, min ${s.minNodes}, max ${s.maxNodes})`,
+    `  health: ${c.healthy} healthy, ${c.degraded} degraded, ${c.unhealthy} unhealthy, ${c.unreachable} unreachable; ${c.provisioning} provisioning`,
+    `  disruption: ${c.disrupted}/${s.maxUnavailable} in use, ${s.queue.length} queued; replacements ${s.replacements.started} started, ${s.replacements.succeeded} succeeded, ${s.replacements.failed} failed`,
+    ...s.nodes.map((n) => `  ${n.id.padEnd(24)} ${n.phase.padEnd(10)} ${String(n.health).padEnd(11)} ${(n.reasons ?? []).join('; ')}`),
+  ];
+  return lines.join('\n');
+}

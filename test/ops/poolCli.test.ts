@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { REPO_ROOT } from '../../activities/providers/local.ts';
+import { spawnWorker, startFleet, waitFor, type TestFleet, type WorkerProcess } from '../helpers/fleet.ts';
+import { startDevServer } from '../helpers/temporal.ts';
+
+/** `drydock pool apply | status | cordon | uncordon | replace` against a real pool manager on real agents. */
+const TQ = 'pool-cli';
+const POOL = 'pcli';
+const NODES = 3;
+
+interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  json: () => Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- the CLI's JSON, checked field by field
+}
+
+describe('drydock pool with a fleetPool manager', () => {
+  let env: TestWorkflowEnvironment;
+  let fleet: TestFleet;
+  let worker: WorkerProcess;
+  let dir: string;
+  const { NODE_TEST_CONTEXT: _, ...cliEnv } = process.env;
+
+  function cli(args: string[]): Promise<CliRun> {
+    return new Promise((resolve) => {
+      execFile(
+        process.execPath,
+        [join(REPO_ROOT, 'scripts/cli/drydock.mjs'), ...args],
+        { cwd: REPO_ROOT, timeout: 180_000, env: { ...cliEnv, TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: 'default', DRYDOCK_TASK_QUEUE: TQ } },
+        (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr, json: () => JSON.parse(stdout) }),
+      );
+    });
+  }
+  const spec = (extra: string) => {
+    const file = join(dir, `spec-${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(file, `name: ${POOL}\nminNodes: ${NODES}\n${extra}`);
+    return file;
+  };
+  const status = async () => {
+    const r = await cli(['--json', 'pool', 'status', POOL]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.json();
+  };
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'drydock-pool-cli-'));
+    [env, fleet] = await Promise.all([startDevServer(), startFleet({ pool: POOL, nodes: NODES, bootSeconds: 1 })]);
+    worker = await spawnWorker(fleet, env.address, TQ);
+  });
+  after(async () => {
+    await env?.client.workflow.getHandle(`pool/${POOL}`).terminate('test over').catch(() => {});
+    await worker?.kill('SIGTERM');
+    await fleet?.cleanup();
+    await env?.teardown();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('without a manager: status says how to start one, and cordon is refused with exit 2', async () => {
+    const s = await status();
+    assert.equal(s.manager, null);
+    const human = await cli(['pool', 'status', POOL]);
+    assert.match(human.stdout, /no manager running \('drydock pool apply -f <spec>' starts one\)/);
+    const cordon = await cli(['pool', 'cordon', POOL, fleet.nodeIds[0]]);
+    assert.equal(cordon.code, 2);
+    assert.match(cordon.stderr, /pool 'pcli' has no running manager/);
+  });
+
+  it('apply rejects a bad spec naming the field, starts the manager, then updates it in place', async () => {
+    const bad = await cli(['--json', 'pool', 'apply', '-f', spec('maxNodes: 2\n')]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.json().message, /^maxNodes: must be >= minNodes \(3\), got 2/);
+
+    const health = 'health: { probeIntervalSeconds: 1, unhealthyAfter: 3, drainTimeoutSeconds: 20 }\ndisruption: { maxUnavailable: 1, minHealthy: 0 }\n';
+    const first = await cli(['--json', 'pool', 'apply', '-f', spec(`maxNodes: ${NODES}\n${health}`)]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.deepEqual(first.json(), { workflowId: `pool/${POOL}`, action: 'started' });
+    await waitFor(async () => (await status()).manager?.counts.healthy === NODES, 90_000, 'the manager to adopt the nodes');
+
+    const second = await cli(['--json', 'pool', 'apply', '-f', spec(`maxNodes: ${NODES + 1}\n${health}`)]);
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(second.json().action, 'updated');
+    assert.equal(second.json().desired, NODES);
+    assert.equal((await status()).manager.maxNodes, NODES + 1);
+  });
+
+  it('cordon goes through the disruption budget; uncordon gives the node back; unknown nodes are bad input', async () => {
+    const [a, b] = fleet.nodeIds;
+    const first = await cli(['--json', 'pool', 'cordon', POOL, a]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.json().granted, true);
+    await waitFor(async () => (await status()).manager.nodes.find((n: { id: string }) => n.id === a)?.phase === 'cordoned', 30_000, 'the node to be cordoned');
+    const second = await cli(['pool', 'cordon', POOL, b]);
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stdout, /cordon .*: queued for the disruption budget \(position 1\)/, 'maxUnavailable 1 is in use');
+
+    assert.equal((await cli(['pool', 'uncordon', POOL, a])).code, 0);
+    await waitFor(async () => (await status()).manager.nodes.find((n: { id: string }) => n.id === b)?.phase === 'cordoned', 30_000, 'the queued cordon to be granted');
+    assert.equal((await cli(['pool', 'uncordon', POOL, b])).code, 0);
+    const again = await cli(['pool', 'uncordon', POOL, b]);
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /uncordonNode: nodeId: .* was not cordoned through this pool/);
+    const unknown = await cli(['pool', 'cordon', POOL, 'no-such-node']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /nodeId/);
+  });
+
+  it('replace --wait goes through the pool manager and follows the replaceNode it starts', async () => {
+    await waitFor(async () => (await status()).manager.counts.disrupted === 0, 30_000, 'the budget to be free');
+    const node = fleet.nodeIds[2];
+    const r = await cli(['--json', 'pool', 'replace', POOL, node, '--reason', 'cli test', '--wait']);
+    assert.equal(r.code, 0, `${r.stderr}\nworker: ${worker.output().slice(-2000)}`);
+    const out = r.json();
+    assert.equal(out.via, `pool/${POOL}`);
+    assert.equal(out.workflowId, `replace/${POOL}/${node}`);
+    assert.equal(out.status, 'COMPLETED');
+    assert.equal((await fleet.provider.describe(node))?.state, 'terminated');
+    await waitFor(
+      async () => {
+        const m = (await status()).manager;
+        return m.replacements.succeeded === 1 && m.nodes.some((n: { id: string }) => n.id === out.result.replacementNodeId);
+      },
+      60_000,
+      'the manager to count the replacement and adopt the new node',
+    );
+    const refused = await cli(['pool', 'replace', POOL, out.result.replacementNodeId, '--drain-timeout', '5']);
+    assert.equal(refused.code, 2, 'a managed pool drains with its spec');
+    assert.match(refused.stderr, /--drain-timeout: pool pcli has a manager/);
+  });
+});
