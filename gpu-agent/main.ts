@@ -47,7 +47,14 @@ async function main(): Promise<void> {
   // Simulates an instance booting before its agent answers.
   if (config.bootDelaySeconds > 0) await sleep(config.bootDelaySeconds * 1000);
 
-  const agent = createAgent(config);
+  let agent;
+  try {
+    agent = createAgent(config);
+  } catch (err) {
+    // e.g. --kernel-log kmsg without permission to read /dev/kmsg
+    console.error(`gpu-agent: ${(err as Error).message}`);
+    process.exit(2);
+  }
   await new Promise<void>((resolve, reject) => {
     agent.server.once('error', reject);
     agent.server.listen(config.port, config.host, resolve);

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, createReadStream, openSync, readSync, statSync, type ReadStream } from 'node:fs';
+import { closeSync, constants, openSync, readSync, statSync } from 'node:fs';
 import { uptime } from 'node:os';
 import { createInterface } from 'node:readline';
 import { normalizePciBusId, type XidEvent } from './types.ts';
@@ -100,7 +100,7 @@ export type KernelLogSource = 'auto' | 'kmsg' | 'journal' | 'none' | `file:${str
  * from its current end (old lines in a rotated syslog are history).
  */
 export class KernelLogWatcher {
-  private stream?: ReadStream;
+  private closeFd?: () => void;
   private child?: ChildProcess;
   private timer?: NodeJS.Timeout;
   /** Which source is in use, or why none is. */
@@ -123,7 +123,8 @@ export class KernelLogWatcher {
   }
 
   stop(): void {
-    this.stream?.destroy();
+    this.closeFd?.();
+    this.closeFd = undefined;
     this.child?.kill('SIGKILL');
     if (this.timer) clearInterval(this.timer);
   }
@@ -136,13 +137,35 @@ export class KernelLogWatcher {
     });
   }
 
+  /**
+   * /dev/kmsg is polled with non-blocking reads: a blocking read would park a libuv thread until the
+   * next kernel message and keep the process from exiting. Each read returns one record.
+   */
   private followKmsg(): void {
     this.using = 'kmsg';
-    this.stream = createReadStream('/dev/kmsg', { encoding: 'utf8' });
-    this.stream.on('error', (err) => {
-      this.using = `kmsg failed: ${err.message}`;
-    });
-    this.lines(this.stream);
+    const fd = openSync('/dev/kmsg', constants.O_RDONLY | constants.O_NONBLOCK);
+    const buf = Buffer.alloc(16 * 1024);
+    const boot = Date.now() - uptime() * 1000;
+    const poll = () => {
+      for (;;) {
+        let n: number;
+        try {
+          n = readSync(fd, buf, 0, buf.length, null);
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === 'EPIPE') continue; // records were overwritten before we read them: go on with the next
+          if (code !== 'EAGAIN') this.using = `kmsg failed: ${(err as Error).message}`;
+          return;
+        }
+        if (n <= 0) return;
+        const x = parseXidLine(buf.subarray(0, n).toString('utf8').split('\n')[0], boot);
+        if (x) this.onXid(x);
+      }
+    };
+    poll();
+    this.timer = setInterval(poll, 250);
+    this.timer.unref();
+    this.closeFd = () => closeSync(fd);
   }
 
   private followJournal(): void {
