@@ -10,9 +10,33 @@ import { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
 import { PoolRegistry } from '../activities/pools.ts';
 import { REPO_ROOT } from '../activities/providers/local.ts';
-import { startFleet, workflowBundle } from '../test/helpers/fleet.ts';
+import { startFleet, waitFor, workflowBundle } from '../test/helpers/fleet.ts';
 import { startReplace } from '../test/helpers/replace.ts';
 import { startDevServer, temporalBin } from '../test/helpers/temporal.ts';
+
+/** `npm run record-histories -- fleetPool` records only that type. */
+const only = process.argv[2];
+
+function writeFixture(type: string, workflowId: string, address: string): void {
+  const file = join(REPO_ROOT, `test/fixtures/histories/${type}.json`);
+  const json = execFileSync(temporalBin(), ['workflow', 'show', '--workflow-id', workflowId, '--address', address, '--output', 'json'], { encoding: 'utf8' });
+  writeFileSync(file, JSON.stringify({ workflowId, history: JSON.parse(json) }, null, 1) + '\n');
+  console.log(`wrote ${file}`);
+}
+
+/** A pool that adopts its nodes, sees one turn fatal, replaces it through the budget, and is then stopped. */
+async function recordFleetPool(env: Awaited<ReturnType<typeof startDevServer>>, fleet: Awaited<ReturnType<typeof startFleet>>): Promise<void> {
+  const spec = { name: 'demo', minNodes: 1, maxNodes: 4, health: { probeIntervalSeconds: 1, drainTimeoutSeconds: 10 }, disruption: { minHealthy: 0 } };
+  const handle = await env.client.workflow.start('fleetPool', { taskQueue: 'record', workflowId: 'pool/demo', args: [spec] });
+  const status = () => handle.query<{ phase: string; replacements: { succeeded: number }; leases: unknown[]; nodes: { id: string }[] }>('status');
+  await waitFor(async () => (await status()).phase === 'running', 60_000, 'the pool to run');
+  const sick = (await status()).nodes[0].id;
+  const url = (await fleet.provider.describe(sick))!.agentUrl!;
+  await fetch(`${url}/sim/faults`, { method: 'POST', headers: { authorization: `Bearer ${fleet.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'xid', gpu: 0, code: 79 }) });
+  await waitFor(async () => ((s) => s.replacements.succeeded === 1 && s.leases.length === 0)(await status()), 120_000, 'the replacement');
+  await handle.terminate('recorded for replay');
+  writeFixture('fleetPool', handle.workflowId, env.address);
+}
 
 async function main(): Promise<void> {
   const [env, fleet] = await Promise.all([startDevServer(), startFleet({ pool: 'demo', nodes: 2, simJobs: 1, simJobSeconds: 1 })]);
@@ -24,6 +48,7 @@ async function main(): Promise<void> {
       activities: createActivities({ pools: PoolRegistry.fromFile(fleet.poolsFile, fleet.token), agentToken: fleet.token }),
     });
     await worker.runUntil(async () => {
+      if (only === 'fleetPool') return recordFleetPool(env, fleet);
       const handle = await startReplace(env.client, 'record', { pool: 'demo', nodeId: fleet.nodeIds[0], reason: 'recorded for replay', drainTimeoutSeconds: 30 });
       await handle.result();
       const file = join(REPO_ROOT, 'test/fixtures/histories/replaceNode.json');
@@ -31,6 +56,7 @@ async function main(): Promise<void> {
       const json = execFileSync(temporalBin(), ['workflow', 'show', '--workflow-id', handle.workflowId, '--address', env.address, '--output', 'json'], { encoding: 'utf8' });
       writeFileSync(file, JSON.stringify({ workflowId: handle.workflowId, history: JSON.parse(json) }, null, 1) + '\n');
       console.log(`wrote ${file}`);
+      if (!only) await recordFleetPool(env, fleet);
     });
   } finally {
     await fleet.cleanup();
