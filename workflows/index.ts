@@ -4,3 +4,4 @@ export { trainingJob } from './trainingJob.ts';
 export { backup } from './backup.ts';
 export { restore } from './restore.ts';
 export { fleetPool } from './fleetPool.ts';
+export { verifyBackup } from './verifyBackup.ts';

@@ -140,6 +140,14 @@ export function createBackupActivities({ pools }: BackupActivityDeps) {
       return manifest.totals;
     },
 
+    /** The newest complete backup of a name (for verification on a schedule). */
+    async latestBackup(input: { store: string; name: string }): Promise<string> {
+      const store = openStore(input.store);
+      const newest = (await listBackups(store, input.name)).find((b) => b.phase !== 'Incomplete');
+      if (!newest) throw ApplicationFailure.nonRetryable(`no complete backup named '${input.name}' in ${store.uri}`, 'BackupNotFound');
+      return newest.backupId;
+    },
+
     /** Restores every file into a scratch directory, checking size and sha256, and records the outcome. */
     async verifyBackup(input: { store: string; backupId: string }): Promise<VerifyResult> {
       const ctx = Context.current();

@@ -11,10 +11,13 @@ import { INVALID_ARGUMENT } from '../../workflows/errors.ts';
 import { backupWorkflowId, parseBackupInput, type BackupInput, type BackupSourceInput } from '../../workflows/inputs/backup.ts';
 import { parseRestoreInput, restoreWorkflowId, type RestoreInput } from '../../workflows/inputs/restore.ts';
 import type { RestoreResult } from '../../workflows/restore.ts';
+import { parseVerifyInput, verifyWorkflowId, type VerifyBackupInput } from '../../workflows/inputs/verify.ts';
+import type { VerifyBackupResult } from '../../workflows/verifyBackup.ts';
 import {
   backfillBackupSchedule,
   backupScheduleId,
   createBackupSchedule,
+  createVerifySchedule,
   deleteBackupSchedule,
   listBackupSchedules,
   pauseBackupSchedule,
@@ -249,16 +252,56 @@ export function registerBackupCommands(program: Command): void {
       });
     });
 
+  backup
+    .command('verify')
+    .description('restore-test a backup into scratch and compare every checksum (workflow verifyBackup); exit 1 if any file is bad')
+    .requiredOption('--store <url>', 'the store the backups were written to')
+    .requiredOption('--name <name>', 'verify the newest complete backup of this name')
+    .option('--backup <id>', 'verify exactly this backup (<name>/<time>) instead')
+    .option('--wait', 'wait for the end; exit 1 if verification fails')
+    .action(async (opts: { store: string; name: string; backup?: string; wait?: boolean }, cmd: Command) => {
+      const o = globals(cmd);
+      const input: VerifyBackupInput = { store: opts.store, name: opts.name, ...(opts.backup ? { backupId: opts.backup } : {}) };
+      checked(() => parseVerifyInput(input));
+      await withClient(o, async (client) => {
+        const workflowId = verifyWorkflowId(input.name, new Date());
+        const handle = await client.workflow.start('verifyBackup', { taskQueue: o.taskQueue, workflowId, args: [input], staticSummary: `verify ${input.backupId ?? `newest ${input.name}`} by restore` });
+        if (!opts.wait) return output(o, { workflowId, status: 'RUNNING' }, () => `started ${workflowId}`);
+        let r: VerifyBackupResult;
+        try {
+          r = await handle.result();
+        } catch (err) {
+          throw workflowFailure(err, workflowId);
+        }
+        output(o, { workflowId, status: 'COMPLETED', result: r }, () => `${r.backupId}: all ${r.files} files (${bytes(r.bytes)}) restored and match their sha256`);
+      });
+    });
+
   const schedule = backup.command('schedule').description('the Temporal Schedules that run backups (id backup/<name>; overlap SKIP)');
   specOptions(schedule.command('create').description('create a schedule: --every 6h or --cron "0 3 * * *", with the backup from --spec and flags'))
     .option('--every <interval>', 'e.g. 6h, 30m, 1d')
     .option('--cron <expr>', 'cron expression (UTC)')
     .option('--catchup-window <duration>', 'run missed backups up to this late (default 1 hour)')
     .option('--paused', 'create it paused')
-    .action(async (opts: SpecFlags & { every?: string; cron?: string; catchupWindow?: string; paused?: boolean }, cmd: Command) => {
+    .option('--verify-only', 'instead: a schedule (verify/<name>) that restore-tests the newest backup of --name in the store --dest')
+    .action(async (opts: SpecFlags & { every?: string; cron?: string; catchupWindow?: string; paused?: boolean; verifyOnly?: boolean }, cmd: Command) => {
       const o = globals(cmd);
       if (!opts.every === !opts.cron) throw badInput('give exactly one of --every (e.g. 6h) or --cron');
       if (opts.every && !/^\d+(\.\d+)?\s*(s|m|h|d)$/.test(opts.every)) throw badInput(`--every: '${opts.every}' is not an interval like 30m, 6h or 1d`);
+      if (opts.verifyOnly) {
+        const v: VerifyBackupInput = { store: opts.dest ?? '', name: opts.name ?? '' };
+        checked(() => parseVerifyInput(v));
+        await withClient(o, async (client) => {
+          try {
+            const id = await createVerifySchedule(client, { input: v, every: opts.every, cron: opts.cron, taskQueue: o.taskQueue, catchupWindow: opts.catchupWindow, paused: opts.paused });
+            output(o, { scheduleId: id, status: 'CREATED' }, () => `created schedule ${id}`);
+          } catch (err) {
+            if (err instanceof ScheduleAlreadyRunning) throw badInput(`schedule ${backupScheduleId(v.name, 'verify')} exists already`);
+            throw err;
+          }
+        });
+        return;
+      }
       const input = backupInput(opts);
       await withClient(o, async (client) => {
         try {
@@ -293,29 +336,33 @@ export function registerBackupCommands(program: Command): void {
     schedule
       .command(verb)
       .description(description)
-      .argument('<name>', 'backup name (the schedule is backup/<name>)');
-  const act = (c: Command, verb: string, fn: (client: Client, name: string, opts: Record<string, unknown>) => Promise<void>) =>
+      .argument('<name>', 'backup name (the schedule is backup/<name>)')
+      .option('--verify', 'the verification schedule verify/<name> instead');
+  type Kind = 'backup' | 'verify';
+  const act = (c: Command, verb: string, fn: (client: Client, name: string, kind: Kind, opts: Record<string, unknown>) => Promise<void>) =>
     c.action(async (name: string, opts: Record<string, unknown>, cmd: Command) => {
       const o = globals(cmd);
+      const kind: Kind = opts.verify ? 'verify' : 'backup';
+      const id = backupScheduleId(name, kind);
       await withClient(o, async (client) => {
         try {
-          await fn(client, name, opts);
+          await fn(client, name, kind, opts);
         } catch (err) {
-          if (err instanceof ScheduleNotFoundError) throw badInput(`no schedule ${backupScheduleId(name)}; 'drydock backup schedule list' shows them`);
+          if (err instanceof ScheduleNotFoundError) throw badInput(`no schedule ${id}; 'drydock backup schedule list' shows them`);
           throw err;
         }
       });
-      output(o, { scheduleId: backupScheduleId(name), status: verb.toUpperCase() }, () => `${verb}: ${backupScheduleId(name)}`);
+      output(o, { scheduleId: id, status: verb.toUpperCase() }, () => `${verb}: ${id}`);
     });
-  act(onSchedule('pause', 'pause a schedule'), 'pause', (c, n) => pauseBackupSchedule(c, n));
-  act(onSchedule('unpause', 'unpause a schedule'), 'unpause', (c, n) => unpauseBackupSchedule(c, n));
-  act(onSchedule('trigger', 'run the scheduled backup now'), 'trigger', (c, n) => triggerBackupSchedule(c, n));
-  act(onSchedule('delete', 'delete a schedule (backups already taken stay)'), 'delete', (c, n) => deleteBackupSchedule(c, n));
+  act(onSchedule('pause', 'pause a schedule'), 'pause', (c, n, k) => pauseBackupSchedule(c, n, k));
+  act(onSchedule('unpause', 'unpause a schedule'), 'unpause', (c, n, k) => unpauseBackupSchedule(c, n, k));
+  act(onSchedule('trigger', 'run the scheduled action now'), 'trigger', (c, n, k) => triggerBackupSchedule(c, n, k));
+  act(onSchedule('delete', 'delete a schedule (backups already taken stay)'), 'delete', (c, n, k) => deleteBackupSchedule(c, n, k));
   act(
-    onSchedule('backfill', 'run the backups the schedule would have run in a past window')
+    onSchedule('backfill', 'run what the schedule would have run in a past window')
       .requiredOption('--from <time>', 'window start (ISO 8601)', date)
       .requiredOption('--to <time>', 'window end (ISO 8601)', date),
     'backfill',
-    (c, n, opts) => backfillBackupSchedule(c, n, opts.from as Date, opts.to as Date),
+    (c, n, k, opts) => backfillBackupSchedule(c, n, opts.from as Date, opts.to as Date, k),
   );
 }

@@ -1,8 +1,12 @@
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client, type ScheduleDescription, type ScheduleSummary } from '@temporalio/client';
 import { parseBackupInput, type BackupInput } from '../../workflows/inputs/backup.ts';
+import { parseVerifyInput, type VerifyBackupInput } from '../../workflows/inputs/verify.ts';
 
-/** Schedules are named `backup/<name>`; each run is `backup/<name>-<action time>` (Temporal adds the suffix). */
-export const backupScheduleId = (name: string) => `backup/${name}`;
+/** `backup` runs backups; `verify` restore-tests the newest backup of the name. */
+export type ScheduleKind = 'backup' | 'verify';
+
+/** Schedules are named `backup/<name>` (or `verify/<name>`); each run is that id plus `-<action time>` (Temporal adds it). */
+export const backupScheduleId = (name: string, kind: ScheduleKind = 'backup') => `${kind}/${name}`;
 
 export interface BackupScheduleOptions {
   /** The backup workflow's input; validated here with the workflow's own parser. */
@@ -42,37 +46,55 @@ export async function createBackupSchedule(client: Client, opts: BackupScheduleO
   return scheduleId;
 }
 
-/** Backup schedules, as `temporal schedule list` shows them (ids starting with backup/). */
+/** Creates the schedule that restore-tests the newest backup of a name (overlap SKIP). */
+export async function createVerifySchedule(
+  client: Client,
+  opts: { input: VerifyBackupInput; every?: string; cron?: string; taskQueue: string; catchupWindow?: string; paused?: boolean },
+): Promise<string> {
+  const input = parseVerifyInput(opts.input);
+  if (!opts.every === !opts.cron) throw new Error('give exactly one of every (e.g. 1d) or cron');
+  const scheduleId = backupScheduleId(input.name, 'verify');
+  await client.schedule.create({
+    scheduleId,
+    spec: opts.every ? { intervals: [{ every: opts.every as `${number}h` }] } : { cronExpressions: [opts.cron!] },
+    action: { type: 'startWorkflow', workflowType: 'verifyBackup', workflowId: scheduleId, taskQueue: opts.taskQueue, args: [opts.input], staticSummary: `verify the newest ${input.name} backup by restore` },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: opts.catchupWindow ?? BACKUP_SCHEDULE_DEFAULTS.catchupWindow },
+    state: { paused: opts.paused ?? false, note: 'created by drydock backup schedule create --verify-only' },
+  });
+  return scheduleId;
+}
+
+/** Backup and verification schedules, as `temporal schedule list` shows them (ids backup/… and verify/…). */
 export async function listBackupSchedules(client: Client): Promise<ScheduleSummary[]> {
   const out: ScheduleSummary[] = [];
-  for await (const s of client.schedule.list()) if (s.scheduleId.startsWith('backup/')) out.push(s);
-  return out;
+  for await (const s of client.schedule.list()) if (s.scheduleId.startsWith('backup/') || s.scheduleId.startsWith('verify/')) out.push(s);
+  return out.sort((a, b) => (a.scheduleId < b.scheduleId ? -1 : 1));
 }
 
-export function describeBackupSchedule(client: Client, name: string): Promise<ScheduleDescription> {
-  return client.schedule.getHandle(backupScheduleId(name)).describe();
+export function describeBackupSchedule(client: Client, name: string, kind?: ScheduleKind): Promise<ScheduleDescription> {
+  return client.schedule.getHandle(backupScheduleId(name, kind)).describe();
 }
 
-export function pauseBackupSchedule(client: Client, name: string, note = 'paused by drydock'): Promise<void> {
-  return client.schedule.getHandle(backupScheduleId(name)).pause(note);
+export function pauseBackupSchedule(client: Client, name: string, kind?: ScheduleKind, note = 'paused by drydock'): Promise<void> {
+  return client.schedule.getHandle(backupScheduleId(name, kind)).pause(note);
 }
 
-export function unpauseBackupSchedule(client: Client, name: string, note = 'unpaused by drydock'): Promise<void> {
-  return client.schedule.getHandle(backupScheduleId(name)).unpause(note);
+export function unpauseBackupSchedule(client: Client, name: string, kind?: ScheduleKind, note = 'unpaused by drydock'): Promise<void> {
+  return client.schedule.getHandle(backupScheduleId(name, kind)).unpause(note);
 }
 
-/** Runs a backup now (overlap SKIP still applies). */
-export function triggerBackupSchedule(client: Client, name: string): Promise<void> {
-  return client.schedule.getHandle(backupScheduleId(name)).trigger();
+/** Runs the scheduled action now (overlap SKIP still applies). */
+export function triggerBackupSchedule(client: Client, name: string, kind?: ScheduleKind): Promise<void> {
+  return client.schedule.getHandle(backupScheduleId(name, kind)).trigger();
 }
 
-/** Runs the backups the schedule would have run between start and end (e.g. after an outage). */
-export function backfillBackupSchedule(client: Client, name: string, start: Date, end: Date): Promise<void> {
-  return client.schedule.getHandle(backupScheduleId(name)).backfill({ start, end, overlap: ScheduleOverlapPolicy.BUFFER_ALL });
+/** Runs what the schedule would have run between start and end (e.g. after an outage). */
+export function backfillBackupSchedule(client: Client, name: string, start: Date, end: Date, kind?: ScheduleKind): Promise<void> {
+  return client.schedule.getHandle(backupScheduleId(name, kind)).backfill({ start, end, overlap: ScheduleOverlapPolicy.BUFFER_ALL });
 }
 
-export function deleteBackupSchedule(client: Client, name: string): Promise<void> {
-  return client.schedule.getHandle(backupScheduleId(name)).delete();
+export function deleteBackupSchedule(client: Client, name: string, kind?: ScheduleKind): Promise<void> {
+  return client.schedule.getHandle(backupScheduleId(name, kind)).delete();
 }
 
 /**

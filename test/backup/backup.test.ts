@@ -16,11 +16,13 @@ import { FileStore, openStore, s3ClientFromEnv } from '../../activities/stores/i
 import type { BackupResult } from '../../workflows/backup.ts';
 import { DRYDOCK_BACKUP_PHASE, type BackupInput } from '../../workflows/inputs/backup.ts';
 import type { RestoreResult } from '../../workflows/restore.ts';
+import type { VerifyBackupResult } from '../../workflows/verifyBackup.ts';
 import { spawnWorker, startFleet, waitFor, type TestFleet, type WorkerProcess } from '../helpers/fleet.ts';
 import { startMoto, type Moto } from '../helpers/moto.ts';
 import { startDevServer, temporalBin } from '../helpers/temporal.ts';
 import {
   createBackupSchedule,
+  createVerifySchedule,
   deleteBackupSchedule,
   describeBackupSchedule,
   listBackupSchedules,
@@ -203,6 +205,13 @@ describe('backup and restore workflows on a real dev server (file:// and s3:// o
     assert.equal(listed.length, 2, 'keepLast 1 did not prune after a failed verification');
     assert.deepEqual(listed.map((b) => b.verified), [false, true]);
 
+    // The same check on its own (what a verification schedule runs) reports the bad file too.
+    const verr = await failureOf(
+      env.client.workflow.execute('verifyBackup', { taskQueue: TQ, workflowId: 'verify/corrupt/now', args: [{ store: destination, name: 'corrupt', backupId: good.backupId }] }),
+    );
+    assert.equal(verr.type, 'VerificationFailed');
+    assert.match(verr.message, /part-2\.bin \(checksum mismatch\)/);
+
     const rerr = await failureOf((await startRestore(env.client, TQ, { backupId: good.backupId, store: destination, destination: join(dir, 'corrupt-out') })).result());
     assert.equal(rerr.type, 'ChecksumMismatch');
     assert.equal(existsSync(join(dir, 'corrupt-out/m/models/llama/part-2.bin')), false, 'the corrupt file was not written');
@@ -330,6 +339,20 @@ describe('backup and restore workflows on a real dev server (file:// and s3:// o
     assert.match(r.backupId, /^nightly\/\d{8}T\d{6}Z$/);
     assert.deepEqual((await listBackups(new FileStore(join(dir, 'sched-store')), 'nightly')).map((b) => b.backupId), [r.backupId]);
 
+    // A second schedule restore-tests the newest backup of the name.
+    assert.equal(await createVerifySchedule(env.client, { input: { store: destination, name: 'nightly' }, every: '24h', taskQueue: TQ }), 'verify/nightly');
+    await triggerBackupSchedule(env.client, 'nightly', 'verify');
+    let verifyId = '';
+    await waitFor(async () => {
+      const action = (await describeBackupSchedule(env.client, 'nightly', 'verify')).info.recentActions[0];
+      verifyId = action?.action.type === 'startWorkflow' ? action.action.workflow.workflowId : '';
+      return !!verifyId;
+    }, 30_000, 'the verification schedule to start');
+    const v: VerifyBackupResult = await env.client.workflow.getHandle(verifyId).result();
+    assert.deepEqual([v.backupId, v.ok, v.files], [r.backupId, true, 4]);
+    recordHistory(env.address, 'verifyBackup', verifyId);
+    await deleteBackupSchedule(env.client, 'nightly', 'verify');
+
     await pauseBackupSchedule(env.client, 'nightly');
     assert.equal((await describeBackupSchedule(env.client, 'nightly')).state.paused, true);
     await unpauseBackupSchedule(env.client, 'nightly');
@@ -353,6 +376,7 @@ describe('backup and restore workflows on a real dev server (file:// and s3:// o
     const restored = await cli(env.address, 'backup', 'restore', '--store', dest, '--backup', backupId, '--to', out, '--source', 'm', '--wait');
     assert.equal(restored.code, 0, restored.out);
     assert.deepEqual(treeDigest(out), treeDigest(src));
+    assert.equal((await cli(env.address, 'backup', 'verify', '--store', dest, '--name', 'cli', '--wait')).code, 0);
     const again = await cli(env.address, 'backup', 'restore', '--store', dest, '--backup', backupId, '--to', out, '--source', 'm', '--wait');
     assert.equal(again.code, 1, 'a failed workflow (destination not empty) exits 1');
 
