@@ -39,6 +39,11 @@ describe('nvidia-smi parsing', () => {
     // What the fake nvidia-smi prints for -L has the real one's shape (auto-detection matches on it).
     assert.match(read(join(SMI, 'h100-L.txt')), /^GPU 0: NVIDIA H100 80GB HBM3 \(UUID: GPU-[0-9a-f-]+\)$/m);
     assert.equal(normalizePciBusId(h.gpus[0].pciBusId), '0000:00:06');
+    // A test XID line written to the real /dev/kmsg there came back mapped to GPU 0 by its bus id.
+    const [x] = JSON.parse(read(join(SMI, 'h100-agent-kmsg-xid.json')));
+    assert.deepEqual([x.gpuIndex, x.code, x.pciBusId], [0, 43, '0000:00:06']);
+    // The kmsg line itself parses the same here.
+    assert.equal(parseXidLine(`4,9,100,-;NVRM: Xid (PCI:0000:00:06): 43, ${x.message}`)?.message, x.message);
   });
 
   it('parses 8 GPUs with an ECC error, a pending row remap, a throttled hot GPU and unsupported counters', () => {
