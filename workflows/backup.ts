@@ -45,8 +45,9 @@ export interface BackupResult {
 
 export const backupStatusQuery = defineQuery<BackupStatus>('status');
 
-const short = { startToCloseTimeout: '5 minutes', retry: { maximumInterval: '10 seconds', maximumAttempts: 10 } } as const;
-const long = {
+/** Activity options shared by backup, restore and verifyBackup: quick store calls, and heartbeating copies. */
+export const short = { startToCloseTimeout: '5 minutes', retry: { maximumInterval: '10 seconds', maximumAttempts: 10 } } as const;
+export const long = {
   startToCloseTimeout: '24 hours',
   heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },

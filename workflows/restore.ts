@@ -1,6 +1,7 @@
 import { ActivityFailure, ApplicationFailure, defineQuery, proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup/index.ts';
 import { invalidArgument } from './errors.ts';
+import { long, short } from './backup.ts';
 import { DRYDOCK_BACKUP_PHASE, type BackupPhase } from './inputs/backup.ts';
 import { parseRestoreInput, restoreWorkflowId, type RestoreConfig, type RestoreInput } from './inputs/restore.ts';
 
@@ -21,13 +22,6 @@ export interface RestoreResult {
 }
 
 export const restoreStatusQuery = defineQuery<RestoreStatus>('status');
-
-const short = { startToCloseTimeout: '5 minutes', retry: { maximumInterval: '10 seconds', maximumAttempts: 10 } } as const;
-const long = {
-  startToCloseTimeout: '24 hours',
-  heartbeatTimeout: '15 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
-} as const;
 
 /** Checks the manifest and the destination once, then writes every file, each verified against its sha256. */
 export async function restore(rawInput: RestoreInput): Promise<RestoreResult> {

@@ -1,5 +1,6 @@
 import { ActivityFailure, ApplicationFailure, proxyActivities, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
 import type { BackupActivities, VerifyResult } from '../activities/backup/index.ts';
+import { long, short } from './backup.ts';
 import { DRYDOCK_BACKUP_PHASE, type BackupPhase } from './inputs/backup.ts';
 import { parseVerifyInput, type VerifyBackupInput } from './inputs/verify.ts';
 
@@ -7,13 +8,6 @@ export interface VerifyBackupResult extends VerifyResult {
   backupId: string;
   store: string;
 }
-
-const short = { startToCloseTimeout: '5 minutes', retry: { maximumInterval: '10 seconds', maximumAttempts: 10 } } as const;
-const long = {
-  startToCloseTimeout: '24 hours',
-  heartbeatTimeout: '15 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
-} as const;
 
 /**
  * Restores a backup (the newest of a name, or a given one) into scratch and compares every
