@@ -49,6 +49,15 @@ export function createTrainingActivities(deps: TrainingActivityDeps = {}) {
         }
         const loaded = await loadCheckpoint(tf, src.store, src.dir, true).catch(nonRetryableIfCorrupt);
         model = loaded.model;
+        // The job trains `input.model` (and picks its backend by it): the checkpoint must hold that model.
+        const fresh = buildModel(tf, input.model, loadDataset(input.dataset), input.seed);
+        const shapes = (m: LayersModel) => JSON.stringify(m.weights.map((w) => w.shape));
+        const [want, got] = [shapes(fresh), shapes(model)];
+        fresh.dispose();
+        if (want !== got) {
+          model.dispose();
+          throw ApplicationFailure.create({ type: 'InvalidArgument', nonRetryable: true, message: `resumeFrom: ${src.store.uri}/${src.dir} holds another model than model '${input.model}' (weight shapes ${got}, expected ${want})` });
+        }
         momentum = loaded.momentum;
         startRound = meta.round;
       } else {

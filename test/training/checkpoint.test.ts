@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createTrainingActivities } from '../../activities/training/activities.ts';
 import { backendForModel, loadBackend, supportsModel, type LoadedBackend } from '../../activities/training/backend.ts';
@@ -54,6 +55,13 @@ describe('training building blocks on real tfjs and real digits', () => {
     const agg: AggregateResult = await env.run(acts.aggregateRound, { ...ref, round: 1, deltas: [{ key: shard.deltaKey!, sha256: shard.deltaSha256! }], outerLr: 1, outerMomentum: 0, evaluate: false, everyRounds: 1, keepLast: 1 });
     assert.equal(agg.finite, true);
     assert.ok(Math.abs(agg.deltaNorm - shard.deltaNorm!) < 1e-4, 'one shard with lr 1, momentum 0: the global step is that shard\'s delta');
+    // Resuming this cnn checkpoint as an mlp job is refused up front, not discovered mid-round.
+    await assert.rejects(env.run(acts.prepareTrainingJob, { ...ref, job: 'as-mlp', model: 'mlp' as const, resumeFrom: `file://${dir}/cnn/round-000001` }), (e: unknown) => {
+      assert.ok(e instanceof ApplicationFailure);
+      assert.equal(e.type, 'InvalidArgument');
+      assert.match(e.message, /^resumeFrom: file:\/\/.*\/cnn\/round-000001\/ holds another model than model 'mlp'/);
+      return true;
+    });
     await lb.tf.setBackend(lb.best === 'tensorflow-gpu' ? 'tensorflow' : lb.best);
   });
 
