@@ -1,5 +1,5 @@
 import { ActivityFailure, ApplicationFailure, defineQuery, proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { BackupActivities } from '../activities/backup/index.ts';
+import type { BackupActivities, SnapshotRestore } from '../activities/backup/index.ts';
 import { invalidArgument } from './errors.ts';
 import { long, short } from './backup.ts';
 import { DRYDOCK_BACKUP_PHASE, type BackupPhase } from './inputs/backup.ts';
@@ -19,6 +19,8 @@ export interface RestoreResult {
   files: number;
   bytes: number;
   sources: string[];
+  /** Snapshot sources: where local snapshots were copied, or how to make a disk from a cloud one. */
+  snapshots: SnapshotRestore[];
 }
 
 export const restoreStatusQuery = defineQuery<RestoreStatus>('status');
@@ -47,9 +49,12 @@ export async function restore(rawInput: RestoreInput): Promise<RestoreResult> {
     Object.assign(status, { files: plan.files, bytes: plan.bytes, step: 'restoring' });
     setPhase('InProgress');
     const out = await slow.restoreFiles.executeWithOptions({ summary: `restore ${plan.files} files into ${input.destination}` }, [req]);
+    const snapshots = plan.snapshots
+      ? await slow.restoreSnapshots.executeWithOptions({ summary: `restore ${plan.snapshots} snapshot(s) of ${input.backupId}` }, [req])
+      : [];
     status.step = 'done';
     setPhase('Completed');
-    return { backupId: input.backupId, destination: input.destination, files: out.files, bytes: out.bytes, sources: plan.sources };
+    return { backupId: input.backupId, destination: input.destination, files: out.files, bytes: out.bytes, sources: plan.sources, snapshots };
   } catch (err) {
     const cause = err instanceof ActivityFailure ? err.cause : err;
     status.error = (cause as Error).message;

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
@@ -74,6 +74,15 @@ export interface PruneResult {
   sweptBytes: number;
   /** Why the object sweep did not run, when it did not. */
   sweepSkipped?: string;
+}
+
+/** What became of one snapshot on restore: copied (local provider), or how to make a disk from it. */
+export interface SnapshotRestore {
+  source: string;
+  nodeId: string;
+  snapshotId: string;
+  restoredTo?: string;
+  hint?: string;
 }
 
 export interface RestoreRequest {
@@ -213,7 +222,7 @@ export function createBackupActivities({ pools }: BackupActivityDeps) {
     },
 
     /** Checks a restore can go ahead; returns what it will write. Runs once, before any write. */
-    async prepareRestore(input: RestoreRequest): Promise<{ files: number; bytes: number; sources: string[] }> {
+    async prepareRestore(input: RestoreRequest): Promise<{ files: number; bytes: number; sources: string[]; snapshots: number }> {
       const store = openStore(input.store);
       const manifest = await loadManifest(store, input.backupId);
       const items = planRestore(manifest, input.destination, input.source);
@@ -223,7 +232,40 @@ export function createBackupActivities({ pools }: BackupActivityDeps) {
           'DestinationNotEmpty',
         );
       }
-      return { files: items.length, bytes: items.reduce((n, i) => n + i.entry.size, 0), sources: [...new Set(items.map((i) => i.source))] };
+      const snapshotSources = manifest.sources.filter((s) => s.type === 'snapshot' && (!input.source || s.name === input.source));
+      return {
+        files: items.length,
+        bytes: items.reduce((n, i) => n + i.entry.size, 0),
+        sources: [...new Set([...items.map((i) => i.source), ...snapshotSources.map((s) => s.name)])],
+        snapshots: snapshotSources.reduce((n, s) => n + s.snapshots.length, 0),
+      };
+    },
+
+    /**
+     * Snapshot sources: a local snapshot (a copy of the node's data directory) is copied to
+     * destination/<source>/<node>; for cloud snapshots the result says how to make a disk from them.
+     */
+    async restoreSnapshots(input: RestoreRequest): Promise<SnapshotRestore[]> {
+      const manifest = await loadManifest(openStore(input.store), input.backupId);
+      const out: SnapshotRestore[] = [];
+      for (const s of manifest.sources.filter((x) => x.type === 'snapshot' && (!input.source || x.name === input.source))) {
+        for (const snap of s.snapshots) {
+          const base = { source: s.name, nodeId: snap.nodeId, snapshotId: snap.snapshotId };
+          if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(snap.nodeId)) {
+            throw ApplicationFailure.nonRetryable(`manifest of ${input.backupId}: node id '${snap.nodeId}' is not a plain name`, 'UnsafeManifest');
+          }
+          const provider = providerOf(pools, snap.pool);
+          if ('snapshotDataDir' in provider && typeof provider.snapshotDataDir === 'function') {
+            const target = join(input.destination, ...(input.source ? [] : [s.name]), snap.nodeId);
+            await cp((provider.snapshotDataDir as (id: string) => string)(snap.snapshotId), target, { recursive: true, force: input.overwrite, errorOnExist: false });
+            out.push({ ...base, restoredTo: target });
+          } else {
+            const how = snap.provider === 'aws-ec2' ? `aws ec2 create-volume --snapshot-id ${snap.snapshotId}` : `gcloud compute disks create <disk> --source-snapshot ${snap.snapshotId}`;
+            out.push({ ...base, hint: `make a disk from ${snap.provider} snapshot ${snap.snapshotId} (e.g. ${how}) and attach it to a node` });
+          }
+        }
+      }
+      return out;
     },
 
     /** Writes every file, each verified against its sha256; a retried attempt continues where the last heartbeat was. */

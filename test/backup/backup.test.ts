@@ -281,6 +281,13 @@ describe('backup and restore workflows on a real dev server (file:// and s3:// o
     assert.deepEqual(r2.prune?.removed.map((x) => x.backupId), [r1.backupId]);
     const left = (await fleet.provider.listSnapshots()).map((s) => s.id);
     assert.deepEqual(left, [r2.sources[0].snapshots![0].snapshotId], 'the pruned backup\'s snapshot was deleted');
+
+    // Restoring the snapshot source gives back the node's data directory as it was.
+    const out = join(dir, 'snap-out');
+    const rr: RestoreResult = await (await startRestore(env.client, TQ, { backupId: r2.backupId, store: destination, destination: out })).result();
+    const node = fleet.nodeIds[0];
+    assert.deepEqual(rr.snapshots.map((s) => [s.source, s.nodeId, s.restoredTo]), [['disks', node, join(out, 'disks', node)]]);
+    assert.deepEqual(JSON.parse(readFileSync(join(out, 'disks', node, 'node.json'), 'utf8')).id, node);
   });
 
   it('a worker SIGKILLed mid-copy: the retried copy resumes, no file is copied twice, one consistent manifest', async () => {

@@ -75,6 +75,10 @@ describe('disk snapshot backups and their retention: EBS on moto, GCE on the fak
     const b2 = await backupAt(new Date(), { keepLast: 1 });
     assert.deepEqual(b2.prune.removed.map((r) => r.backupId), [b1.backupId]);
     assert.deepEqual((await listBackups(new FileStore(join(dir, name)), name)).map((b) => b.backupId), [b2.backupId]);
+    // A restore cannot copy a cloud snapshot; it says how to make a disk from each one.
+    const restored = await run(acts.restoreSnapshots, { store, backupId: b2.backupId, destination: join(dir, `${name}-out`), overwrite: false });
+    assert.deepEqual(restored.map((r) => r.snapshotId), b2.snaps.map((s) => s.snapshotId));
+    assert.ok(restored.every((r) => !r.restoredTo && r.hint?.includes(r.snapshotId)));
     return { first: b1.snaps.map((s) => s.snapshotId), second: b2.snaps.map((s) => s.snapshotId) };
   }
 
