@@ -3,7 +3,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { LayersModel, Scalar, Tensor } from '@tensorflow/tfjs';
 import { loadBackend, useBackendFor } from './backend.ts';
-import { bytesOf, ChecksumError, deltaKey, floatsOf, listCheckpointRounds, loadCheckpoint, readMeta, removeDir, roundDir, saveCheckpoint, sha256 } from './checkpoint.ts';
+import { bytesOf, ChecksumError, deltaDir, deltaKey, floatsOf, listCheckpointRounds, loadCheckpoint, readMeta, removeDir, roundDir, saveCheckpoint, sha256 } from './checkpoint.ts';
 import { batchOrder, gather, loadDataset, shardIndices } from './data.ts';
 import type { TrainerMetrics } from './metrics.ts';
 import { buildModel, evaluate, flatWeights, lossOf, setFlatWeights } from './model.ts';
@@ -65,6 +65,8 @@ export function createTrainingActivities(deps: TrainingActivityDeps = {}) {
       }
       await beat();
       try {
+        // No delta is valid before the job's first round: clear what a cancelled run of this name left.
+        for (const k of await store.list(`${input.job}/deltas/`)) await store.remove(k);
         const meta = await saveCheckpoint(tf, store, roundDir(input.job, startRound), model, input.job, startRound, input.instance, momentum);
         return { startRound, parameters: meta.parameters, weightsSha256: meta.weightsSha256, backend };
       } finally {
@@ -200,7 +202,8 @@ export function createTrainingActivities(deps: TrainingActivityDeps = {}) {
           deps.metrics?.evaluated(input.job, ev.accuracy);
         }
         result.kept = await applyRetention(store, input.job, input.round, input.everyRounds, input.keepLast);
-        for (const d of input.deltas) await store.remove(d.key);
+        // The whole round's folder: also deltas a cancelled or resized earlier attempt left behind.
+        for (const k of await store.list(deltaDir(input.job, input.round))) await store.remove(k);
         deps.metrics?.round(input.job, input.round);
         return result;
       } finally {

@@ -26,8 +26,12 @@ export function roundDir(job: string, round: number): string {
   return `${job}/round-${String(round).padStart(6, '0')}/`;
 }
 
+export function deltaDir(job: string, round: number): string {
+  return `${job}/deltas/round-${String(round).padStart(6, '0')}/`;
+}
+
 export function deltaKey(job: string, round: number, shard: number, of: number): string {
-  return `${job}/deltas/round-${String(round).padStart(6, '0')}/shard-${shard}-of-${of}.bin`;
+  return `${deltaDir(job, round)}shard-${shard}-of-${of}.bin`;
 }
 
 export function sha256(bytes: Uint8Array): string {
