@@ -113,11 +113,15 @@ export class InferenceService {
 
   private recentLog: string[] = [];
 
-  private llamaSays(): string {
-    const lines = this.recentLog.filter((l) => /error|fail|missing|invalid/i.test(l)).slice(-2);
+  /** llama.cpp's own reason for the last failure, e.g. "missing tensor 'blk.1.ffn_up.weight'". */
+  private async llamaSays(): Promise<string> {
+    await new Promise((r) => setTimeout(r, 50)); // native log callbacks arrive after the rejection
+    const reasons = [...new Set(this.recentLog.map((l) => /error loading model: (.*)$/.exec(l)?.[1]).filter((x): x is string => Boolean(x)))];
+    const lines = reasons.length ? reasons : this.recentLog.filter((l) => /error|fail|missing|invalid/i.test(l)).slice(-2);
     this.recentLog = [];
     return lines.length ? ` (${lines.join('; ')})` : '';
   }
+
 
   get model(): ModelInfo | undefined {
     return this.current?.info;
@@ -172,7 +176,7 @@ export class InferenceService {
     try {
       model = await llama.loadModel({ modelPath: path, gpuLayers: 'auto' });
     } catch (err) {
-      throw new ModelSwapError(422, `model ${path}: llama.cpp failed to load it: ${(err as Error).message}${this.llamaSays()}`);
+      throw new ModelSwapError(422, `model ${path}: llama.cpp failed to load it: ${(err as Error).message}${await this.llamaSays()}`);
     }
     try {
       const contextPerSlot = Math.min(this.opts.slotContext, model.trainContextSize);
