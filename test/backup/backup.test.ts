@@ -268,6 +268,31 @@ describe('backup and restore workflows on a real dev server (file:// and s3:// o
     assert.deepEqual((await listBackups(new FileStore(join(dir, 'hook-store')), 'hooks-b')).map((b) => b.phase), ['Incomplete'], 'no manifest was written');
   });
 
+  it('http hooks quiesce a node through its gpu-agent (token from the worker env) and resume it after', async () => {
+    const src = join(dir, 'agent-hook-src');
+    makeTree(src, { files: 1 });
+    const agentUrl = (await fleet.provider.describe(fleet.nodeIds[0]))!.agentUrl!;
+    const destination = `file://${dir}/agent-hook-store`;
+    const hook = (name: string, path: string, tokenEnv?: string) => ({ name, http: { url: `${agentUrl}${path}`, ...(tokenEnv ? { tokenEnv } : {}) }, timeoutSeconds: 10 });
+    const r: BackupResult = await (
+      await startBackup(env.client, TQ, {
+        name: 'agent-hooks',
+        sources: [{ type: 'files', name: 'm', path: src }],
+        destination,
+        hooks: { pre: [hook('cordon', '/cordon', 'DRYDOCK_AGENT_TOKEN')], post: [hook('uncordon', '/uncordon', 'DRYDOCK_AGENT_TOKEN')] },
+      })
+    ).result();
+    assert.equal(r.phase, 'Completed');
+    const manifest = JSON.parse(readFileSync(join(dir, 'agent-hook-store', manifestKey(r.backupId)), 'utf8')) as Manifest;
+    assert.deepEqual(manifest.hooks.map((h) => [h.when, h.name, h.ok]), [['pre', 'cordon', true], ['post', 'uncordon', true]]);
+    const state = (await (await fetch(`${agentUrl}/drain`, { headers: { authorization: `Bearer ${fleet.token}` } })).json()) as { state: string };
+    assert.equal(state.state, 'active', 'the node serves again after the backup');
+    // Without the token the agent refuses, and the backup says so.
+    const err = await failureOf((await startBackup(env.client, TQ, { name: 'agent-hooks', sources: [{ type: 'files', name: 'm', path: src }], destination, hooks: { pre: [hook('cordon', '/cordon')] } })).result());
+    assert.equal(err.type, 'HookFailed');
+    assert.match(err.message, /answered 401/);
+  });
+
   it('snapshots the data disks of a local pool; retention deletes the snapshots of pruned backups', async () => {
     const destination = `file://${dir}/snap-store`;
     const input: BackupInput = { name: 'snaps', sources: [{ type: 'snapshot', name: 'disks', pool: 'demo' }], destination, retention: { keepLast: 1 } };
