@@ -122,15 +122,14 @@ describe('trainingJob end to end: real dev server, 2 trainer processes, real tfj
   it('survives a SIGKILLed trainer mid-round: the shard moves to the other trainer and only that shard is redone', async () => {
     const h = await start({ name: 'crash', workers: 2, rounds: 3, innerSteps: 250, batchSize: 32, evalEvery: 3, heartbeatTimeoutSeconds: 3 });
     const [victim, survivor] = trainers;
-    // Round 2 is in flight and the victim has heartbeated progress on its shard.
+    // A round is in flight and the victim has heartbeated progress on its shard (usually round 1 or 2).
     await waitFor(
       async () => {
-        const p = await progressOf(h);
-        if (p.round !== 1 || p.phase !== 'training') return false;
+        if ((await progressOf(h)).phase !== 'training') return false;
         return (await pendingActivities(h)).some((a) => a.type === 'trainShard' && a.worker === victim.identity && (a.heartbeat?.step ?? 0) > 0);
       },
       120_000,
-      'the victim trainer to be mid-way through a round-2 shard',
+      'the victim trainer to be mid-way through a shard',
     );
     await victim.kill('SIGKILL');
     const result: TrainingJobResult = await h.result();
@@ -141,10 +140,10 @@ describe('trainingJob end to end: real dev server, 2 trainer processes, real tfj
     assert.deepEqual(shards.map((s) => `${s.round}/${s.shard}`).sort(), ['1/0', '1/1', '2/0', '2/1', '3/0', '3/1'], 'each shard completed exactly once');
     const retried = shards.filter((s) => s.attempt > 1);
     assert.equal(retried.length, 1, `exactly one shard was redone: ${JSON.stringify(retried)}`);
-    assert.equal(retried[0].round, 2, 'the redone shard is the one that was running when the trainer died');
-    assert.equal(retried[0].worker, survivor.identity);
+    const killedRound = retried[0].round!;
+    assert.equal(retried[0].worker, survivor.identity, 'the other trainer redid it');
     assert.ok(runs.filter((r) => r.type !== 'trainShard').every((r) => r.attempt === 1), 'prepare and aggregation never re-ran');
-    assert.ok(shards.filter((s) => s.round === 3).every((s) => s.worker === survivor.identity));
+    assert.ok(shards.filter((s) => s.round! >= killedRound).every((s) => s.worker === survivor.identity), 'from the killed round on, only the survivor worked');
     assert.deepEqual(await (await openStore(uri())).list('crash/deltas/'), [], 'no orphan deltas');
   });
 
