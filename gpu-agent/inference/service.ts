@@ -232,6 +232,8 @@ export class InferenceService {
       const before = seq.tokenMeter.getState();
       let generated = 0;
       const { text, stopReason } = await this.run(seq, req, (n) => (generated += n));
+      // node-llama-cpp's onToken can report one token past maxTokens (a held-back partial character).
+      generated = Math.min(generated, req.maxTokens);
       this.onTokens(generated);
       return {
         model: s.info,
