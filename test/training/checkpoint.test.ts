@@ -68,8 +68,9 @@ describe('training building blocks on real tfjs and real digits', () => {
   it('saves and loads a checkpoint bit for bit through the tfjs IOHandler, on file:// and s3://', async () => {
     const s3 = new S3Client({ region: 'us-east-1', endpoint: moto.endpoint, forcePathStyle: true, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
     await s3.send(new CreateBucketCommand({ Bucket: 'ckpt' }));
-    const s3env = { AWS_ENDPOINT_URL_S3: moto.endpoint, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1' };
-    for (const store of [await openStore(`file://${dir}`), await openStore('s3://ckpt/jobs', s3env)]) {
+    // The S3 store reads its endpoint and credentials from the standard AWS environment.
+    Object.assign(process.env, { AWS_ENDPOINT_URL_S3: moto.endpoint, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1' });
+    for (const store of [await openStore(`file://${dir}`), await openStore('s3://ckpt/jobs')]) {
       const model = buildModel(lb.tf, 'mlp', loadDataset('mnist'), 7);
       const momentum = Float32Array.from({ length: flatWeights(model).length }, (_, i) => Math.sin(i));
       const meta = await saveCheckpoint(lb.tf, store, roundDir('rt', 5), model, 'rt', 5, 'inst', momentum);

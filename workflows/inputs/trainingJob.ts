@@ -1,3 +1,4 @@
+import { parseStoreUrl } from '../../activities/stores/url.ts';
 import { invalidArgument } from '../errors.ts';
 import { optionalInteger, POOL_NAME, POOL_NAME_HELP, rejectUnknown, requireObject, requireString, type Obj } from './validate.ts';
 
@@ -86,8 +87,9 @@ export function parseTrainingJobInput(raw: unknown): TrainingJobConfig {
   if (obj.checkpoint === undefined) throw invalidArgument('checkpoint', "is required: { uri: 'file:///abs/dir' or 's3://bucket/prefix' }");
   const ck = requireObject(obj.checkpoint, 'checkpoint');
   rejectUnknown(ck, ['uri', 'everyRounds', 'keepLast'], 'checkpoint.');
-  const uri = nested(() => requireString(ck, 'uri', /^(file:\/\/\/|s3:\/\/[a-z0-9][a-z0-9.-]{1,62})/, "a file:///absolute/dir or s3://bucket/prefix URI"), 'checkpoint.');
-  if (uri.endsWith('/')) throw invalidArgument('checkpoint.uri', 'must not end with /');
+  const loc = parseStoreUrl(nested(() => requireString(ck, 'uri'), 'checkpoint.'));
+  if (typeof loc === 'string') throw invalidArgument('checkpoint.uri', loc);
+  const uri = loc.uri;
   const rounds = optionalInteger(obj, 'rounds', 1, 1_000_000, D.rounds);
   const resumeFrom = obj.resumeFrom;
   if (resumeFrom !== undefined) {
