@@ -1,7 +1,5 @@
-import { AwsEc2Provider } from './aws.ts';
 import { LocalAgentBootHook, PrivateIpAgent, type AgentLocator } from './bootHook.ts';
 import { entryName, POOL_DEFAULTS, type AgentSettings, type PoolConfig, type ProviderConfig } from './config.ts';
-import { GceProvider } from './gce.ts';
 import { LocalProvider } from './local.ts';
 import { MultiProvider } from './multi.ts';
 import type { Provider } from './types.ts';
@@ -14,6 +12,26 @@ function locator(agent: AgentSettings | undefined, agentToken: string): AgentLoc
   return new PrivateIpAgent(agent?.port);
 }
 
+/**
+ * A provider whose module loads on first use: the AWS SDK and the GCE client take seconds to import,
+ * and every worker (and every test that starts one) would pay that even with only local pools.
+ */
+function lazy(name: string, load: () => Promise<Provider>): Provider {
+  let loaded: Promise<Provider> | undefined;
+  const get = () => (loaded ??= load());
+  return {
+    name,
+    provision: async (spec, key) => (await get()).provision(spec, key),
+    terminate: async (id) => (await get()).terminate(id),
+    describe: async (id) => (await get()).describe(id),
+    list: async (pool) => (await get()).list(pool),
+    snapshot: async (req) => (await get()).snapshot(req),
+    listSnapshots: async (filter) => (await get()).listSnapshots(filter),
+    deleteSnapshot: async (id) => (await get()).deleteSnapshot(id),
+    instanceHealth: async (id) => (await get()).instanceHealth?.(id),
+  };
+}
+
 function build(cfg: ProviderConfig, label: string, agentToken: string): Provider {
   switch (cfg.type) {
     case 'local': {
@@ -22,11 +40,11 @@ function build(cfg: ProviderConfig, label: string, agentToken: string): Provider
     }
     case 'aws-ec2': {
       const { type: _type, name: _name, agent, ...opts } = cfg;
-      return new AwsEc2Provider(opts, locator(agent, agentToken), label);
+      return lazy(cfg.type, async () => new (await import('./aws.ts')).AwsEc2Provider(opts, locator(agent, agentToken), label));
     }
     case 'gce': {
       const { type: _type, name: _name, agent, ...opts } = cfg;
-      return new GceProvider(opts, locator(agent, agentToken), label);
+      return lazy(cfg.type, async () => new (await import('./gce.ts')).GceProvider(opts, locator(agent, agentToken), label));
     }
   }
 }
