@@ -16,3 +16,23 @@ export async function activityAttempts(handle: WorkflowHandle): Promise<Record<s
   }
   return attempts;
 }
+
+const PENDING_ACTIVITY_STATE_STARTED = 2;
+
+/**
+ * Waits until the server reports `activityType` as started and still running. Asked of the
+ * server, not the worker, so it stays accurate on a loaded machine: a worker killed now dies
+ * inside that activity.
+ */
+export async function waitForRunningActivity(handle: WorkflowHandle, activityType: string, timeoutMs = 120_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const { raw } = await handle.describe();
+    const running = (raw.pendingActivities ?? []).some(
+      (a) => a.activityType?.name === activityType && Number(a.state) === PENDING_ACTIVITY_STATE_STARTED,
+    );
+    if (running) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for activity ${activityType} to run`);
+}

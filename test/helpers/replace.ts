@@ -12,7 +12,7 @@ export function startReplace(client: Client, taskQueue: string, input: ReplaceNo
   });
 }
 
-export async function waitForPhase(handle: WorkflowHandle, phase: ReplaceNodeStatus['phase'], timeoutMs = 60_000): Promise<void> {
+export async function waitForPhase(handle: WorkflowHandle, phase: ReplaceNodeStatus['phase'], timeoutMs = 120_000): Promise<void> {
   await waitFor(
     async () => {
       try {

@@ -3,9 +3,9 @@ import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { localNodeId } from '../../activities/providers/local.ts';
 import type { ReplaceNodeResult } from '../../workflows/replaceNode.ts';
-import { activityAttempts } from '../helpers/history.ts';
+import { activityAttempts, waitForRunningActivity } from '../helpers/history.ts';
 import { agentProcesses, spawnWorker, startFleet, type TestFleet, type WorkerProcess } from '../helpers/fleet.ts';
-import { startReplace, waitForPhase } from '../helpers/replace.ts';
+import { startReplace } from '../helpers/replace.ts';
 import { startDevServer } from '../helpers/temporal.ts';
 
 const TQ = 'replace-crash';
@@ -16,8 +16,8 @@ describe('replaceNode survives a SIGKILLed worker', () => {
   let worker: WorkerProcess | undefined;
 
   before(async () => {
-    // Replacements take 6 s to boot, so the kill lands inside provisioning.
-    [env, fleet] = await Promise.all([startDevServer(), startFleet({ pool: 'crash', nodes: 3, bootSeconds: 6 })]);
+    // Replacements take 12 s to boot, so the kill lands inside provisioning.
+    [env, fleet] = await Promise.all([startDevServer(), startFleet({ pool: 'crash', nodes: 3, bootSeconds: 12 })]);
   });
   after(async () => {
     await worker?.kill();
@@ -38,11 +38,12 @@ describe('replaceNode survives a SIGKILLed worker', () => {
   async function replaceWithKill(killDuring: 'draining' | 'provisioning'): Promise<void> {
     const live = await fleet.provider.list('crash');
     const victim = live[0];
-    // A 10 s job keeps the drain busy long enough to kill the worker inside it.
-    await fetch(`${victim.agentUrl}/jobs`, { method: 'POST', headers: { authorization: `Bearer ${fleet.token}` }, body: '{"seconds": 10}' });
+    // A 15 s job keeps the drain busy long enough to kill the worker inside it.
+    await fetch(`${victim.agentUrl}/jobs`, { method: 'POST', headers: { authorization: `Bearer ${fleet.token}` }, body: '{"seconds": 15}' });
     worker = await spawnWorker(fleet, env.address, TQ);
     const handle = await startReplace(env.client, TQ, { pool: 'crash', nodeId: victim.id, drainTimeoutSeconds: 60 });
-    await waitForPhase(handle, killDuring);
+    const interrupted = killDuring === 'draining' ? 'drainNode' : 'provisionNode';
+    await waitForRunningActivity(handle, interrupted);
     await worker.kill('SIGKILL');
     worker = await spawnWorker(fleet, env.address, TQ);
 
@@ -50,7 +51,6 @@ describe('replaceNode survives a SIGKILLed worker', () => {
     assert.equal(result.replacementNodeId, localNodeId('crash', `replace/crash/${victim.id}/provision`));
     assert.equal((await fleet.provider.describe(victim.id))?.state, 'terminated');
     const attempts = await activityAttempts(handle);
-    const interrupted = killDuring === 'draining' ? 'drainNode' : 'provisionNode';
     assert.ok(attempts[interrupted] >= 2, `${interrupted} was interrupted and retried (attempts: ${JSON.stringify(attempts)})`);
     const before = live.map((n) => n.id).filter((id) => id !== victim.id);
     const after = (await fleet.provider.list('crash')).map((n) => n.id);

@@ -8,7 +8,8 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { ReplaceNodeResult } from '../../workflows/replaceNode.ts';
 import { agentProcesses, spawnWorker, startFleet, type TestFleet, type WorkerProcess } from '../helpers/fleet.ts';
 import { freePort } from '../helpers/moto.ts';
-import { startReplace, waitForPhase } from '../helpers/replace.ts';
+import { waitForRunningActivity } from '../helpers/history.ts';
+import { startReplace } from '../helpers/replace.ts';
 import { startDevServer } from '../helpers/temporal.ts';
 
 describe('replaceNode survives a Temporal server restart', () => {
@@ -29,10 +30,10 @@ describe('replaceNode survives a Temporal server restart', () => {
     [env, fleet] = await Promise.all([startDevServer(server), startFleet({ pool: 'restart', nodes: 3 })]);
     const victim = fleet.nodeIds[0];
     const url = (await fleet.provider.describe(victim))!.agentUrl!;
-    await fetch(`${url}/jobs`, { method: 'POST', headers: { authorization: `Bearer ${fleet.token}` }, body: '{"seconds": 8}' });
+    await fetch(`${url}/jobs`, { method: 'POST', headers: { authorization: `Bearer ${fleet.token}` }, body: '{"seconds": 12}' });
     worker = await spawnWorker(fleet, `127.0.0.1:${port}`, 'replace-restart');
     const handle = await startReplace(env.client, 'replace-restart', { pool: 'restart', nodeId: victim });
-    await waitForPhase(handle, 'draining');
+    await waitForRunningActivity(handle, 'drainNode');
 
     await env.teardown();
     env = undefined;
