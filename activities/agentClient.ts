@@ -11,6 +11,8 @@ export interface DrainState {
   startedAt?: string;
   deadline?: string;
   cancelled: number;
+  /** In-flight work by kind (simulated jobs, generations), where the agent reports it. */
+  byKind?: Record<string, number>;
 }
 
 export interface AgentHealth {
@@ -19,6 +21,10 @@ export interface AgentHealth {
   reasons: string[];
   drain: DrainState;
   gpus: unknown[];
+  /** The model being served, or null. */
+  model: { id: string; uri: string; sha256: string } | null;
+  agentVersion: string;
+  policyVersion: string;
 }
 
 export class AgentClient {
