@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, defineQuery, proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, isCancellation, proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { BackupActivities, PruneResult, VerifyResult } from '../activities/backup/index.ts';
 import type { HookRecord, SnapshotRecord } from '../activities/backup/layout.ts';
@@ -107,14 +107,19 @@ export async function backup(rawInput: BackupInput): Promise<BackupResult> {
     await acts.beginBackup.executeWithOptions({ summary: `mark ${backupId} started` }, [{ store, backupId, workflowId: info.workflowId, startedAt }]);
 
     step('pre-hooks');
-    let hookFailure = await runHooks('pre', input.hooks.pre);
-    if (!hookFailure) {
-      step('copying');
-      await Promise.all(input.sources.map((src, i) => copyOne(src, status.sources[i])));
+    let hookFailure: string | undefined;
+    try {
+      hookFailure = await runHooks('pre', input.hooks.pre);
+      if (!hookFailure) {
+        step('copying');
+        await Promise.all(input.sources.map((src, i) => copyOne(src, status.sources[i])));
+      }
+    } finally {
+      // Post hooks run whenever pre hooks ran, even when the backup is cancelled: a quiesced service must be resumed.
+      step('post-hooks');
+      const postFailure = await CancellationScope.nonCancellable(() => runHooks('post', input.hooks.post));
+      hookFailure ??= postFailure;
     }
-    // Post hooks run whenever pre hooks ran: a quiesced service must be resumed.
-    step('post-hooks');
-    hookFailure = (await runHooks('post', input.hooks.post)) ?? hookFailure;
     if (hookFailure) throw ApplicationFailure.nonRetryable(hookFailure, 'HookFailed');
     const failed = status.sources.filter((s) => s.state === 'failed');
     if (failed.length === status.sources.length) {
@@ -183,11 +188,16 @@ export async function backup(rawInput: BackupInput): Promise<BackupResult> {
   /** Runs hooks in order; returns the message of a `fail`-policy failure (later hooks are then skipped). */
   async function runHooks(when: 'pre' | 'post', hooks: HookConfig[]): Promise<string | undefined> {
     for (const hook of hooks) {
-      const hookActs = proxyActivities<BackupActivities>({ startToCloseTimeout: `${hook.timeoutSeconds + 10} seconds`, retry: { maximumAttempts: 2 } });
+      const hookActs = proxyActivities<BackupActivities>({
+        startToCloseTimeout: `${hook.timeoutSeconds + 10} seconds`,
+        heartbeatTimeout: '10 seconds',
+        retry: { maximumAttempts: 2 },
+      });
       try {
         await hookActs.runHook.executeWithOptions({ summary: `${when}-hook ${hook.name}` }, [hook]);
         status.hooks.push({ name: hook.name, when, ok: true, onError: hook.onError });
       } catch (err) {
+        if (isCancellation(err)) throw err;
         const message = ((err instanceof ActivityFailure ? err.cause : err) as Error).message;
         status.hooks.push({ name: hook.name, when, ok: false, error: message, onError: hook.onError });
         if (hook.onError === 'fail') return `${when}-hook '${hook.name}' failed: ${message}`;
@@ -210,6 +220,7 @@ export async function backup(rawInput: BackupInput): Promise<BackupResult> {
       }
       st.state = 'done';
     } catch (err) {
+      if (isCancellation(err)) throw err; // a cancelled backup is not a partial one
       st.state = 'failed';
       st.error = ((err instanceof ActivityFailure ? err.cause : err) as Error).message;
     }

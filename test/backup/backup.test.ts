@@ -7,13 +7,13 @@ import { after, before, describe, it } from 'node:test';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowFailedError } from '@temporalio/client';
 import { execFileSync } from 'node:child_process';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { listBackups } from '../../activities/backup/catalog.ts';
 import { REPO_ROOT } from '../../activities/providers/local.ts';
 import { manifestKey, objectKey, type Manifest } from '../../activities/backup/layout.ts';
 import { FileStore, openStore, s3ClientFromEnv } from '../../activities/stores/index.ts';
-import type { BackupResult } from '../../workflows/backup.ts';
+import type { BackupResult, BackupStatus } from '../../workflows/backup.ts';
 import { DRYDOCK_BACKUP_PHASE, type BackupInput } from '../../workflows/inputs/backup.ts';
 import type { RestoreResult } from '../../workflows/restore.ts';
 import type { VerifyBackupResult } from '../../workflows/verifyBackup.ts';
@@ -266,6 +266,36 @@ describe('backup and restore workflows on a real dev server (file:// and s3:// o
     assert.match(err.message, /pre-hook 'slow' failed: .*timed out after 1s/);
     assert.match(readFileSync(log, 'utf8'), /post-b/);
     assert.deepEqual((await listBackups(new FileStore(join(dir, 'hook-store')), 'hooks-b')).map((b) => b.phase), ['Incomplete'], 'no manifest was written');
+  });
+
+  /** Whether the slow hook's `sleep 61.5` still runs (found in /proc by its unusual argument). */
+  const sleepers = () =>
+    readdirSync('/proc').some((p) => {
+      try {
+        return /^\d+$/.test(p) && readFileSync(`/proc/${p}/cmdline`, 'utf8') === '/bin/sleep\x0061.5\x00';
+      } catch {
+        return false;
+      }
+    });
+
+  it('a cancelled backup still runs its post hooks and ends Failed, without a manifest', async () => {
+    const src = join(dir, 'cancel-src');
+    makeTree(src, { files: 1 });
+    const log = join(dir, 'cancel.log');
+    const h = await startBackup(env.client, TQ, {
+      name: 'cancelled',
+      sources: [{ type: 'files', name: 'm', path: src }],
+      destination: `file://${dir}/cancel-store`,
+      hooks: { pre: [{ name: 'slow-quiesce', exec: ['/bin/sleep', '61.5'], timeoutSeconds: 120 }], post: [{ name: 'resume', exec: ['/bin/sh', '-c', `echo resumed > ${log}`] }] },
+    });
+    await waitFor(async () => (await h.query<BackupStatus>('status').catch(() => undefined))?.step === 'pre-hooks', 30_000, 'the pre hook to run');
+    await h.cancel();
+    await assert.rejects(h.result(), (err: unknown) => err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure);
+    assert.equal(readFileSync(log, 'utf8'), 'resumed\n');
+    assert.deepEqual((await h.describe()).searchAttributes.DrydockBackupPhase, ['Failed']);
+    // The running hook was stopped too (it heartbeats, so the worker learns of the cancellation).
+    await waitFor(() => !sleepers(), 15_000, 'the cancelled hook process to be killed');
+    assert.deepEqual((await listBackups(new FileStore(join(dir, 'cancel-store')), 'cancelled')).map((b) => b.phase), ['Incomplete']);
   });
 
   it('http hooks quiesce a node through its gpu-agent (token from the worker env) and resume it after', async () => {
