@@ -97,7 +97,7 @@ export interface InstanceHealth {
   reasons: string[];
 }
 
-/** Thrown for errors that retrying will not fix; activities turn it into a non-retryable failure. */
+/** Thrown by the local provider for requests that retrying will not fix (cloud providers throw non-retryable ApplicationFailures, see errors.ts). */
 export class ProviderConfigError extends Error {}
 
 /**
