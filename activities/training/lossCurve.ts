@@ -24,15 +24,25 @@ export function lossCurveText(points: CurvePoint[], width = 40): string {
     .join('\n');
 }
 
-/** An SVG line chart of loss per round (left axis) and held-out accuracy (right axis, dashed). */
-export function lossCurveSvg(points: CurvePoint[], title: string, w = 640, h = 360): string {
-  const m = { l: 56, r: 56, t: 32, b: 40 };
+/** Pixel positions: rounds along x, loss on the left axis (0 to its max), accuracy on the right (0-100%). */
+function scales(points: CurvePoint[], w: number, h: number, m: { l: number; r: number; t: number; b: number }) {
   const rounds = points.map((p) => p.round);
   const [r0, r1] = [Math.min(...rounds, 0), Math.max(...rounds, 1)];
   const maxLoss = Math.max(...points.map((p) => p.loss), 1e-9);
-  const x = (r: number) => m.l + ((r - r0) / (r1 - r0 || 1)) * (w - m.l - m.r);
-  const yLoss = (l: number) => h - m.b - (l / maxLoss) * (h - m.t - m.b);
-  const yAcc = (a: number) => h - m.b - a * (h - m.t - m.b);
+  return {
+    r0,
+    r1,
+    maxLoss,
+    x: (r: number) => m.l + ((r - r0) / (r1 - r0 || 1)) * (w - m.l - m.r),
+    yLoss: (l: number) => h - m.b - (l / maxLoss) * (h - m.t - m.b),
+    yAcc: (a: number) => h - m.b - a * (h - m.t - m.b),
+  };
+}
+
+/** An SVG line chart of loss per round (left axis) and held-out accuracy (right axis, dashed). */
+export function lossCurveSvg(points: CurvePoint[], title: string, w = 640, h = 360): string {
+  const m = { l: 56, r: 56, t: 32, b: 40 };
+  const { r0, r1, maxLoss, x, yLoss, yAcc } = scales(points, w, h, m);
   const path = (pts: [number, number][]) => pts.map(([px, py], i) => `${i ? 'L' : 'M'}${px.toFixed(1)},${py.toFixed(1)}`).join(' ');
   const loss = path(points.map((p) => [x(p.round), yLoss(p.loss)]));
   const accPts = points.filter((p) => p.accuracy !== undefined);
@@ -80,12 +90,7 @@ export function lossCurvePng(points: CurvePoint[], w = 640, h = 360): Buffer {
     for (let i = 0; i <= n; i++) if (!dash || Math.floor(i / dash) % 2 === 0) plot(x0 + ((x1 - x0) * i) / n, y0 + ((y1 - y0) * i) / n, rgb, thick);
   };
   const m = { l: 40, r: 40, t: 20, b: 30 };
-  const rounds = points.map((p) => p.round);
-  const [r0, r1] = [Math.min(...rounds, 0), Math.max(...rounds, 1)];
-  const maxLoss = Math.max(...points.map((p) => p.loss), 1e-9);
-  const x = (r: number) => m.l + ((r - r0) / (r1 - r0 || 1)) * (w - m.l - m.r);
-  const yLoss = (l: number) => h - m.b - (l / maxLoss) * (h - m.t - m.b);
-  const yAcc = (a: number) => h - m.b - a * (h - m.t - m.b);
+  const { x, yLoss, yAcc } = scales(points, w, h, m);
   line(m.l, h - m.b, w - m.r, h - m.b, [0x33, 0x33, 0x33]);
   line(m.l, m.t, m.l, h - m.b, [0x33, 0x33, 0x33]);
   for (let i = 1; i < points.length; i++) line(x(points[i - 1].round), yLoss(points[i - 1].loss), x(points[i].round), yLoss(points[i].loss), [0x1f, 0x77, 0xb4], 2);
