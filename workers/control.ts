@@ -1,6 +1,6 @@
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
-import { PoolRegistry } from '../activities/pools.ts';
+import { PoolRegistry, PoolsFileError } from '../activities/pools.ts';
 import { loadControlWorkerConfig, WorkerConfigError } from './config.ts';
 import { CodecConfigError, dataConverterFromEnv } from './codec.ts';
 import { connectWorker } from './connection.ts';
@@ -40,7 +40,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  if (err instanceof CodecConfigError || err instanceof MetricsConfigError) {
+  if (err instanceof CodecConfigError || err instanceof MetricsConfigError || err instanceof PoolsFileError) {
     console.error(`control worker: ${err.message}`);
     process.exit(2);
   }

@@ -21,15 +21,15 @@ export interface TestFleet {
 /** A real local fleet: N gpu-agent processes under a temp dir, and a pools file naming them. */
 export async function startFleet(opts: { pool?: string; nodes: number } & Partial<LocalProviderOptions>): Promise<TestFleet> {
   const dir = mkdtempSync(join(tmpdir(), 'drydock-fleet-'));
-  const pool = opts.pool ?? 'test';
+  const { pool = 'test', nodes, ...local } = opts;
   const token = randomBytes(24).toString('hex');
-  const providerOpts: LocalProviderOptions = { stateDir: join(dir, 'state'), gpusPerNode: opts.gpusPerNode ?? 2, ...opts };
+  const providerOpts: LocalProviderOptions = { stateDir: join(dir, 'state'), gpusPerNode: 2, ...local };
   const poolsFile = join(dir, 'pools.yaml');
   writeFileSync(poolsFile, JSON.stringify({ pools: [{ name: pool, instanceType: 'sim.h100x2', provider: { type: 'local', ...providerOpts } }] }));
   // The initial nodes boot at once; `bootSeconds` applies to replacements.
   const provider = new LocalProvider({ ...providerOpts, bootSeconds: 0 }, token);
   const nodeIds: string[] = [];
-  for (let i = 0; i < opts.nodes; i++) nodeIds.push((await provider.provision({ pool, instanceType: 'sim.h100x2' }, `initial/${pool}/${i}`)).id);
+  for (let i = 0; i < nodes; i++) nodeIds.push((await provider.provision({ pool, instanceType: 'sim.h100x2' }, `initial/${pool}/${i}`)).id);
   await waitFor(async () => (await provider.list(pool)).every((n) => n.state === 'running'), 20_000, 'initial agents to start');
   return {
     dir,
@@ -97,7 +97,7 @@ export interface WorkerProcess {
 }
 
 /** The real control worker as a child process, so tests can SIGKILL it. */
-export async function spawnWorker(fleet: TestFleet, address: string, taskQueue: string): Promise<WorkerProcess> {
+export async function spawnWorker(fleet: Pick<TestFleet, 'poolsFile' | 'token'>, address: string, taskQueue: string): Promise<WorkerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'workers/control.ts')], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -32,7 +32,7 @@ describe('local provider', () => {
     assert.equal(again.id, a.id);
     assert.equal((await fleet.provider.list('lp')).length, 3);
     // Two racing spawns may both start, but only one may hold the node's lock and stay.
-    await waitFor(() => agentProcesses(fleet.dir).length === 3, 10_000, 'exactly 3 agent processes');
+    await waitFor(() => agentProcesses(fleet.dir).length === 3, 30_000, 'exactly 3 agent processes');
   });
 
   it('terminate stops the process; terminating again or an unknown node succeeds', async () => {
@@ -42,7 +42,7 @@ describe('local provider', () => {
     await fleet.provider.terminate('no-such-node');
     assert.equal((await fleet.provider.describe(victim.id))?.state, 'terminated');
     assert.equal((await fleet.provider.list('lp')).some((n) => n.id === victim.id), false);
-    await waitFor(() => agentProcesses(fleet.dir).length === 2, 10_000, 'the terminated agent to exit');
+    await waitFor(() => agentProcesses(fleet.dir).length === 2, 30_000, 'the terminated agent to exit');
   });
 
   it('lists nodes by pool only', async () => {
