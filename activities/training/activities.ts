@@ -3,7 +3,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { LayersModel, Scalar, Tensor } from '@tensorflow/tfjs';
 import { loadBackend, useBackendFor } from './backend.ts';
-import { bytesOf, ChecksumError, deltaDir, deltaKey, floatsOf, listCheckpointRounds, loadCheckpoint, readMeta, removeDir, roundDir, saveCheckpoint, sha256 } from './checkpoint.ts';
+import { bytesOf, CheckpointMissingError, ChecksumError, deltaDir, deltaKey, floatsOf, listCheckpointRounds, loadCheckpoint, readMeta, removeDir, roundDir, saveCheckpoint, sha256 } from './checkpoint.ts';
 import { batchOrder, gather, loadDataset, shardIndices } from './data.ts';
 import type { TrainerMetrics } from './metrics.ts';
 import { buildModel, evaluate, flatWeights, lossOf, setFlatWeights } from './model.ts';
@@ -235,6 +235,8 @@ async function splitCheckpointUri(uri: string) {
 }
 
 function nonRetryableIfCorrupt(err: unknown): never {
-  if (err instanceof ChecksumError) throw ApplicationFailure.create({ type: 'CheckpointCorrupt', nonRetryable: true, message: err.message });
+  if (err instanceof ChecksumError) throw ApplicationFailure.create({ type: 'CheckpointCorrupt', nonRetryable: true, message: `${err.message}; start again from a kept checkpoint (resumeFrom)` });
+  // Retrying cannot bring a deleted checkpoint back.
+  if (err instanceof CheckpointMissingError) throw ApplicationFailure.create({ type: 'CheckpointMissing', nonRetryable: true, message: `${err.message}; start again from a kept checkpoint (resumeFrom)` });
   throw err;
 }

@@ -20,6 +20,8 @@ export interface CheckpointMeta {
 }
 
 export class ChecksumError extends Error {}
+/** A checkpoint the job needs is not in the store (deleted from outside, or never written). */
+export class CheckpointMissingError extends Error {}
 
 /** `job/round-000007/`: zero-padded so that listing sorts by round. */
 export function roundDir(job: string, round: number): string {
@@ -106,10 +108,10 @@ interface ModelJson {
 
 async function readCheckpointFiles(store: ObjectStore, dir: string): Promise<{ json: ModelJson; weights: Uint8Array }> {
   const raw = await store.get(`${dir}model.json`);
-  if (!raw) throw new Error(`no checkpoint at ${store.uri}/${dir} (model.json missing)`);
+  if (!raw) throw new CheckpointMissingError(`no checkpoint at ${store.uri}/${dir} (model.json missing)`);
   const json = JSON.parse(new TextDecoder().decode(raw)) as ModelJson;
   const weights = await store.get(`${dir}weights.bin`);
-  if (!weights) throw new Error(`checkpoint ${store.uri}/${dir} has no weights.bin`);
+  if (!weights) throw new CheckpointMissingError(`checkpoint ${store.uri}/${dir} has no weights.bin`);
   const sum = sha256(weights);
   if (sum !== json.drydock?.weightsSha256) {
     throw new ChecksumError(`checkpoint ${store.uri}/${dir}: weights.bin sha256 ${sum} does not match model.json (${json.drydock?.weightsSha256})`);
@@ -131,7 +133,7 @@ export interface LoadedCheckpoint {
 
 export async function loadCheckpoint(tf: TF, store: ObjectStore, dir: string, withMomentum = false): Promise<LoadedCheckpoint> {
   const meta = await readMeta(store, dir);
-  if (!meta) throw new Error(`no checkpoint at ${store.uri}/${dir}`);
+  if (!meta) throw new CheckpointMissingError(`no checkpoint at ${store.uri}/${dir}`);
   const model = await tf.loadLayersModel(storeHandler(tf, store, dir));
   let momentum: Float32Array | undefined;
   if (withMomentum && meta.momentumSha256) {

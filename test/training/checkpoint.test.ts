@@ -92,6 +92,21 @@ describe('training building blocks on real tfjs and real digits', () => {
     await assert.rejects(loadCheckpoint(lb.tf, await openStore(`file://${dir}`), roundDir('rt', 5)), ChecksumError);
   });
 
+  it('fails a shard non-retryably, saying what to do, when its round\'s checkpoint was deleted from the store', async () => {
+    const acts = createTrainingActivities();
+    const env = new MockActivityEnvironment();
+    const ref = { job: 'gone', instance: 'i', checkpointUri: `file://${dir}`, dataset: 'mnist' as const, model: 'mlp' as const, seed: 1 };
+    await env.run(acts.prepareTrainingJob, ref);
+    await (await openStore(`file://${dir}`)).remove('gone/round-000000/model.json');
+    await assert.rejects(env.run(acts.trainShard, { ...ref, round: 1, shard: 0, of: 1, innerSteps: 2, batchSize: 8, lr: 0.001, weightDecay: 0 }), (e: unknown) => {
+      assert.ok(e instanceof ApplicationFailure);
+      assert.equal(e.type, 'CheckpointMissing');
+      assert.equal(e.nonRetryable, true);
+      assert.match(e.message, /^no checkpoint at file:\/\/.*\/gone\/round-000000\/.*; start again from a kept checkpoint \(resumeFrom\)$/);
+      return true;
+    });
+  });
+
   it('outer step: lr 1, momentum 0 is plain averaging; otherwise it matches tf.train.momentum(lr, m, nesterov)', () => {
     const theta = Float32Array.from([1, -2, 3, 0.5]);
     const deltas = [Float32Array.from([0.1, 0.2, -0.3, 0]), Float32Array.from([0.3, 0, -0.1, 0.2])];
