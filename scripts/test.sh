@@ -11,4 +11,4 @@ export DRYDOCK_MOTO_BIN
 bash scripts/install-chromium.sh >/dev/null || echo "test: could not install chromium; the Web UI test will be skipped" >&2
 npx tsc --noEmit
 if [ "$#" -gt 0 ]; then FILES=("$@"); else mapfile -t FILES < <(find test -name '*.test.ts' | sort); fi
-exec node --import tsx --test --test-concurrency=1 --test-reporter=spec "${FILES[@]}"
+exec node --import tsx --test --test-concurrency=1 --test-force-exit --test-timeout=600000 --test-reporter=spec "${FILES[@]}"

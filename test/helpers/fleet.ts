@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -90,6 +91,12 @@ export function workflowBundle(): Promise<string> {
 
 const quietLogger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: console.error };
 
+/** Every worker a test started; one a failed test left behind must not keep the test process alive. */
+const liveWorkers = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of liveWorkers) c.kill('SIGKILL');
+});
+
 export interface WorkerProcess {
   child: ChildProcess;
   output: () => string;
@@ -111,10 +118,15 @@ export async function spawnWorker(fleet: Pick<TestFleet, 'poolsFile' | 'token'>,
       DRYDOCK_WORKFLOW_BUNDLE: await workflowBundle(),
     },
   });
+  liveWorkers.add(child);
+  child.once('exit', () => liveWorkers.delete(child));
+  child.unref();
+  (child.stdout as unknown as Socket).unref();
+  (child.stderr as unknown as Socket).unref();
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
-  await waitFor(() => out.includes('control worker:') || child.exitCode !== null, 60_000, 'the control worker to start');
+  await waitFor(() => out.includes('control worker:') || child.exitCode !== null, 120_000, 'the control worker to start');
   if (child.exitCode !== null) throw new Error(`control worker exited: ${out}`);
   return {
     child,
