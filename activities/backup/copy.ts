@@ -100,7 +100,6 @@ export async function copySource(input: CopySourceInput): Promise<CopySourceResu
     } else {
       let sha256: string;
       let body: Buffer | undefined;
-      let written = false;
       const known = parent.get(f.path);
       if (known && known.size === f.size && known.mtimeMs === f.mtimeMs) {
         sha256 = known.sha256;
@@ -108,18 +107,15 @@ export async function copySource(input: CopySourceInput): Promise<CopySourceResu
       } else if (f.size <= SMALL_FILE) {
         body = f.size <= SYNC_IO_MAX ? readFileSync(f.abs) : await readFile(f.abs);
         sha256 = createHash('sha256').update(body).digest('hex');
-      } else if (store instanceof FileStore) {
-        ({ sha256, written } = await store.putFileHashed(f.abs, objectKey));
       } else {
         sha256 = await sha256File(f.abs);
       }
       const key = objectKey(sha256);
-      if (!written && !(await exists(key, f.size))) {
-        if (body && body.length === f.size) await store.put(key, body);
+      if (!(await exists(key, f.size))) {
+        // Small objects on file:// skip the partial-and-rename (see FileStore.putNew); the size check above catches a torn one.
+        if (body && body.length === f.size && body.length <= SYNC_IO_MAX && store instanceof FileStore) await store.putNew(key, body);
+        else if (body && body.length === f.size) await store.put(key, body);
         else await store.putFile(key, f.abs);
-        written = true;
-      }
-      if (written) {
         stored.add(key);
         progress.copiedFiles++;
         progress.copiedBytes += f.size;

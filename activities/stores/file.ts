@@ -1,10 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { copyFile, mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import { StoreUrlError, type ObjectInfo, type ObjectStore } from './types.ts';
 import { checkKey } from './keys.ts';
 
@@ -81,6 +80,35 @@ export class FileStore implements ObjectStore {
     }
   }
 
+  /**
+   * Create-only write for content-addressed objects, without the partial-and-rename: on ext4 here
+   * the rename costs about ten times the write itself (8192 objects of 16 KiB: 2.4-3.6 s with
+   * rename, 0.35 s without). A writer killed mid-way can leave a short object under the key, so
+   * callers compare sizes before trusting an existing object; this call replaces one whose size
+   * differs from body. Only for keys named by their content, where any complete copy is the same.
+   */
+  async putNew(key: string, body: Uint8Array): Promise<void> {
+    const p = this.path(key);
+    const dir = dirname(p);
+    if (!this.made.has(dir)) {
+      mkdirSync(dir, { recursive: true });
+      this.made.add(dir);
+    }
+    for (let attempt = 0; ; attempt++) {
+      try {
+        writeFileSync(p, body, { flag: 'wx' });
+        return;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' && attempt === 0) mkdirSync(dir, { recursive: true });
+        else if (code === 'EEXIST' && attempt === 0) {
+          if (statSync(p).size === body.length) return; // complete already (another writer, or an earlier attempt)
+          rmSync(p, { force: true }); // a torn object from a killed writer
+        } else throw err;
+      }
+    }
+  }
+
   putFile(key: string, path: string): Promise<void> {
     // copyFile uses copy_file_range / reflinks where the filesystem has them.
     return this.atomically(key, (tmp) => copyFile(path, tmp));
@@ -123,52 +151,6 @@ export class FileStore implements ObjectStore {
       .map((f) => relative(this.root, f).split(sep).join('/'))
       .filter((key) => key.startsWith(prefix))
       .sort();
-  }
-
-  /**
-   * Content-addressed write in one pass: streams the file into a partial while hashing it, then
-   * renames it to keyOf(sha256), or drops it when that object exists already with the same size.
-   * (The two-pass way, hash then copy, reads every new file twice.)
-   */
-  async putFileHashed(path: string, keyOf: (sha256: string) => string): Promise<{ key: string; sha256: string; written: boolean }> {
-    const incoming = join(this.root, 'objects');
-    if (!this.made.has(incoming)) {
-      await mkdir(incoming, { recursive: true });
-      this.made.add(incoming);
-    }
-    const tmp = join(incoming, `incoming${PARTIAL}${HOST}-${process.pid}-${randomBytes(4).toString('hex')}`);
-    try {
-      const hash = createHash('sha256');
-      let size = 0;
-      await pipeline(
-        createReadStream(path, { highWaterMark: 1024 * 1024 }),
-        new Transform({
-          transform(chunk: Buffer, _enc, cb) {
-            hash.update(chunk);
-            size += chunk.length;
-            cb(null, chunk);
-          },
-        }),
-        createWriteStream(tmp),
-      );
-      const sha256 = hash.digest('hex');
-      const key = keyOf(sha256);
-      const have = await this.head(key);
-      if (have && have.size === size) {
-        await rm(tmp, { force: true });
-        return { key, sha256, written: false };
-      }
-      const p = this.path(key);
-      if (!this.made.has(dirname(p))) {
-        await mkdir(dirname(p), { recursive: true });
-        this.made.add(dirname(p));
-      }
-      await rename(tmp, p);
-      return { key, sha256, written: true };
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
   }
 
   async listObjects(prefix: string): Promise<ObjectInfo[]> {

@@ -66,6 +66,17 @@ describe('object stores (file:// and s3:// on moto)', () => {
     assert.deepEqual(readdirSync(join(dir, 'partials/k')), ['one']);
   });
 
+  it('file: putNew creates content-addressed objects, keeps a complete one and replaces a torn one', async () => {
+    const s = new FileStore(join(dir, 'cas'));
+    const body = randomBytes(5000);
+    await s.putNew('o/x', body);
+    await s.putNew('o/x', body); // already there, complete: nothing to do
+    writeFileSync(join(dir, 'cas/o/y'), body.subarray(0, 100)); // what a killed writer leaves
+    await s.putNew('o/y', body);
+    assert.deepEqual(Buffer.from((await s.get('o/x'))!), body);
+    assert.deepEqual(Buffer.from((await s.get('o/y'))!), body);
+  });
+
   it('parses store URLs and says what is wrong with bad ones', () => {
     assert.deepEqual(parseStoreUrl('/var/backups/'), { scheme: 'file', dir: '/var/backups', uri: 'file:///var/backups' });
     assert.deepEqual(parseStoreUrl('s3://bkt-1/p/q/'), { scheme: 's3', bucket: 'bkt-1', prefix: 'p/q', uri: 's3://bkt-1/p/q' });
