@@ -4,13 +4,15 @@
  * Ctrl-C stops all of it; running it again picks up the same state from the data dir.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { Client, Connection } from '@temporalio/client';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalProvider, REPO_ROOT } from '../activities/providers/local.ts';
 import { DRYDOCK_SEARCH_ATTRIBUTES } from '../workflows/searchAttributes.ts';
 import { devAgentToken, loadDevConfig } from './devConfig.ts';
+import { ensureDemoBackupSchedule } from './schedules/backup.ts';
 
 const config = loadDevConfig(process.env);
 const temporalBin = process.env.DRYDOCK_TEMPORAL_BIN ?? 'temporal';
@@ -107,6 +109,30 @@ async function main(): Promise<void> {
     return workerOut.includes('control worker:');
   }, 180_000);
 
+  const trainer = start('trainer', process.execPath, ['--import', 'tsx', 'workers/trainer.ts'], {
+    ...process.env,
+    TEMPORAL_ADDRESS: address,
+    TEMPORAL_NAMESPACE: 'default',
+  });
+  let trainerOut = '';
+  trainer.stdout!.on('data', (d: Buffer) => (trainerOut += d.toString()));
+
+  // Demo data for the README's backup and training examples, and a backup schedule over it.
+  for (const d of ['model-store', 'backups', 'checkpoints']) mkdirSync(join(config.dir, d), { recursive: true });
+  const demoModel = join(config.dir, 'model-store', 'README.txt');
+  if (!existsSync(demoModel)) writeFileSync(demoModel, 'the demo model store: put model files here to see them backed up\n');
+  const connection = await Connection.connect({ address });
+  const schedule = await ensureDemoBackupSchedule(new Client({ connection }), {
+    taskQueue: config.taskQueue,
+    destination: `file://${join(config.dir, 'backups')}`,
+    sources: [{ name: 'models', path: join(config.dir, 'model-store') }],
+  });
+  await connection.close();
+  await waitFor('the trainer worker', async () => {
+    if (trainer.exitCode !== null) throw new Error('dev: the trainer worker exited during start; see its output above');
+    return trainerOut.includes('trainer worker:');
+  }, 180_000);
+
   const nodes = await provider.list(config.pool.name);
   const target = nodes[0];
   const addressFlag = config.temporalPort === 7233 ? '' : ` --address ${address}`;
@@ -118,6 +144,9 @@ async function main(): Promise<void> {
       `  Temporal Web UI:  http://localhost:${config.uiPort}/namespaces/default/workflows`,
       `  Temporal server:  ${address}  (data: ${join(config.dir, 'temporal.db')})`,
       `  control worker:   task queue ${config.taskQueue}`,
+      `  trainer worker:   task queue drydock-trainer`,
+      `  backup schedule:  ${schedule.scheduleId} (every 6h; \`temporal schedule list\`)`,
+      `  demo data:        ${config.dir} (model-store/, backups/, checkpoints/)`,
       `  pool ${config.pool.name} (local provider, simulated GPUs):`,
       ...nodes.map((n) => `    ${n.id}  ${n.state}  ${n.agentUrl}`),
       '',

@@ -5,6 +5,7 @@ import { createTrainingActivities } from '../activities/training/activities.ts';
 import { loadBackend } from '../activities/training/backend.ts';
 import { loadDataset } from '../activities/training/data.ts';
 import { TrainerMetrics } from '../activities/training/metrics.ts';
+import { CodecConfigError, dataConverterFromEnv } from './codec.ts';
 import { WorkerConfigError } from './config.ts';
 import { connectWorker } from './connection.ts';
 import { loadMetricsConfig, MetricsConfigError } from './metrics.ts';
@@ -17,11 +18,13 @@ import { loadTrainerWorkerConfig } from './trainerConfig.ts';
 async function main(): Promise<void> {
   let config;
   let metricsAt;
+  let dataConverter;
   try {
     config = loadTrainerWorkerConfig(process.env);
     metricsAt = loadMetricsConfig(process.env);
+    dataConverter = dataConverterFromEnv();
   } catch (err) {
-    if (err instanceof WorkerConfigError || err instanceof MetricsConfigError) {
+    if (err instanceof WorkerConfigError || err instanceof MetricsConfigError || err instanceof CodecConfigError) {
       console.error(`trainer worker: ${err.message}`);
       process.exit(2);
     }
@@ -52,6 +55,8 @@ async function main(): Promise<void> {
     identity,
     taskQueue: config.taskQueue,
     activities: createTrainingActivities({ metrics, identity }),
+    // Same codec as the control worker: with DRYDOCK_CODEC_KEY set, activity inputs arrive encrypted.
+    dataConverter,
     maxConcurrentActivityTaskExecutions: config.concurrency,
     shutdownGraceTime: config.shutdownGraceMs,
   });

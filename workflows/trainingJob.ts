@@ -15,15 +15,13 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { TrainingActivities } from '../activities/training/activities.ts';
 import type { AggregateResult, JobRef, TrainShardResult } from '../activities/training/types.ts';
 import { INVALID_ARGUMENT, invalidArgument } from './errors.ts';
 import { parseTrainingJobInput, parseWorkers, trainingJobWorkflowId, type TrainingJobConfig, type TrainingJobInput } from './inputs/trainingJob.ts';
-import { DRYDOCK_PHASE } from './searchAttributes.ts';
+import { DRYDOCK_PHASE, DRYDOCK_TRAIN_LOSS } from './searchAttributes.ts';
 
-/** Mean training loss of the last round, for the Web UI's list and `DrydockTrainLoss < 0.5` queries. */
-export const DRYDOCK_TRAIN_LOSS = defineSearchAttributeKey('DrydockTrainLoss', SearchAttributeType.DOUBLE);
+export { DRYDOCK_TRAIN_LOSS };
 
 export type TrainingPhase = 'validating' | 'preparing' | 'training' | 'aggregating' | 'paused' | 'done' | 'failed' | 'cancelled';
 

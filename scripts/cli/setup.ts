@@ -1,17 +1,13 @@
 import type { Command } from 'commander';
 import type { SearchAttributeType } from '@temporalio/common';
-import { DRYDOCK_BACKUP_PHASE } from '../../workflows/inputs/backup.ts';
 import { DRYDOCK_SEARCH_ATTRIBUTES } from '../../workflows/searchAttributes.ts';
-import { DRYDOCK_TRAIN_LOSS } from '../../workflows/trainingJob.ts';
 import { badInput, globals, output, withClient } from './runtime.ts';
 
 /** temporal.api.enums.v1.IndexedValueType numbers (the SDK does not export its encoder). */
 const INDEXED_VALUE_TYPE: Record<SearchAttributeType, number> = { TEXT: 1, KEYWORD: 2, INT: 3, DOUBLE: 4, BOOL: 5, DATETIME: 6, KEYWORD_LIST: 7 };
 
-/** Every search attribute a drydock workflow upserts (deduplicated: the shared list may grow to include them). */
-export const SETUP_SEARCH_ATTRIBUTES = [...DRYDOCK_SEARCH_ATTRIBUTES, DRYDOCK_BACKUP_PHASE, DRYDOCK_TRAIN_LOSS].filter(
-  (k, i, all) => all.findIndex((o) => o.name === k.name) === i,
-);
+/** Every search attribute a drydock workflow upserts. */
+export const SETUP_SEARCH_ATTRIBUTES = DRYDOCK_SEARCH_ATTRIBUTES;
 
 /**
  * `drydock setup`: registers drydock's search attributes in the namespace through the operator

@@ -1,10 +1,8 @@
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { parseStoreUrl } from '../../activities/stores/url.ts';
 import { invalidArgument } from '../errors.ts';
 import { optionalBoolean, POOL_NAME, POOL_NAME_HELP, rejectUnknown, requireObject, requireString, type Obj } from './validate.ts';
 
-/** Velero's phases, as a search attribute: `DrydockBackupPhase = 'PartiallyFailed'` finds them in the Web UI. */
-export const DRYDOCK_BACKUP_PHASE = defineSearchAttributeKey('DrydockBackupPhase', SearchAttributeType.KEYWORD);
+export { DRYDOCK_BACKUP_PHASE } from '../searchAttributes.ts';
 export type BackupPhase = 'InProgress' | 'Completed' | 'PartiallyFailed' | 'Failed';
 
 /** A tree of files on the worker's machine: model store, training checkpoints, configuration. */
