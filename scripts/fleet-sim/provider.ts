@@ -1,0 +1,57 @@
+import { PoolRegistry, UnknownPoolError, type PoolConfig } from '../../activities/pools.ts';
+import { ProviderConfigError, type NodeInstance, type NodeSpec, type Provider, type Snapshot } from '../../activities/providers/types.ts';
+
+/** A Provider backed by the fleet simulator's control API (provision / terminate / describe / list). */
+export class SimProvider implements Provider {
+  readonly name = 'fleet-sim';
+  constructor(private readonly url: string, private readonly token: string) {}
+
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await fetch(`${this.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(30_000),
+    });
+    const out = (await res.json()) as T & { error?: string };
+    if (!res.ok) throw new Error(`fleet-sim ${path}: ${res.status} ${out.error}`);
+    return out;
+  }
+
+  provision(spec: NodeSpec, idempotencyKey: string): Promise<NodeInstance> {
+    return this.call('POST', '/provision', { pool: spec.pool, instanceType: spec.instanceType, key: idempotencyKey });
+  }
+  async terminate(id: string): Promise<void> {
+    await this.call('POST', '/terminate', { id });
+  }
+  async describe(id: string): Promise<NodeInstance | undefined> {
+    return (await this.call<NodeInstance | null>('GET', `/describe?id=${encodeURIComponent(id)}`)) ?? undefined;
+  }
+  list(pool: string): Promise<NodeInstance[]> {
+    return this.call('GET', `/list?pool=${encodeURIComponent(pool)}`);
+  }
+  snapshot(): Promise<Snapshot> {
+    throw new ProviderConfigError('fleet-sim: snapshots are not simulated');
+  }
+  async listSnapshots(): Promise<Snapshot[]> {
+    return [];
+  }
+  async deleteSnapshot(): Promise<void> {}
+}
+
+/** A pools registry with one pool served by the simulator (the worker's pools file has no sim provider type). */
+export class SimPoolRegistry extends PoolRegistry {
+  private readonly sim: SimProvider;
+  constructor(private readonly pool: string, url: string, token: string) {
+    super([], token);
+    this.sim = new SimProvider(url, token);
+  }
+  override names(): string[] {
+    return [this.pool];
+  }
+  override get(name: string): { config: PoolConfig; provider: SimProvider } {
+    if (name !== this.pool) throw new UnknownPoolError(name, [this.pool]);
+    // The provider config is never read for this pool: the registry hands out the simulator directly.
+    return { config: { name, instanceType: 'sim.h100x2', provider: { type: 'local' } as unknown as PoolConfig['provider'] }, provider: this.sim };
+  }
+}

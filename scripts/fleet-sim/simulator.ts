@@ -1,0 +1,167 @@
+import { mkdirSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { loadAgentConfig } from '../../gpu-agent/config.ts';
+import type { SimulatedFault } from '../../gpu-agent/gpu/simulated.ts';
+import { SimulatedGpuBackend } from '../../gpu-agent/gpu/simulated.ts';
+import { createAgent, type Agent } from '../../gpu-agent/server.ts';
+import { nodeIdFor } from '../../activities/providers/naming.ts';
+import { TAG_MANAGED, TAG_NODE, TAG_POOL, type NodeInstance } from '../../activities/providers/types.ts';
+
+/** A fault the simulator can script: a GPU fault (as the agent's /sim/faults takes) or a dead agent. */
+export type SimFault = SimulatedFault | { kind: 'unreachable' } | { kind: 'recover' };
+
+interface SimNode {
+  id: string;
+  pool: string;
+  key: string;
+  instanceType: string;
+  createdAt: string;
+  state: 'provisioning' | 'running' | 'terminated';
+  /** Racks group nodes for correlated faults; zones group racks. */
+  rack: number;
+  zone: string;
+  agent?: Agent;
+  url?: string;
+}
+
+export interface SimulatorOptions {
+  token: string;
+  dataDir: string;
+  gpusPerNode?: number;
+  /** Seconds a provisioned node boots before its agent answers (initial nodes: `bootSeconds: 0` per call). */
+  bootSeconds?: number;
+  rackSize?: number;
+  racksPerZone?: number;
+}
+
+/**
+ * Many simulated gpu-agents in one process, each a real `createAgent` HTTP server on its own
+ * port with simulated GPUs, plus a small control API (provision / terminate / list / fault) that
+ * the fleet-sim provider calls. One process instead of one per node is what lets the real pool
+ * workflow and worker run against hundreds of nodes on a small machine.
+ */
+export class FleetSimulator {
+  private nodes = new Map<string, SimNode>();
+  private count = 0;
+
+  constructor(private readonly opts: SimulatorOptions) {}
+
+  private async boot(n: SimNode): Promise<void> {
+    const dir = join(this.opts.dataDir, n.id);
+    mkdirSync(dir, { recursive: true });
+    const config = loadAgentConfig(
+      ['--node-id', n.id, '--pool', n.pool, '--host', '127.0.0.1', '--port', '0', '--data-dir', dir, '--gpus', String(this.opts.gpusPerNode ?? 2), '--sim-jobs', '0'],
+      { DRYDOCK_AGENT_TOKEN: this.opts.token },
+    );
+    const agent = createAgent(config);
+    await new Promise<void>((resolve) => agent.server.listen(0, '127.0.0.1', resolve));
+    n.agent = agent;
+    n.url = `http://127.0.0.1:${(agent.server.address() as AddressInfo).port}`;
+    n.state = 'running';
+  }
+
+  private toInstance(n: SimNode): NodeInstance {
+    return {
+      id: n.id,
+      pool: n.pool,
+      provider: 'fleet-sim',
+      instanceType: n.instanceType,
+      state: n.state,
+      agentUrl: n.state === 'running' ? n.url : undefined,
+      zone: n.zone,
+      tags: { [TAG_POOL]: n.pool, [TAG_NODE]: n.id, [TAG_MANAGED]: 'true', rack: String(n.rack) },
+      createdAt: n.createdAt,
+    };
+  }
+
+  /** Idempotent on the key: the node id is derived from it, as the real providers do. */
+  async provision(pool: string, instanceType: string, key: string, bootSeconds = this.opts.bootSeconds ?? 2): Promise<NodeInstance> {
+    const id = nodeIdFor(pool, key);
+    const existing = this.nodes.get(id);
+    if (existing) return this.toInstance(existing);
+    const rackSize = this.opts.rackSize ?? 25;
+    const rack = Math.floor(this.count++ / rackSize);
+    const n: SimNode = { id, pool, key, instanceType, createdAt: new Date().toISOString(), state: 'provisioning', rack, zone: `zone-${Math.floor(rack / (this.opts.racksPerZone ?? 4))}` };
+    this.nodes.set(id, n);
+    if (bootSeconds > 0) setTimeout(() => void this.boot(n), bootSeconds * 1000).unref();
+    else await this.boot(n);
+    return this.toInstance(n);
+  }
+
+  async terminate(id: string): Promise<void> {
+    const n = this.nodes.get(id);
+    if (!n || n.state === 'terminated') return;
+    n.state = 'terminated';
+    await n.agent?.close();
+    n.agent = undefined;
+  }
+
+  describe(id: string): NodeInstance | undefined {
+    const n = this.nodes.get(id);
+    return n && this.toInstance(n);
+  }
+
+  list(pool: string): NodeInstance[] {
+    return [...this.nodes.values()].filter((n) => n.pool === pool && n.state !== 'terminated').map((n) => this.toInstance(n));
+  }
+
+  /** Nodes of a rack (for correlated faults). */
+  rack(pool: string, rack: number): string[] {
+    return [...this.nodes.values()].filter((n) => n.pool === pool && n.rack === rack && n.state === 'running').map((n) => n.id);
+  }
+
+  async fault(id: string, fault: SimFault): Promise<void> {
+    const n = this.nodes.get(id);
+    if (!n?.agent) throw new Error(`no running node ${id}`);
+    if (fault.kind === 'unreachable') {
+      // The agent stops answering but the instance still runs: what a hung host looks like.
+      await new Promise<void>((resolve) => {
+        n.agent!.server.close(() => resolve());
+        n.agent!.server.closeAllConnections();
+      });
+      return;
+    }
+    if (fault.kind === 'recover') {
+      (n.agent.gpu as SimulatedGpuBackend).clearFaults();
+      n.agent.xids.clear();
+      return;
+    }
+    (n.agent.gpu as SimulatedGpuBackend).inject(fault);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.nodes.values()].map((n) => n.agent?.close()));
+  }
+
+  /** The control API: JSON over HTTP with the agents' bearer token. */
+  serve(port = 0): Promise<{ server: Server; url: string }> {
+    const routes: Record<string, (b: Record<string, unknown>, q: URLSearchParams) => Promise<unknown>> = {
+      'POST /provision': async (b) => this.provision(String(b.pool), String(b.instanceType ?? 'sim'), String(b.key), b.bootSeconds === undefined ? undefined : Number(b.bootSeconds)),
+      'POST /terminate': async (b) => (await this.terminate(String(b.id)), {}),
+      'GET /describe': async (_b, q) => this.describe(q.get('id') ?? '') ?? null,
+      'GET /list': async (_b, q) => this.list(q.get('pool') ?? ''),
+      'GET /rack': async (_b, q) => this.rack(q.get('pool') ?? '', Number(q.get('rack'))),
+      'POST /fault': async (b) => (await this.fault(String(b.id), b.fault as SimFault), {}),
+    };
+    const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      void (async () => {
+        try {
+          if (req.headers.authorization !== `Bearer ${this.opts.token}`) throw Object.assign(new Error('authorization: wrong token'), { status: 401 });
+          const u = new URL(req.url ?? '/', 'http://x');
+          const route = routes[`${req.method} ${u.pathname}`];
+          if (!route) throw Object.assign(new Error(`no route ${req.method} ${u.pathname}`), { status: 404 });
+          let text = '';
+          for await (const chunk of req) text += chunk;
+          const out = await route(text ? (JSON.parse(text) as Record<string, unknown>) : {}, u.searchParams);
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(out));
+        } catch (err) {
+          res.writeHead((err as { status?: number }).status ?? 500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: (err as Error).message }));
+        }
+      })();
+    });
+    server.keepAliveTimeout = 30_000;
+    return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` })));
+  }
+}
