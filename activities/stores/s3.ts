@@ -100,13 +100,11 @@ export class S3Store implements ObjectStore {
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
-    try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
-      return await out.Body!.transformToByteArray();
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
+    const body = await this.getStream(key);
+    if (!body) return undefined;
+    const chunks: Buffer[] = [];
+    for await (const c of body) chunks.push(c as Buffer);
+    return new Uint8Array(Buffer.concat(chunks));
   }
 
   async getStream(key: string): Promise<Readable | undefined> {
