@@ -14,7 +14,7 @@ import { REPO_ROOT } from '../../activities/providers/local.ts';
 import { manifestKey, objectKey, type Manifest } from '../../activities/backup/layout.ts';
 import { FileStore, openStore, s3ClientFromEnv } from '../../activities/stores/index.ts';
 import type { BackupResult, BackupStatus } from '../../workflows/backup.ts';
-import { DRYDOCK_BACKUP_PHASE, type BackupInput } from '../../workflows/inputs/backup.ts';
+import type { BackupInput } from '../../workflows/inputs/backup.ts';
 import type { RestoreResult } from '../../workflows/restore.ts';
 import type { VerifyBackupResult } from '../../workflows/verifyBackup.ts';
 import { spawnWorker, startFleet, waitFor, type TestFleet, type WorkerProcess } from '../helpers/fleet.ts';
@@ -91,7 +91,7 @@ describe('backup and restore workflows on a real dev server (file:// and s3:// o
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'drydock-backup-'));
     [env, moto, fleet] = await Promise.all([
-      startDevServer({ extraSearchAttributes: [DRYDOCK_BACKUP_PHASE] }),
+      startDevServer(),
       startMoto(),
       startFleet({ pool: 'demo', nodes: 1 }),
     ]);

@@ -2,6 +2,7 @@ import { parseStoreUrl } from '../../activities/stores/url.ts';
 import { invalidArgument } from '../errors.ts';
 import { optionalBoolean, POOL_NAME, POOL_NAME_HELP, rejectUnknown, requireObject, requireString, type Obj } from './validate.ts';
 
+/** Velero's phases as the search attribute DrydockBackupPhase (defined with drydock's other attributes). */
 export { DRYDOCK_BACKUP_PHASE } from '../searchAttributes.ts';
 export type BackupPhase = 'InProgress' | 'Completed' | 'PartiallyFailed' | 'Failed';
 
