@@ -165,7 +165,7 @@ async function runBackup(client: Client, o: GlobalOptions, input: BackupInput, w
 }
 
 export function registerBackupCommands(program: Command): void {
-  const backup = program.command('backup').description('backups and restores (workflows backup and restore) and their Temporal Schedules');
+  const backup = program.command('backup').description('backups, restores and restore tests (workflows backup, restore, verifyBackup) and their Temporal Schedules');
   const specOptions = (c: Command) =>
     c
       .option('--spec <file>', 'the backup input as YAML or JSON (name, sources, destination, retention, hooks)')
