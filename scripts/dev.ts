@@ -65,6 +65,34 @@ async function stop(code: number): Promise<never> {
   process.exit(code);
 }
 
+/** The README's example inputs, with this machine's absolute paths (backup and checkpoint stores need them). */
+function writeExampleInputs(dir: string): void {
+  const examples = join(dir, 'examples');
+  mkdirSync(examples, { recursive: true });
+  const write = (name: string, input: unknown) => writeFileSync(join(examples, name), JSON.stringify(input, null, 2) + '\n');
+  write('backup.json', {
+    name: 'demo',
+    sources: [{ type: 'files', name: 'models', path: join(dir, 'model-store') }],
+    destination: `file://${join(dir, 'backups')}`,
+    retention: { keepLast: 7 },
+  });
+  write('restore.json', { backupId: 'demo/20261123T120000Z', store: `file://${join(dir, 'backups')}`, destination: join(dir, 'restored') });
+  write('training.json', {
+    name: 'digits',
+    dataset: 'mnist',
+    model: 'mlp',
+    workers: 2,
+    rounds: 3,
+    innerSteps: 20,
+    batchSize: 32,
+    inner: { lr: 0.001 },
+    outer: { lr: 0.7, momentum: 0.9 },
+    checkpoint: { uri: `file://${join(dir, 'checkpoints')}`, everyRounds: 1, keepLast: 3 },
+    evalEvery: 1,
+    seed: 1,
+  });
+}
+
 async function main(): Promise<void> {
   process.once('SIGINT', () => void stop(0));
   process.once('SIGTERM', () => void stop(0));
@@ -121,6 +149,7 @@ async function main(): Promise<void> {
   for (const d of ['model-store', 'backups', 'checkpoints']) mkdirSync(join(config.dir, d), { recursive: true });
   const demoModel = join(config.dir, 'model-store', 'README.txt');
   if (!existsSync(demoModel)) writeFileSync(demoModel, 'the demo model store: put model files here to see them backed up\n');
+  writeExampleInputs(config.dir);
   const connection = await Connection.connect({ address });
   const schedule = await ensureDemoBackupSchedule(new Client({ connection }), {
     taskQueue: config.taskQueue,
