@@ -175,13 +175,14 @@ describe('operator experience end to end: drydock CLI, encrypted payloads, worke
     // The walk sees payload bytes: search attributes are plaintext by design, and are found.
     assert.ok(raw.includes(replaced.node!), 'the search attribute DrydockNode is visible');
     assert.ok(!raw.includes(SECRET_REASON), 'the reason given as input must not be stored in clear');
-    // Every payload is encrypted, except search attributes, which the server must index.
+    // Every payload is encrypted, except search attributes, which the server must index, and the
+    // SDK core's own patch markers (`patched()`), which hold only the patch id, never user data.
     const clear: string[] = [];
     const findPayloads = (v: unknown, path: string): void => {
       if (!v || typeof v !== 'object' || v instanceof Uint8Array) return;
       const enc = (v as Payload).metadata?.encoding;
       if (enc instanceof Uint8Array && Buffer.from(enc).toString() !== ENCODING_ENCRYPTED) clear.push(path);
-      for (const [k, child] of Object.entries(v)) if (k !== 'searchAttributes') findPayloads(child, `${path}.${k}`);
+      for (const [k, child] of Object.entries(v)) if (k !== 'searchAttributes' && k !== 'patch-data') findPayloads(child, `${path}.${k}`);
     };
     findPayloads(history, 'history');
     assert.deepEqual(clear, []);
@@ -329,7 +330,9 @@ describe('operator experience end to end: drydock CLI, encrypted payloads, worke
         await inSomeFrame(`replace ops/${replaced.node}`);
         await inSomeFrame(`Started by the drydock CLI. Reason: ${SECRET_REASON}.`);
         await page.getByText('Current Details', { exact: true }).first().waitFor({ timeout: 30_000 });
-        for (const phase of ['cordoning', 'draining', 'provisioning', 'waiting-healthy']) await inSomeFrame(`<td>${phase}</td>`);
+        // Current details: every phase with its duration on one line, so the short box shows all of it.
+        await inSomeFrame('<strong>done</strong>');
+        for (const phase of ['cordoning', 'draining', 'terminating', 'provisioning', 'waiting-healthy']) await inSomeFrame(`${phase} `);
         await page.screenshot({ path: join(REPO_ROOT, 'test-results/webui-replaceNode-metadata.png'), fullPage: true });
       } finally {
         await browser.close();
