@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -91,7 +90,11 @@ export function workflowBundle(): Promise<string> {
 
 const quietLogger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: console.error };
 
-/** Every worker a test started; one a failed test left behind must not keep the test process alive. */
+/**
+ * Every worker a test started. They stay referenced (the native Temporal client does not keep the
+ * event loop alive while a test awaits a result), so one a failed test left behind is killed at exit;
+ * `npm test` runs with --test-force-exit, so a finished file exits even with such a worker.
+ */
 const liveWorkers = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const c of liveWorkers) c.kill('SIGKILL');
@@ -120,9 +123,6 @@ export async function spawnWorker(fleet: Pick<TestFleet, 'poolsFile' | 'token'>,
   });
   liveWorkers.add(child);
   child.once('exit', () => liveWorkers.delete(child));
-  child.unref();
-  (child.stdout as unknown as Socket).unref();
-  (child.stderr as unknown as Socket).unref();
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
