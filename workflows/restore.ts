@@ -19,8 +19,10 @@ export interface RestoreResult {
   files: number;
   bytes: number;
   sources: string[];
-  /** Snapshot sources: where local snapshots were copied, or how to make a disk from a cloud one. */
+  /** Snapshot sources: the disk made from each (`snapshots: "disk"`), where a local one was copied, or how to make a disk from a cloud one. */
   snapshots: SnapshotRestore[];
+  /** Ids of the disks made from snapshot sources (`snapshots: "disk"`), one per snapshot. */
+  disks: string[];
 }
 
 export const restoreStatusQuery = defineQuery<RestoreStatus>('status');
@@ -43,18 +45,18 @@ export async function restore(rawInput: RestoreInput): Promise<RestoreResult> {
     }
     const acts = proxyActivities<BackupActivities>(short);
     const slow = proxyActivities<BackupActivities>(long);
-    const req = { store: input.store, backupId: input.backupId, destination: input.destination, source: input.source, overwrite: input.overwrite };
+    const req = { store: input.store, backupId: input.backupId, destination: input.destination, source: input.source, overwrite: input.overwrite, snapshots: input.snapshots };
     status.step = 'checking';
     const plan = await acts.prepareRestore.executeWithOptions({ summary: `check ${input.backupId} and ${input.destination}` }, [req]);
     Object.assign(status, { files: plan.files, bytes: plan.bytes, step: 'restoring' });
     setPhase('InProgress');
     const out = await slow.restoreFiles.executeWithOptions({ summary: `restore ${plan.files} files into ${input.destination}` }, [req]);
     const snapshots = plan.snapshots
-      ? await slow.restoreSnapshots.executeWithOptions({ summary: `restore ${plan.snapshots} snapshot(s) of ${input.backupId}` }, [req])
+      ? await slow.restoreSnapshots.executeWithOptions({ summary: `restore ${plan.snapshots} snapshot(s) of ${input.backupId}${input.snapshots === 'disk' ? ' to new disks' : ''}` }, [req])
       : [];
     status.step = 'done';
     setPhase('Completed');
-    return { backupId: input.backupId, destination: input.destination, files: out.files, bytes: out.bytes, sources: plan.sources, snapshots };
+    return { backupId: input.backupId, destination: input.destination, files: out.files, bytes: out.bytes, sources: plan.sources, snapshots, disks: snapshots.flatMap((s) => (s.diskId ? [s.diskId] : [])) };
   } catch (err) {
     const cause = err instanceof ActivityFailure ? err.cause : err;
     status.error = (cause as Error).message;

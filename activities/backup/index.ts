@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { HookConfig, RetentionInput } from '../../workflows/inputs/backup.ts';
+import type { SnapshotRestoreMode } from '../../workflows/inputs/restore.ts';
 import { FileStore } from '../stores/file.ts';
 import { openStore } from '../stores/index.ts';
 import { listBackups, type BackupSummary } from './catalog.ts';
@@ -29,7 +30,7 @@ import {
 import { isEmptyDir, loadManifest, planRestore, restoreOne } from './restoreFiles.ts';
 import { planRetention } from './retention.ts';
 import { yielder } from './tree.ts';
-import { providerOf, snapshotSource, type ProviderLookup } from './snapshots.ts';
+import { backupLabel, providerOf, snapshotSource, TAG_BACKUP, type ProviderLookup } from './snapshots.ts';
 import { createHash } from 'node:crypto';
 
 const TOOL_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -76,11 +77,13 @@ export interface PruneResult {
   sweepSkipped?: string;
 }
 
-/** What became of one snapshot on restore: copied (local provider), or how to make a disk from it. */
+/** What became of one snapshot on restore: a new disk, a copy (local provider), or how to make a disk from it. */
 export interface SnapshotRestore {
   source: string;
   nodeId: string;
   snapshotId: string;
+  /** The disk made from the snapshot (`snapshots: 'disk'`). */
+  diskId?: string;
   restoredTo?: string;
   hint?: string;
 }
@@ -91,6 +94,8 @@ export interface RestoreRequest {
   destination: string;
   source?: string;
   overwrite: boolean;
+  /** Default `directory`. */
+  snapshots?: SnapshotRestoreMode;
 }
 
 function sha256(text: string): string {
@@ -242,11 +247,16 @@ export function createBackupActivities({ pools }: BackupActivityDeps) {
     },
 
     /**
-     * Snapshot sources: a local snapshot (a copy of the node's data directory) is copied to
-     * destination/<source>/<node>; for cloud snapshots the result says how to make a disk from them.
+     * Snapshot sources. With `snapshots: 'disk'` a new disk is made from each snapshot, keyed by this
+     * workflow run, source and node, so a retried activity finds the disks it made. Otherwise a local
+     * snapshot (a copy of the node's data directory) is copied to destination/<source>/<node>, and for
+     * cloud snapshots the result says how to make a disk from them.
      */
     async restoreSnapshots(input: RestoreRequest): Promise<SnapshotRestore[]> {
       const manifest = await loadManifest(openStore(input.store), input.backupId);
+      const info = Context.current().info;
+      // Standalone activities have no workflow: their own id keeps retries on the same disks.
+      const runKey = info.workflowExecution ? `${info.workflowExecution.workflowId}/${info.workflowExecution.runId}` : `activity/${info.activityId}`;
       const out: SnapshotRestore[] = [];
       for (const s of manifest.sources.filter((x) => x.type === 'snapshot' && (!input.source || x.name === input.source))) {
         for (const snap of s.snapshots) {
@@ -255,6 +265,19 @@ export function createBackupActivities({ pools }: BackupActivityDeps) {
             throw ApplicationFailure.nonRetryable(`manifest of ${input.backupId}: node id '${snap.nodeId}' is not a plain name`, 'UnsafeManifest');
           }
           const provider = providerOf(pools, snap.pool);
+          if (input.snapshots === 'disk') {
+            if (!provider.createDiskFromSnapshot) {
+              throw ApplicationFailure.nonRetryable(`pool '${snap.pool}' (${provider.name}) cannot make disks from snapshots; restore with snapshots: 'directory'`, 'InvalidArgument');
+            }
+            const disk = await provider.createDiskFromSnapshot({
+              snapshotId: snap.snapshotId,
+              idempotencyKey: `${runKey}/${s.name}/${snap.nodeId}`,
+              tags: { [TAG_BACKUP]: backupLabel(input.backupId) },
+            });
+            out.push({ ...base, diskId: disk.id, ...(disk.path ? { restoredTo: disk.path } : {}) });
+            Context.current().heartbeat({ disks: out.length });
+            continue;
+          }
           if ('snapshotDataDir' in provider && typeof provider.snapshotDataDir === 'function') {
             const target = join(input.destination, ...(input.source ? [] : [s.name]), snap.nodeId);
             await cp((provider.snapshotDataDir as (id: string) => string)(snap.snapshotId), target, { recursive: true, force: input.overwrite, errorOnExist: false });

@@ -1,19 +1,23 @@
 import {
   CreateSnapshotCommand,
+  CreateVolumeCommand,
   DeleteSnapshotCommand,
   DescribeInstanceStatusCommand,
   DescribeInstancesCommand,
   DescribeSnapshotsCommand,
+  DescribeVolumesCommand,
   EC2Client,
   RunInstancesCommand,
   TerminateInstancesCommand,
   waitForInstanceRunning,
+  waitUntilVolumeAvailable,
   type _InstanceType,
   type Filter,
   type Instance,
   type InstanceStatus,
   type Snapshot as Ec2Snapshot,
   type Tag,
+  type Volume,
 } from '@aws-sdk/client-ec2';
 import { withAgent, type AgentLocator } from './bootHook.ts';
 import { providerFailure, type ErrorClass } from './errors.ts';
@@ -21,10 +25,13 @@ import { beating } from './heartbeat.ts';
 import { ec2ClientToken, keyHash, nodeIdFor } from './naming.ts';
 import {
   CapacityError,
+  TAG_DISK_KEY,
   TAG_MANAGED,
   TAG_NODE,
   TAG_POOL,
   TAG_SNAPSHOT_KEY,
+  type Disk,
+  type DiskFromSnapshotRequest,
   type InstanceHealth,
   type InstanceState,
   type NodeInstance,
@@ -57,9 +64,11 @@ export interface AwsEc2Options {
   endpoint?: string;
   /** How long provision waits for `running` with the SDK waiter (default 600). */
   runningTimeoutSeconds?: number;
+  /** How long createDiskFromSnapshot waits for the volume to be `available` (default 600). */
+  volumeTimeoutSeconds?: number;
 }
 
-export const AWS_DEFAULTS = { runningTimeoutSeconds: 600, waiterMinDelay: 1, waiterMaxDelay: 10 } as const;
+export const AWS_DEFAULTS = { runningTimeoutSeconds: 600, volumeTimeoutSeconds: 600, waiterMinDelay: 1, waiterMaxDelay: 10 } as const;
 
 const CAPACITY_CODES = new Set([
   'InsufficientInstanceCapacity',
@@ -283,18 +292,15 @@ export class AwsEc2Provider implements Provider {
     return instance;
   }
 
+  /** SDK waiter settings: bounded by maxWaitTime seconds. */
+  private waiter(maxWaitTime: number) {
+    return { client: this.ec2, maxWaitTime, minDelay: AWS_DEFAULTS.waiterMinDelay, maxDelay: AWS_DEFAULTS.waiterMaxDelay };
+  }
+
   /** Waits for `running` with the SDK waiter, bounded, heartbeating meanwhile. */
   private async waitRunning(instanceId: string): Promise<Instance> {
     const result = await beating(
-      waitForInstanceRunning(
-        {
-          client: this.ec2,
-          maxWaitTime: this.opts.runningTimeoutSeconds ?? AWS_DEFAULTS.runningTimeoutSeconds,
-          minDelay: AWS_DEFAULTS.waiterMinDelay,
-          maxDelay: AWS_DEFAULTS.waiterMaxDelay,
-        },
-        { InstanceIds: [instanceId] },
-      ),
+      waitForInstanceRunning(this.waiter(this.opts.runningTimeoutSeconds ?? AWS_DEFAULTS.runningTimeoutSeconds), { InstanceIds: [instanceId] }),
       { waiting: `${instanceId} to run` },
     );
     // Whatever the waiter concluded (running, terminated, timed out), report the instance as it is now.
@@ -408,5 +414,65 @@ export class AwsEc2Provider implements Provider {
     } catch (err) {
       if (classifyAwsError(err) !== 'not-found') throw this.failure('DeleteSnapshot', err);
     }
+  }
+
+  private toDisk(v: Volume): Disk {
+    return {
+      id: v.VolumeId!,
+      provider: this.name,
+      snapshotId: v.SnapshotId ?? '',
+      state: v.State === 'available' || v.State === 'in-use' ? 'ready' : 'creating',
+      zone: v.AvailabilityZone,
+      sizeGb: v.Size,
+      tags: tagMap(v.Tags),
+    };
+  }
+
+  private async findVolumes(filters: Filter[]): Promise<Volume[]> {
+    const out: Volume[] = [];
+    let NextToken: string | undefined;
+    do {
+      const res = await this.call('DescribeVolumes', () => this.ec2.send(new DescribeVolumesCommand({ Filters: filters, NextToken })));
+      out.push(...(res.Volumes ?? []));
+      NextToken = res.NextToken;
+    } while (NextToken);
+    // A deleted volume for the same key does not count; prefer a live one.
+    return out.filter((v) => v.State !== 'deleting' && v.State !== 'deleted' && v.State !== 'error');
+  }
+
+  /**
+   * CreateVolume from the snapshot in the request's zone (or this entry's). The volume carries the
+   * key's hash as a tag, found first on a retry; the ClientToken covers a retry racing the tag.
+   */
+  async createDiskFromSnapshot(req: DiskFromSnapshotRequest): Promise<Disk> {
+    const zone = req.zone ?? this.opts.zone;
+    const scope = { provider: this.name, entry: this.entry, operation: 'CreateVolume' };
+    if (!zone) throw providerFailure('invalid', scope, `no availability zone for a volume from ${req.snapshotId}`, `Set 'zone' of ${this.entry} in the pools file, or pass a zone.`);
+    const keyTag = { [TAG_DISK_KEY]: keyHash(req.idempotencyKey) };
+    let [volume] = await this.findVolumes([{ Name: `tag:${TAG_DISK_KEY}`, Values: [keyTag[TAG_DISK_KEY]] }]);
+    if (!volume) {
+      volume = await this.call('CreateVolume', () =>
+        this.ec2.send(
+          new CreateVolumeCommand({
+            ClientToken: ec2ClientToken(req.idempotencyKey, `${this.entry}/${this.opts.region}/${zone}/volume`),
+            SnapshotId: req.snapshotId,
+            AvailabilityZone: zone,
+            TagSpecifications: [{ ResourceType: 'volume', Tags: toTags({ ...req.tags, [TAG_MANAGED]: 'true', ...keyTag }) }],
+          }),
+        ),
+      );
+    }
+    if (volume.State !== 'available' && volume.State !== 'in-use') {
+      const result = await beating(
+        waitUntilVolumeAvailable(this.waiter(this.opts.volumeTimeoutSeconds ?? AWS_DEFAULTS.volumeTimeoutSeconds), { VolumeIds: [volume.VolumeId!] }).catch((err: unknown) => ({ state: 'FAILURE', reason: err })),
+        { waiting: `${volume.VolumeId} to be available` },
+      );
+      const res = await this.call('DescribeVolumes', () => this.ec2.send(new DescribeVolumesCommand({ VolumeIds: [volume!.VolumeId!] })));
+      volume = res.Volumes?.[0] ?? volume;
+      if (volume.State !== 'available' && volume.State !== 'in-use') {
+        throw providerFailure(volume.State === 'error' ? 'invalid' : 'other', scope, `volume ${volume.VolumeId} from ${req.snapshotId} is ${volume.State} (waiter: ${result.state})`);
+      }
+    }
+    return this.toDisk(volume);
   }
 }

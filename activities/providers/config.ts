@@ -119,7 +119,7 @@ function parseAgent(raw: unknown, v: V): AgentSettings | undefined {
 }
 
 function parseAws(o: Obj, v: V): AwsProviderConfig {
-  v.only(o, ['type', 'name', 'region', 'imageId', 'instanceType', 'zone', 'subnetId', 'securityGroupIds', 'keyName', 'iamInstanceProfile', 'userData', 'spot', 'endpoint', 'runningTimeoutSeconds', 'agent'], '');
+  v.only(o, ['type', 'name', 'region', 'imageId', 'instanceType', 'zone', 'subnetId', 'securityGroupIds', 'keyName', 'iamInstanceProfile', 'userData', 'spot', 'endpoint', 'runningTimeoutSeconds', 'volumeTimeoutSeconds', 'agent'], '');
   let spot: AwsEc2Options['spot'];
   if (typeof o.spot === 'object' && o.spot !== null) {
     const s = v.obj(o.spot, 'spot');
@@ -144,6 +144,7 @@ function parseAws(o: Obj, v: V): AwsProviderConfig {
     spot,
     endpoint: v.str(o, 'endpoint', false, /^https?:\/\/[^\s/]+/, 'an http(s) URL'),
     runningTimeoutSeconds: v.int(o, 'runningTimeoutSeconds', 1, 3600),
+    volumeTimeoutSeconds: v.int(o, 'volumeTimeoutSeconds', 1, 3600),
     agent: parseAgent(o.agent, v),
   };
 }

@@ -2,7 +2,7 @@ import { LocalAgentBootHook, PrivateIpAgent, type AgentLocator } from './bootHoo
 import { entryName, POOL_DEFAULTS, type AgentSettings, type PoolConfig, type ProviderConfig } from './config.ts';
 import { LocalProvider } from './local.ts';
 import { MultiProvider } from './multi.ts';
-import type { Provider } from './types.ts';
+import { ProviderConfigError, type Provider } from './types.ts';
 
 function locator(agent: AgentSettings | undefined, agentToken: string): AgentLocator {
   if (agent?.bootHook) {
@@ -28,6 +28,11 @@ function lazy(name: string, load: () => Promise<Provider>): Provider {
     snapshot: async (req) => (await get()).snapshot(req),
     listSnapshots: async (filter) => (await get()).listSnapshots(filter),
     deleteSnapshot: async (id) => (await get()).deleteSnapshot(id),
+    createDiskFromSnapshot: async (req) => {
+      const p = await get();
+      if (!p.createDiskFromSnapshot) throw new ProviderConfigError(`${name}: this provider cannot make disks from snapshots`);
+      return p.createDiskFromSnapshot(req);
+    },
     instanceHealth: async (id) => (await get()).instanceHealth?.(id),
   };
 }

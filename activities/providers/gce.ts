@@ -7,10 +7,13 @@ import { providerFailure, type ErrorClass } from './errors.ts';
 import { beat } from './heartbeat.ts';
 import { gceRequestId, keyHash, nodeIdFor } from './naming.ts';
 import {
+  TAG_DISK_KEY,
   TAG_MANAGED,
   TAG_NODE,
   TAG_POOL,
   TAG_SNAPSHOT_KEY,
+  type Disk,
+  type DiskFromSnapshotRequest,
   type InstanceState,
   type NodeInstance,
   type NodeSpec,
@@ -22,6 +25,7 @@ import {
 type IInstance = protos.google.cloud.compute.v1.IInstance;
 type IOperation = protos.google.cloud.compute.v1.IOperation;
 type ISnapshot = protos.google.cloud.compute.v1.ISnapshot;
+type IDisk = protos.google.cloud.compute.v1.IDisk;
 
 /** Label with a hash of the idempotency key, so an instance can be matched to the request that made it. */
 export const LABEL_REQUEST = 'drydock-request';
@@ -411,5 +415,50 @@ export class GceProvider implements Provider {
       true,
     );
     if (r) this.checkOp(await this.waitOp(r[0].latestResponse as IOperation, `delete snapshot ${id}`), 'snapshots.delete');
+  }
+
+  private toDisk(d: IDisk): Disk {
+    return {
+      id: `zones/${last(d.zone) || this.opts.zone}/disks/${d.name}`,
+      provider: this.name,
+      snapshotId: last(d.sourceSnapshot),
+      state: d.status === 'READY' ? 'ready' : 'creating',
+      zone: last(d.zone) || this.opts.zone,
+      sizeGb: d.sizeGb ? Number(d.sizeGb) : undefined,
+      tags: (d.labels ?? {}) as Record<string, string>,
+    };
+  }
+
+  /**
+   * disks.insert with sourceSnapshot in this entry's zone. The disk name and the requestId are derived
+   * from the key, so a retry gets the first operation back (or 409 on the name, resolved to our disk).
+   */
+  async createDiskFromSnapshot(req: DiskFromSnapshotRequest): Promise<Disk> {
+    const o = this.opts;
+    const scope = { provider: this.name, entry: this.entry, operation: 'disks.insert' };
+    if (req.zone && req.zone !== o.zone) throw providerFailure('invalid', scope, `zone ${req.zone} is not this entry's zone ${o.zone}`, 'Make the disk through the pool entry of that zone.');
+    const hash = keyHash(req.idempotencyKey);
+    const name = `drydock-disk-${hash.slice(0, 20)}`;
+    const labels = { ...req.tags, [TAG_MANAGED]: 'true', [TAG_DISK_KEY]: hash };
+    const get = async () => (await this.call('disks.get', () => this.disks.get({ project: o.project, zone: o.zone, disk: name }), true))?.[0];
+    let op: IOperation | undefined;
+    try {
+      const [lro] = await this.disks.insert({
+        project: o.project,
+        zone: o.zone,
+        requestId: gceRequestId(req.idempotencyKey, `${o.project}/${o.zone}/disk-insert`),
+        diskResource: { name, labels, sourceSnapshot: `projects/${o.project}/global/snapshots/${req.snapshotId}`, description: `drydock disk from snapshot ${req.snapshotId}` },
+      });
+      op = lro.latestResponse as IOperation;
+    } catch (err) {
+      const info = gceErrorInfo(err);
+      if (classifyGceError(info) !== 'conflict') throw this.failure('disks.insert', info);
+      const existing = await get();
+      if (existing?.labels?.[TAG_DISK_KEY] !== hash) throw providerFailure('invalid', scope, `disk name ${name} is taken by a disk drydock did not make for this request`, 'Delete or rename that disk.');
+    }
+    if (op) this.checkOp(await this.waitOp(op, `disk from ${req.snapshotId}`), 'disks.insert');
+    const disk = await get();
+    if (!disk) throw new Error(`${this.name} (${this.entry}): disk ${name} is missing after its insert finished`);
+    return this.toDisk(disk);
   }
 }

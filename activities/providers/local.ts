@@ -4,10 +4,13 @@ import { agentPid, agentUrl, startAgentProcess, stopAgentProcess } from './agent
 import { keyHash, nodeIdFor } from './naming.ts';
 import {
   ProviderConfigError,
+  TAG_DISK_KEY,
   TAG_MANAGED,
   TAG_NODE,
   TAG_POOL,
   TAG_SNAPSHOT_KEY,
+  type Disk,
+  type DiskFromSnapshotRequest,
   type InstanceState,
   type NodeInstance,
   type NodeSpec,
@@ -200,6 +203,36 @@ export class LocalProvider implements Provider {
   async deleteSnapshot(id: string): Promise<void> {
     if (!/^snap-[0-9a-f]+$/.test(id)) throw new ProviderConfigError(`local provider: '${id}' is not a local snapshot id (snap-…)`);
     rmSync(this.snapshotDir(id), { recursive: true, force: true });
+  }
+
+  private diskDir(id: string): string {
+    return join(this.opts.stateDir, 'disks', id);
+  }
+
+  /** A "disk" here is a new data directory holding a copy of the snapshot's data; renamed into place last. */
+  async createDiskFromSnapshot(req: DiskFromSnapshotRequest): Promise<Disk> {
+    const id = `disk-${keyHash(req.idempotencyKey).slice(0, 12)}`;
+    const dir = this.diskDir(id);
+    const file = join(dir, 'disk.json');
+    if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Disk;
+    if (!/^snap-[0-9a-f]+$/.test(req.snapshotId) || !this.readSnapshot(req.snapshotId)) {
+      throw new ProviderConfigError(`local provider: no snapshot '${req.snapshotId}' to make a disk from`);
+    }
+    const tmp = `${dir}.tmp`;
+    rmSync(tmp, { recursive: true, force: true });
+    cpSync(this.snapshotDataDir(req.snapshotId), join(tmp, 'data'), { recursive: true });
+    const disk: Disk = {
+      id,
+      provider: this.name,
+      snapshotId: req.snapshotId,
+      state: 'ready',
+      path: join(dir, 'data'),
+      tags: { ...req.tags, [TAG_MANAGED]: 'true', [TAG_DISK_KEY]: keyHash(req.idempotencyKey) },
+    };
+    writeFileSync(join(tmp, 'disk.json'), JSON.stringify(disk, null, 2));
+    mkdirSync(dirname(dir), { recursive: true });
+    renameSync(tmp, dir);
+    return disk;
   }
 
   /** All records, terminated ones included (a pool's history). */

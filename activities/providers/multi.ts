@@ -2,6 +2,9 @@ import { beat } from './heartbeat.ts';
 import { keyNumber, nodeIdFor } from './naming.ts';
 import {
   CapacityError,
+  ProviderConfigError,
+  type Disk,
+  type DiskFromSnapshotRequest,
   type InstanceHealth,
   type NodeInstance,
   type NodeSpec,
@@ -138,5 +141,13 @@ export class MultiProvider implements Provider {
   async deleteSnapshot(id: string): Promise<void> {
     const { entry, id: inner } = this.split(id, 'snapshot id');
     await entry.provider.deleteSnapshot(inner);
+  }
+
+  /** Routes by the snapshot id's `<entry>:` prefix; the disk id comes back with the same prefix. */
+  async createDiskFromSnapshot(req: DiskFromSnapshotRequest): Promise<Disk> {
+    const { entry, id } = this.split(req.snapshotId, 'snapshot id');
+    if (!entry.provider.createDiskFromSnapshot) throw new ProviderConfigError(`entry '${entry.name}' (${entry.provider.name}) cannot make disks from snapshots`);
+    const disk = await entry.provider.createDiskFromSnapshot({ ...req, snapshotId: id });
+    return { ...disk, id: `${entry.name}:${disk.id}`, snapshotId: req.snapshotId };
   }
 }

@@ -8,6 +8,9 @@ export const TAG_MANAGED = 'drydock-managed';
 /** Carried by snapshots made with an idempotency key, so a retried snapshot finds the first one. */
 export const TAG_SNAPSHOT_KEY = 'drydock-snapshot-key';
 
+/** Carried by disks made from a snapshot, so a retried create finds the first disk. */
+export const TAG_DISK_KEY = 'drydock-disk-key';
+
 export interface NodeSpec {
   pool: string;
   instanceType: string;
@@ -62,6 +65,31 @@ export interface Snapshot {
   tags: Record<string, string>;
 }
 
+export interface DiskFromSnapshotRequest {
+  /** The snapshot to make the disk from, as snapshot / listSnapshots return its id. */
+  snapshotId: string;
+  /** Zone for the disk (EC2 AvailabilityZone); default: the pool entry's own zone. GCE disks go to the entry's zone. */
+  zone?: string;
+  /** Makes the call idempotent: a second call with the same key returns the first disk. */
+  idempotencyKey: string;
+  /** Extra tags / labels the disk carries (next to drydock's own). */
+  tags: Record<string, string>;
+}
+
+export interface Disk {
+  /** EBS `vol-…`, GCE `zones/<zone>/disks/<name>`, local: the data directory's id. */
+  id: string;
+  provider: string;
+  snapshotId: string;
+  /** `ready` once it can be attached. */
+  state: 'creating' | 'ready';
+  zone?: string;
+  sizeGb?: number;
+  /** Where the local provider's disk lies on this machine. */
+  path?: string;
+  tags: Record<string, string>;
+}
+
 /**
  * A cloud (or local) provider. `provision` must be idempotent on its key: calling it again
  * with the same key returns the same instance and never creates a second one.
@@ -84,6 +112,13 @@ export interface Provider {
   listSnapshots(filter?: { tags?: Record<string, string> }): Promise<Snapshot[]>;
   /** Deletes a snapshot; deleting one that is already gone is success. */
   deleteSnapshot(id: string): Promise<void>;
+  /**
+   * Makes a new disk (EBS volume, GCE persistent disk, local data directory) from a snapshot and
+   * waits, bounded, until it is ready to attach. Idempotent on the key: a retry returns the same disk.
+   * The disk carries drydock's managed tag, the key's hash and the given tags. Every real provider
+   * has it; providers with no disks (the fleet simulator) leave it out.
+   */
+  createDiskFromSnapshot?(req: DiskFromSnapshotRequest): Promise<Disk>;
   /**
    * The provider's own view of the instance's health (EC2 DescribeInstanceStatus system and instance
    * checks), a signal next to the agent's. Providers without such checks leave it out.

@@ -343,6 +343,13 @@ describe('backup and restore workflows on a real dev server (file:// and s3:// o
     const node = fleet.nodeIds[0];
     assert.deepEqual(rr.snapshots.map((s) => [s.source, s.nodeId, s.restoredTo]), [['disks', node, join(out, 'disks', node)]]);
     assert.deepEqual(JSON.parse(readFileSync(join(out, 'disks', node, 'node.json'), 'utf8')).id, node);
+    assert.deepEqual(rr.disks, []);
+
+    // Asked for new disks instead: one local data directory per snapshot, holding the node's data.
+    const rd: RestoreResult = await (await startRestore(env.client, TQ, { backupId: r2.backupId, store: destination, destination: join(dir, 'snap-disk-out'), snapshots: 'disk' })).result();
+    assert.equal(rd.disks.length, 1);
+    assert.equal(rd.snapshots[0].diskId, rd.disks[0]);
+    assert.deepEqual(JSON.parse(readFileSync(join(rd.snapshots[0].restoredTo!, 'node.json'), 'utf8')).id, node);
   });
 
   it('a worker SIGKILLed mid-copy: the retried copy resumes, no file is copied twice, one consistent manifest', async () => {

@@ -50,6 +50,14 @@ describe('backup and restore inputs', () => {
     rejects(() => parseRestoreInput({ backupId: 'nightly', store: '/s', destination: '/d' }), /^backupId: /);
     rejects(() => parseRestoreInput({ backupId: 'nightly/20260101T000000Z', store: '/s', destination: '/d/../etc' }), /^destination: .*'\.\.'/);
     rejects(() => parseRestoreInput({ backupId: 'nightly/20260101T000000Z', store: '/s' }), /^destination: is required/);
+    rejects(() => parseRestoreInput({ backupId: 'nightly/20260101T000000Z', store: '/s', destination: '/d', snapshots: 'volume' }), /^snapshots: expected one of 'directory', 'disk'/);
+    rejects(() => parseRestoreInput({ backupId: 'nightly/20260101T000000Z', store: '/s', destination: '/d', snapshots: true }), /^snapshots: /);
+  });
+
+  it('restores snapshot sources into the destination directory unless asked for new disks', () => {
+    const r = { backupId: 'nightly/20260101T000000Z', store: '/s', destination: '/d' };
+    assert.equal(parseRestoreInput(r).snapshots, 'directory');
+    assert.equal(parseRestoreInput({ ...r, snapshots: 'disk' }).snapshots, 'disk');
   });
 });
 

@@ -3,14 +3,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DescribeImagesCommand, DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DescribeImagesCommand, DescribeSnapshotsCommand, DescribeVolumesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createBackupActivities } from '../../activities/backup/index.ts';
 import { listBackups } from '../../activities/backup/catalog.ts';
 import { AwsEc2Provider } from '../../activities/providers/aws.ts';
 import { PrivateIpAgent } from '../../activities/providers/bootHook.ts';
 import { fixedTokenAuth, GceProvider } from '../../activities/providers/gce.ts';
-import type { Provider } from '../../activities/providers/types.ts';
+import { TAG_DISK_KEY, TAG_MANAGED, type Provider } from '../../activities/providers/types.ts';
+import { backupLabel, TAG_BACKUP } from '../../activities/backup/snapshots.ts';
 import { FileStore } from '../../activities/stores/index.ts';
 import { backupStamp } from '../../workflows/inputs/backup.ts';
 import { startGceFake, type GceFake } from '../fakes/gce/server.ts';
@@ -21,7 +22,7 @@ import { startMoto, type Moto } from '../helpers/moto.ts';
  * fake, run in Temporal's activity test environment (the workflow path is covered on local pools
  * in backup.test.ts; the snapshot calls here are the ones a cloud pool's worker makes).
  */
-describe('disk snapshot backups and their retention: EBS on moto, GCE on the fake', () => {
+describe('disk snapshot backups, their retention and restore to new disks: EBS on moto, GCE on the fake', () => {
   let moto: Moto;
   let gce: GceFake;
   let ec2: EC2Client;
@@ -79,17 +80,35 @@ describe('disk snapshot backups and their retention: EBS on moto, GCE on the fak
     const restored = await run(acts.restoreSnapshots, { store, backupId: b2.backupId, destination: join(dir, `${name}-out`), overwrite: false });
     assert.deepEqual(restored.map((r) => r.snapshotId), b2.snaps.map((s) => s.snapshotId));
     assert.ok(restored.every((r) => !r.restoredTo && r.hint?.includes(r.snapshotId)));
-    return { first: b1.snaps.map((s) => s.snapshotId), second: b2.snaps.map((s) => s.snapshotId) };
+    // Asked for disks, it makes one per snapshot; the retried activity (same run, same keys) makes none more.
+    const toDisks = { store, backupId: b2.backupId, destination: join(dir, `${name}-disks`), overwrite: false, snapshots: 'disk' as const };
+    const disks = await run(acts.restoreSnapshots, toDisks);
+    assert.deepEqual(disks.map((r) => r.snapshotId), b2.snaps.map((s) => s.snapshotId));
+    assert.ok(disks.every((r) => r.diskId), 'every snapshot got a disk');
+    assert.equal(new Set(disks.map((r) => r.diskId)).size, disks.length, 'one disk per snapshot');
+    assert.deepEqual((await run(acts.restoreSnapshots, toDisks)).map((r) => r.diskId), disks.map((r) => r.diskId));
+    return { first: b1.snaps.map((s) => s.snapshotId), second: b2.snaps.map((s) => s.snapshotId), disks: disks.map((r) => ({ diskId: r.diskId!, snapshotId: r.snapshotId })), backupId: b2.backupId };
   }
 
   it('EBS: snapshots every node once per key, records them in the manifest; retention deletes the pruned snapshots', async () => {
     const imageId = (await ec2.send(new DescribeImagesCommand({}))).Images![0].ImageId!;
     const provider = new AwsEc2Provider({ region: 'us-east-1', imageId, endpoint: moto.endpoint, zone: 'us-east-1a' }, new PrivateIpAgent(9400), 'pool gpu');
-    const { first, second } = await twoBackups(provider, 'ebs', 'p4d.24xlarge');
+    const { first, second, disks, backupId } = await twoBackups(provider, 'ebs', 'p4d.24xlarge');
     assert.ok([...first, ...second].every((id) => /^snap-/.test(id)));
     const left = new Set((await ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'] }))).Snapshots!.map((s) => s.SnapshotId));
     assert.ok(first.every((id) => !left.has(id)), "the pruned backup's EBS snapshots were deleted");
     assert.ok(second.every((id) => left.has(id)), "the kept backup's snapshots remain");
+    // Exactly one EBS volume per snapshot, made from it and tagged by drydock.
+    const vols = (await ec2.send(new DescribeVolumesCommand({ Filters: [{ Name: 'snapshot-id', Values: second }] }))).Volumes!;
+    assert.deepEqual(vols.map((v) => v.VolumeId).sort(), disks.map((d) => d.diskId).sort());
+    for (const v of vols) {
+      const tags = Object.fromEntries((v.Tags ?? []).map((t) => [t.Key, t.Value]));
+      assert.equal(tags[TAG_MANAGED], 'true');
+      assert.equal(tags[TAG_BACKUP], backupLabel(backupId));
+      assert.ok(tags[TAG_DISK_KEY], 'carries the key hash that makes a retry find it');
+      assert.equal(v.SnapshotId, disks.find((d) => d.diskId === v.VolumeId)?.snapshotId);
+      assert.equal(v.State, 'available');
+    }
   });
 
   it('GCE: disks.createSnapshot per node, idempotent per key; retention deletes the pruned snapshots', async () => {
@@ -100,10 +119,19 @@ describe('disk snapshot backups and their retention: EBS on moto, GCE on the fak
       fixedTokenAuth(GCE_TOKEN),
     );
     try {
-      const { first, second } = await twoBackups(provider, 'gce', 'a2-highgpu-1g');
+      const { first, second, disks, backupId } = await twoBackups(provider, 'gce', 'a2-highgpu-1g');
       const left = new Set((await provider.listSnapshots()).map((s) => s.id));
       assert.ok(first.every((id) => !left.has(id)), "the pruned backup's GCE snapshots were deleted");
       assert.ok(second.every((id) => left.has(id)), "the kept backup's snapshots remain");
+      // Exactly one persistent disk per snapshot (disks.insert, deduplicated by requestId), labelled by drydock.
+      const made = gce.disks().filter((d) => d.sourceSnapshot);
+      assert.deepEqual(made.map((d) => `zones/${d.zone}/disks/${d.name}`).sort(), disks.map((d) => d.diskId).sort());
+      for (const d of made) {
+        assert.equal(d.sourceSnapshot!.split('/').pop(), disks.find((x) => x.diskId.endsWith(`/${d.name}`))?.snapshotId);
+        assert.equal(d.labels?.[TAG_MANAGED], 'true');
+        assert.equal(d.labels?.[TAG_BACKUP], backupLabel(backupId));
+        assert.equal(d.status, 'READY');
+      }
     } finally {
       await provider.close();
     }

@@ -171,7 +171,7 @@ describe('multi-provider pools: fail-over from an exhausted zone to the next', (
     assert.deepEqual(all.map((i) => i.Placement?.AvailabilityZone), ['us-east-1b'], 'only the one node exists');
   });
 
-  it('mixed aws-ec2 + gce, cheapest first: the cheaper cloud is exhausted, the node lands on the other; snapshots carry the entry', async () => {
+  it('mixed aws-ec2 + gce, cheapest first: the cheaper cloud is exhausted, the node lands on the other; snapshots and disks carry the entry', async () => {
     const exhausted = new Set(['us-east-1c']);
     const a = { ...awsEntry('us-east-1c', exhausted), price: 20 };
     const g = { ...gceEntry('europe-west4-a'), price: 30 };
@@ -182,6 +182,13 @@ describe('multi-provider pools: fail-over from an exhausted zone to the next', (
     const snap = await pool.snapshot({ source: { nodeId: node.id }, idempotencyKey: 'b1', tags: { 'drydock-backup': 'x' } });
     assert.match(snap.id, /^gce-europe-west4-a:drydock-snap-/);
     assert.deepEqual((await pool.listSnapshots({ tags: { 'drydock-backup': 'x' } })).map((s) => s.id), [snap.id]);
+    // A disk from the snapshot goes to the entry its id names, and its id names that entry too.
+    const disk = await pool.createDiskFromSnapshot({ snapshotId: snap.id, idempotencyKey: 'r1/disk', tags: { 'drydock-backup': 'x' } });
+    assert.match(disk.id, /^gce-europe-west4-a:zones\/europe-west4-a\/disks\/drydock-disk-/);
+    assert.equal(disk.snapshotId, snap.id);
+    assert.equal((await pool.createDiskFromSnapshot({ snapshotId: snap.id, idempotencyKey: 'r1/disk', tags: {} })).id, disk.id);
+    assert.equal(fake.disks().filter((d) => d.sourceSnapshot).length, 1);
+    await assert.rejects(pool.createDiskFromSnapshot({ snapshotId: 'nowhere:snap-1', idempotencyKey: 'r2', tags: {} }), /no entry 'nowhere'/);
     await pool.deleteSnapshot(snap.id);
     assert.deepEqual(await pool.listSnapshots({ tags: { 'drydock-backup': 'x' } }), []);
   });

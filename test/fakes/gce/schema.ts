@@ -69,6 +69,19 @@ export const SNAPSHOT_SCHEMA: Schema = {
   snapshotType: 'string',
 };
 
+/** disks.insert from a snapshot: the fields drydock sends and the common ones next to them. */
+export const DISK_SCHEMA: Schema = {
+  name: 'string',
+  description: 'string',
+  labels: 'map',
+  sizeGb: 'int64',
+  type: 'string',
+  sourceSnapshot: 'string',
+  physicalBlockSizeBytes: 'int64',
+  // A map of DiskAsyncReplicationList the REST client sends (empty) with every disk; other values are not modelled.
+  asyncSecondaryDisks: 'map',
+};
+
 /** Checks a value against a schema; returns GCE's message for the first problem, or undefined. */
 export function checkSchema(value: unknown, schema: Schema, path: string): string | undefined {
   if (Array.isArray(schema)) {

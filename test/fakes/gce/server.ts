@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { checkSchema, INSTANCE_SCHEMA, SNAPSHOT_SCHEMA } from './schema.ts';
+import { checkSchema, DISK_SCHEMA, INSTANCE_SCHEMA, SNAPSHOT_SCHEMA } from './schema.ts';
 import { matchesFilter, parseFilter, type Filter } from './filter.ts';
 
 /**
  * A strict, in-memory fake of the Compute Engine v1 REST API: the instances, zone / global
- * operations, disks.createSnapshot and snapshots calls drydock makes, at the paths the real
+ * operations, disks.createSnapshot, disks.insert (from a snapshot) and snapshots calls drydock makes, at the paths the real
  * @google-cloud/compute client uses in REST mode. No GCE emulator exists, hence this fake; it is
  * strict so that code passing against it sends what GCE accepts:
  *   - bearer token required (401 otherwise); project and zones must exist (404);
@@ -56,12 +56,18 @@ export interface FakeInstance {
   body: Record<string, unknown>;
 }
 
-interface FakeDisk {
+export interface FakeDisk {
   id: string;
   name: string;
   zone: string;
   sizeGb: string;
   autoDelete: boolean;
+  status?: 'CREATING' | 'READY';
+  labels?: Record<string, string>;
+  /** Set on disks made by disks.insert from a snapshot. */
+  sourceSnapshot?: string;
+  sourceSnapshotId?: string;
+  description?: string;
 }
 
 interface FakeSnapshot {
@@ -85,6 +91,8 @@ export interface GceFake {
   rateLimit(count: number): void;
   /** Every instance the fake holds (all zones), for assertions. */
   instances(): FakeInstance[];
+  /** Every disk the fake holds (all zones; boot disks and disks made from snapshots), for assertions. */
+  disks(): FakeDisk[];
   /** Count of requests by method name (`instances.insert`, `zoneOperations.wait`, …), for assertions. */
   calls: Map<string, number>;
   stop(): Promise<void>;
@@ -106,6 +114,8 @@ class GceError extends Error {
 
 const notFound = (what: string) => new GceError(404, 'notFound', `The resource '${what}' was not found`);
 const invalid = (message: string) => new GceError(400, 'invalid', message, 'INVALID_ARGUMENT');
+
+const last = (url: string) => url.split('/').pop() ?? '';
 
 function numericId(): string {
   return (BigInt('0x' + randomBytes(7).toString('hex')) + 1000000000000000n).toString();
@@ -383,6 +393,65 @@ export async function startGceFake(opts: GceFakeOptions): Promise<GceFake> {
     });
   }
 
+  /** disks.insert: only the from-a-snapshot form drydock uses (sourceSnapshot required). */
+  function insertDisk(zone: string, q: URLSearchParams, body: Record<string, unknown>): Operation {
+    checkQuery(q, ['requestId', 'sourceImage']);
+    if (q.has('sourceImage')) throw invalid("Invalid value for field 'sourceImage': the fake makes disks from snapshots only.");
+    const bad = checkSchema(body, DISK_SCHEMA, 'disk');
+    if (bad) throw invalid(bad);
+    const name = body.name;
+    if (typeof name !== 'string' || !NAME.test(name)) throw invalid(`Invalid value for field 'resource.name': '${String(name ?? '')}'. ${NAME_HELP}`);
+    checkLabels(body.labels, 'resource.labels');
+    const src = body.sourceSnapshot;
+    if (typeof src !== 'string' || !src) throw invalid("Invalid value for field 'resource.sourceSnapshot': ''. Source snapshot must be specified.");
+    const snapName = last(src);
+    if (!/^(?:(?:https:\/\/www\.googleapis\.com\/compute\/v1\/)?projects\/[^/]+\/)?(?:global\/snapshots\/)?[^/]+$/.test(src)) throw invalid(`Invalid value for field 'resource.sourceSnapshot': '${src}'. The URL is malformed.`);
+    return dedupe(`zones/${zone}`, q, () => {
+      if (!zones.has(zone)) throw notFound(`projects/${project}/zones/${zone}`);
+      const snap = snapshots.get(snapName);
+      if (!snap) throw notFound(`projects/${project}/global/snapshots/${snapName}`);
+      if (snap.status !== 'READY') throw new GceError(400, 'resourceNotReady', `The resource 'projects/${project}/global/snapshots/${snapName}' is not ready`);
+      const key = `${zone}/${name}`;
+      if (disks.has(key)) throw new GceError(409, 'alreadyExists', `The resource 'projects/${project}/zones/${zone}/disks/${name}' already exists`);
+      const sizeGb = body.sizeGb === undefined ? snap.diskSizeGb : String(body.sizeGb);
+      if (Number(sizeGb) < Number(snap.diskSizeGb)) throw invalid(`Invalid value for field 'resource.sizeGb': '${sizeGb}'. Disk size cannot be smaller than the snapshot size (${snap.diskSizeGb} GB).`);
+      const disk: FakeDisk = {
+        id: numericId(),
+        name,
+        zone,
+        sizeGb,
+        autoDelete: false,
+        status: 'CREATING',
+        labels: (body.labels ?? {}) as Record<string, string>,
+        sourceSnapshot: `${BASE}/projects/${project}/global/snapshots/${snapName}`,
+        sourceSnapshotId: snap.id,
+        description: body.description as string | undefined,
+      };
+      disks.set(key, disk);
+      return newOp(zone, 'insert', `${zoneUrl(zone)}/disks/${name}`, disk.id, {
+        onDone: () => {
+          disk.status = 'READY';
+          return undefined;
+        },
+      });
+    });
+  }
+
+  function diskJson(d: FakeDisk) {
+    return {
+      kind: 'compute#disk',
+      id: d.id,
+      name: d.name,
+      zone: zoneUrl(d.zone),
+      sizeGb: d.sizeGb,
+      status: d.status ?? 'READY',
+      ...(d.labels ? { labels: d.labels } : {}),
+      ...(d.sourceSnapshot ? { sourceSnapshot: d.sourceSnapshot, sourceSnapshotId: d.sourceSnapshotId } : {}),
+      ...(d.description ? { description: d.description } : {}),
+      selfLink: `${zoneUrl(d.zone)}/disks/${d.name}`,
+    };
+  }
+
   function deleteSnapshot(name: string, q: URLSearchParams): Operation {
     checkQuery(q, ['requestId']);
     return dedupe('global', q, () => {
@@ -422,8 +491,9 @@ export async function startGceFake(opts: GceFakeOptions): Promise<GceFake> {
       checkQuery(q, []);
       const d = disks.get(`${z}/${n}`);
       if (!d) throw notFound(`projects/${project}/zones/${z}/disks/${n}`);
-      return { kind: 'compute#disk', id: d.id, name: d.name, zone: zoneUrl(z), sizeGb: d.sizeGb, status: 'READY', selfLink: `${zoneUrl(z)}/disks/${d.name}` };
+      return diskJson(d);
     }],
+    ['disks.insert', 'POST', new RegExp(`^${Z}/disks$`), ([, , z], q, b) => opJson(insertDisk(z, q, b))],
     ['disks.createSnapshot', 'POST', new RegExp(`^${Z}/disks/([^/]+)/createSnapshot$`), ([, , z, n], q, b) => opJson(createSnapshot(z, n, q, b))],
     ['zoneOperations.get', 'GET', new RegExp(`^${Z}/operations/([^/]+)$`), ([, , z, ref], q) => {
       checkQuery(q, []);
@@ -530,6 +600,7 @@ export async function startGceFake(opts: GceFakeOptions): Promise<GceFake> {
       rateLimited = count;
     },
     instances: () => [...instances.values()],
+    disks: () => [...disks.values()],
     calls,
     stop: () =>
       new Promise<void>((r) => {
