@@ -106,28 +106,23 @@ export interface WorkerProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** The real control worker as a child process, so tests can SIGKILL it. */
-export async function spawnWorker(fleet: Pick<TestFleet, 'poolsFile' | 'token'>, address: string, taskQueue: string): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'workers/control.ts')], {
+/**
+ * A drydock worker entrypoint (workers/control.ts, workers/trainer.ts) as a real child process,
+ * started with `env` and ready once it prints `ready`; tests SIGKILL it to prove crash safety.
+ */
+export async function spawnWorkerProcess(script: string, env: NodeJS.ProcessEnv, ready: string): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, script)], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      ...process.env,
-      TEMPORAL_ADDRESS: address,
-      TEMPORAL_NAMESPACE: 'default',
-      DRYDOCK_TASK_QUEUE: taskQueue,
-      DRYDOCK_POOLS_FILE: fleet.poolsFile,
-      DRYDOCK_AGENT_TOKEN: fleet.token,
-      DRYDOCK_WORKFLOW_BUNDLE: await workflowBundle(),
-    },
+    env: { ...process.env, TEMPORAL_NAMESPACE: 'default', ...env },
   });
   liveWorkers.add(child);
   child.once('exit', () => liveWorkers.delete(child));
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
-  await waitFor(() => out.includes('control worker:') || child.exitCode !== null, 120_000, 'the control worker to start');
-  if (child.exitCode !== null) throw new Error(`control worker exited: ${out}`);
+  await waitFor(() => out.includes(ready) || child.exitCode !== null, 120_000, `${script} to start`);
+  if (child.exitCode !== null) throw new Error(`${script} exited: ${out}`);
   return {
     child,
     output: () => out,
@@ -138,4 +133,19 @@ export async function spawnWorker(fleet: Pick<TestFleet, 'poolsFile' | 'token'>,
       await done;
     },
   };
+}
+
+/** The real control worker as a child process, serving the fleet's pools. */
+export async function spawnWorker(fleet: Pick<TestFleet, 'poolsFile' | 'token'>, address: string, taskQueue: string): Promise<WorkerProcess> {
+  return spawnWorkerProcess(
+    'workers/control.ts',
+    {
+      TEMPORAL_ADDRESS: address,
+      DRYDOCK_TASK_QUEUE: taskQueue,
+      DRYDOCK_POOLS_FILE: fleet.poolsFile,
+      DRYDOCK_AGENT_TOKEN: fleet.token,
+      DRYDOCK_WORKFLOW_BUNDLE: await workflowBundle(),
+    },
+    'control worker:',
+  );
 }

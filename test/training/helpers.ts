@@ -1,47 +1,19 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
-import { REPO_ROOT } from '../../activities/providers/local.ts';
-import { waitFor } from '../helpers/fleet.ts';
+import { spawnWorkerProcess, type WorkerProcess } from '../helpers/fleet.ts';
 
-export interface TrainerProcess {
-  child: ChildProcess;
+export interface TrainerProcess extends WorkerProcess {
   /** The worker identity it reports (lastWorkerIdentity of its activities). */
   identity: string;
-  output: () => string;
-  kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
 /** The real trainer worker (workers/trainer.ts) as a child process, so tests can SIGKILL it. */
 export async function spawnTrainer(address: string, taskQueue: string, env: NodeJS.ProcessEnv = {}): Promise<TrainerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'workers/trainer.ts')], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      ...process.env,
-      TEMPORAL_ADDRESS: address,
-      TEMPORAL_NAMESPACE: 'default',
-      DRYDOCK_TRAINER_TASK_QUEUE: taskQueue,
-      DRYDOCK_METRICS_ADDRESS: '127.0.0.1:0',
-      ...env,
-    },
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  await waitFor(() => out.includes('trainer worker:') || child.exitCode !== null, 90_000, 'the trainer worker to start');
-  if (child.exitCode !== null) throw new Error(`trainer worker exited: ${out}`);
-  return {
-    child,
-    identity: /trainer worker: (\S+),/.exec(out)![1],
-    output: () => out,
-    async kill(signal: NodeJS.Signals = 'SIGKILL') {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const done = new Promise((r) => child.once('exit', r));
-      child.kill(signal);
-      await done;
-    },
-  };
+  const worker = await spawnWorkerProcess(
+    'workers/trainer.ts',
+    { TEMPORAL_ADDRESS: address, DRYDOCK_TRAINER_TASK_QUEUE: taskQueue, DRYDOCK_METRICS_ADDRESS: '127.0.0.1:0', ...env },
+    'trainer worker:',
+  );
+  return { ...worker, identity: /trainer worker: (\S+),/.exec(worker.output())![1] };
 }
 
 export interface PendingActivity {
