@@ -119,7 +119,9 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
 
   function startLeaseWork(l: budget.Lease): void {
     if (l.kind === 'external') {
-      event(`lease granted to ${l.holder}`, l.nodeId);
+      const n = isOutsideReplacement(l.holder) && l.nodeId ? s.nodes[l.nodeId] : undefined;
+      if (n) n.phase = 'replacing';
+      event(n ? `a replaceNode started outside the pool took a lease (${l.holder})` : `lease granted to ${l.holder}`, l.nodeId);
       return;
     }
     const node = l.nodeId ? s.nodes[l.nodeId] : undefined;
@@ -151,6 +153,20 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
 
   function answer(holder: string): LeaseAnswer {
     return { holder, granted: !!budget.leaseOf(s.budget, holder), position: budget.queuePosition(s.budget, holder) };
+  }
+
+  /** A replaceNode workflow started directly (CLI, Web UI) holds `replace/<pool>/<node>` as an external lease. */
+  function isOutsideReplacement(holder: string): boolean {
+    return holder.startsWith(`replace/${pool}/`);
+  }
+
+  /** When an outside replacement gives its lease back, the node is active again until the next probe says whether it still exists. */
+  function outsideReplacementEnded(l: budget.LeaseRequest): void {
+    const n = l.nodeId ? s.nodes[l.nodeId] : undefined;
+    if (!n || !isOutsideReplacement(l.holder) || n.phase !== 'replacing') return;
+    n.phase = 'active';
+    n.badProbes = 0;
+    n.retryAfter = now() + 2 * cfg.health.probeIntervalSeconds * 1000;
   }
 
   function dropAutomaticRequests(why: string): void {
@@ -316,7 +332,9 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
       event('missing at the provider: removed; the pool will provision a replacement to hold its size', n.id);
     }
     // New instances appear while a replacement or scale-up runs; those tasks add them when done.
-    const settled = ![...tasks.keys()].some((k) => k.startsWith('replace/') || k.includes('/scale-up/'));
+    const settled =
+      ![...tasks.keys()].some((k) => k.startsWith('replace/') || k.includes('/scale-up/')) &&
+      !s.budget.leases.some((l) => l.kind === 'external' && isOutsideReplacement(l.holder));
     if (!settled) return;
     for (const id of Object.keys(s.view)) {
       if (s.nodes[id]) continue;
@@ -534,8 +552,13 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
   setHandler(
     acquireLeaseUpdate,
     ({ holder, nodeId, ttlSeconds }) => {
+      const queued = s.budget.queue.find((q) => q.holder === holder);
       if (budget.leaseOf(s.budget, holder)) s.budget = budget.renew(s.budget, holder, now());
-      else {
+      else if (queued && queued.kind !== 'external') {
+        // The pool had queued this node's replacement itself; the outside replaceNode takes its place in line.
+        s.budget = { ...s.budget, queue: s.budget.queue.map((q) => (q === queued ? { ...q, kind: 'external' as const, origin: 'workflow' as const, ttlSeconds: ttlSeconds ?? 1800 } : q)) };
+        grantPass();
+      } else {
         s.budget = budget.request(s.budget, { holder, kind: 'external', requestedAt: now(), origin: 'workflow', ttlSeconds: ttlSeconds ?? 1800, ...(nodeId ? { nodeId } : {}) });
         grantPass();
       }
@@ -546,10 +569,19 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
       validator: (r) => {
         const o = objectArg(r);
         if (typeof o.holder !== 'string' || !HOLDER.test(o.holder)) throw invalidArgument('holder', 'expected an id such as the caller\'s workflow id (letters, digits, . _ : / -, at most 200)');
-        if (/^(replace|scale-down|cordon)\//.test(o.holder)) throw invalidArgument('holder', `'${o.holder}' is reserved for the pool's own leases`);
-        const held = budget.leaseOf(s.budget, o.holder) ?? s.budget.queue.find((q) => q.holder === o.holder);
-        if (held && held.kind !== 'external') throw invalidArgument('holder', `'${o.holder}' is held by the pool itself`);
-        if (o.nodeId !== undefined) requireMember(o.nodeId);
+        const held = budget.leaseOf(s.budget, o.holder);
+        if (isOutsideReplacement(o.holder)) {
+          const n = requireMember(o.nodeId);
+          const expected = replaceNodeWorkflowId(pool, n.id);
+          if (o.holder !== expected) throw invalidArgument('holder', `must be '${expected}' for node ${n.id}`);
+          if (held && held.kind !== 'external') throw invalidArgument('holder', `the pool itself is already replacing ${n.id}`);
+          if (!held && n.phase !== 'active' && n.phase !== 'cordoned') throw invalidArgument('nodeId', `'${n.id}' is ${n.phase}`);
+        } else {
+          if (/^(replace|scale-down|cordon)\//.test(o.holder)) throw invalidArgument('holder', `'${o.holder}' is reserved for the pool's own leases`);
+          const any = held ?? s.budget.queue.find((q) => q.holder === o.holder);
+          if (any && any.kind !== 'external') throw invalidArgument('holder', `'${o.holder}' is held by the pool itself`);
+          if (o.nodeId !== undefined) requireMember(o.nodeId);
+        }
         if (o.ttlSeconds !== undefined && !(Number.isInteger(o.ttlSeconds) && (o.ttlSeconds as number) >= 1 && (o.ttlSeconds as number) <= 86_400)) {
           throw invalidArgument('ttlSeconds', 'expected a whole number of seconds between 1 and 86400');
         }
@@ -560,8 +592,10 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
   setHandler(
     releaseLeaseUpdate,
     ({ holder }) => {
-      const released = !!budget.leaseOf(s.budget, holder) || !!budget.queuePosition(s.budget, holder);
+      const lease = budget.leaseOf(s.budget, holder);
+      const released = !!lease || !!budget.queuePosition(s.budget, holder);
       s.budget = budget.release(s.budget, holder);
+      if (lease) outsideReplacementEnded(lease);
       if (released) event(`lease released by ${holder}`);
       dirty = true;
       return { released };
@@ -663,7 +697,10 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
     }
     const expired = budget.expire(s.budget, now());
     s.budget = expired.budget;
-    for (const l of expired.expired) event(`lease of ${l.holder} expired after ${l.ttlSeconds} s without renewal`, l.nodeId);
+    for (const l of expired.expired) {
+      outsideReplacementEnded(l);
+      event(`lease of ${l.holder} expired after ${l.ttlSeconds} s without renewal`, l.nodeId);
+    }
     remediate();
     size();
     grantPass();

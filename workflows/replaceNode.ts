@@ -4,6 +4,7 @@ import {
   CancellationScope,
   defineQuery,
   isCancellation,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -11,7 +12,9 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { NodeActivities } from '../activities/nodes.ts';
+import type { PoolActivities } from '../activities/pool/index.ts';
 import { INVALID_ARGUMENT, invalidArgument } from './errors.ts';
+import { fleetPoolWorkflowId } from './inputs/fleetPool.ts';
 import { parseReplaceNodeInput, replaceNodeWorkflowId, type ReplaceNodeConfig } from './inputs/replaceNode.ts';
 import { DRYDOCK_NODE, DRYDOCK_PHASE, DRYDOCK_POOL } from './searchAttributes.ts';
 
@@ -116,11 +119,21 @@ export async function replaceNode(rawInput: ReplaceNodeConfig): Promise<ReplaceN
     startToCloseTimeout: `${input.drainTimeoutSeconds + 120} seconds`,
   });
   const slowActs = proxyActivities<NodeActivities>({ ...short, startToCloseTimeout: '15 minutes' });
+  // Waiting in the pool's budget queue can take long; the activity heartbeats while it waits.
+  const leaseActs = proxyActivities<PoolActivities>({ ...short, startToCloseTimeout: '2 hours', heartbeatTimeout: '30 seconds' });
+  const lease = { pool: input.pool, holder: expectedId, nodeId: input.nodeId };
+  let leased = false;
   let terminated = false;
 
   try {
     enter('validating');
     await acts.resolveNode.executeWithOptions({ summary: `check ${input.nodeId} is a live node of pool ${input.pool}` }, [ref]);
+    // Started outside its pool's workflow (CLI, Web UI): take a slot of the pool's disruption budget, if a pool workflow runs.
+    if (patched('pool-budget-lease') && workflowInfo().parent?.workflowId !== fleetPoolWorkflowId(input.pool)) {
+      const got = await leaseActs.acquirePoolLease.executeWithOptions({ summary: `wait for a slot in pool ${input.pool}'s disruption budget` }, [lease]);
+      leased = got === 'granted';
+      status.phases[status.phases.length - 1].note = leased ? `lease from pool/${input.pool}` : 'no pool workflow: no budget to wait for';
+    }
 
     enter('cordoning', input.reason);
     const cordon = await acts.cordonNode.executeWithOptions({ summary: `cordon ${input.nodeId}: stop new work` }, [ref]);
@@ -157,6 +170,7 @@ export async function replaceNode(rawInput: ReplaceNodeConfig): Promise<ReplaceN
       [{ pool: input.pool, nodeId: replacement.nodeId }],
     );
 
+    if (leased) await leaseActs.releasePoolLease.executeWithOptions({ summary: `give the budget slot back to pool ${input.pool}` }, [lease]);
     enter('done');
     return { pool: input.pool, nodeId: input.nodeId, replacementNodeId: replacement.nodeId, phases: status.phases, totalMs: Date.now() - started };
   } catch (err) {
@@ -167,6 +181,11 @@ export async function replaceNode(rawInput: ReplaceNodeConfig): Promise<ReplaceN
       enter('uncordoning');
       await CancellationScope.nonCancellable(() =>
         acts.uncordonNode.executeWithOptions({ summary: `uncordon ${input.nodeId}: replacement did not go ahead` }, [ref]),
+      );
+    }
+    if (leased) {
+      await CancellationScope.nonCancellable(() =>
+        leaseActs.releasePoolLease.executeWithOptions({ summary: `give the budget slot back to pool ${input.pool}` }, [lease]),
       );
     }
     enter('failed');

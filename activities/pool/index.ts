@@ -1,9 +1,10 @@
 import type { NodeActivityDeps } from '../nodes.ts';
+import { createLeaseActivities } from './lease.ts';
 import { createProbeActivities } from './probe.ts';
 
 /** Activities of the fleetPool workflow (the node operations it reuses live in activities/nodes.ts). */
 export function createPoolActivities(deps: NodeActivityDeps) {
-  return { ...createProbeActivities(deps) };
+  return { ...createProbeActivities(deps), ...createLeaseActivities() };
 }
 
 export type PoolActivities = ReturnType<typeof createPoolActivities>;

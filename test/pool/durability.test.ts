@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { AgentClient } from '../../activities/agentClient.ts';
 import type { FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import { acquireLeaseUpdate, releaseLeaseUpdate, resizeUpdate } from '../../workflows/pool/api.ts';
 import type { ReplaceNodeStatus } from '../../workflows/replaceNode.ts';
 import { agentProcesses, spawnWorker, startFleet, waitFor, type TestFleet, type WorkerProcess } from '../helpers/fleet.ts';
+import { startReplace } from '../helpers/replace.ts';
 import { startDevServer } from '../helpers/temporal.ts';
 import { injectFatal, liveIds, poolStatus, startPool, waitStatus } from './helpers.ts';
 
@@ -63,6 +65,33 @@ describe('fleetPool durability: continue-as-new and worker SIGKILL', () => {
     const hist = await pool.fetchHistory();
     assert.ok(hist.events!.length <= SUGGEST_CAN_AT * 2, `the current run's history stays short (${hist.events!.length} events)`);
     assert.deepEqual(await pool.executeUpdate(releaseLeaseUpdate, { args: [{ holder: 'rollout/dur/1' }] }), { released: true });
+  });
+
+  it('a replaceNode started outside the pool waits for a slot in its budget, and the pool keeps its size', async () => {
+    const hold = await pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'rollout/dur/2' }] });
+    assert.equal(hold.granted, true, 'the budget (maxUnavailable 1) is now full');
+    const start = await poolStatus(pool);
+    const target = start.nodes[0].id;
+    const outside = await startReplace(env.client, TQ, { pool: POOL, nodeId: target, reason: 'operator via CLI', drainTimeoutSeconds: 10 });
+    await waitStatus(pool, (x) => x.queue.some((q) => q.holder === `replace/${POOL}/${target}`), 'the outside replacement to queue for the budget');
+    assert.equal((await outside.query<ReplaceNodeStatus>('status')).phase, 'validating', 'it waits before cordoning');
+    const agent = new AgentClient((await fleet.provider.describe(target))!.agentUrl!, fleet.token);
+    assert.equal((await agent.drainStatus()).state, 'active', 'the node was not touched while waiting');
+
+    await pool.executeUpdate(releaseLeaseUpdate, { args: [{ holder: 'rollout/dur/2' }] });
+    const r = await outside.result();
+    let s = await waitStatus(
+      pool,
+      (x) => x.nodes.some((n) => n.id === r.replacementNodeId) && !x.nodes.some((n) => n.id === target) && x.leases.length === 0,
+      'the pool to see the outside replacement',
+    );
+    const at = s.lastProbe!.at;
+    s = await waitStatus(pool, (x) => Date.parse(x.lastProbe!.at) - Date.parse(at) >= 3000, 'a few more probes');
+    assert.equal(s.counts.members, NODES);
+    assert.equal(s.counts.provisioning, 0, 'no extra scale-up');
+    assert.equal(s.replacements.started, start.replacements.started, 'the pool did not replace it a second time');
+    assert.equal((await liveIds(fleet)).length, NODES, 'no extra instance');
+    assert.ok(s.events.some((e) => e.nodeId === target && /outside the pool took a lease/.test(e.message)));
   });
 
   it('worker SIGKILL during a replacement: the replacement finishes once, no leaked lease, no duplicate instance', async () => {
