@@ -49,7 +49,7 @@ describe('local provider', () => {
     assert.deepEqual(await fleet.provider.list('other-pool'), []);
   });
 
-  it('snapshots a node by copying its data dir; one key gives one snapshot; list by tag; delete twice is fine', async () => {
+  it('snapshots a node by copying its data dir; one key gives one snapshot (and one disk made from it); list by tag; delete twice is fine', async () => {
     const [node] = await fleet.provider.list('lp');
     writeFileSync(join(fleet.dir, 'state/nodes', node.id, 'model.bin'), 'weights-v1');
     const req = { source: { nodeId: node.id }, idempotencyKey: 'backup/nightly/1', tags: { 'drydock-backup': 'nightly' } };
@@ -62,6 +62,17 @@ describe('local provider', () => {
     assert.equal(readFileSync(join(fleet.provider.snapshotDataDir(snap.id), 'model.bin'), 'utf8'), 'weights-v1', 'the copy is from the first call');
     assert.equal((await fleet.provider.listSnapshots({ tags: { 'drydock-backup': 'nightly' } })).length, 1);
     assert.deepEqual(await fleet.provider.listSnapshots({ tags: { 'drydock-backup': 'weekly' } }), []);
+    // A disk from the snapshot: a new data directory with the snapshot's data; one key, one disk.
+    const diskReq = { snapshotId: snap.id, idempotencyKey: 'restore/nightly/1/disks/n', tags: { 'drydock-backup': 'nightly' } };
+    const disk = await fleet.provider.createDiskFromSnapshot(diskReq);
+    assert.equal(disk.state, 'ready');
+    assert.equal(disk.tags['drydock-managed'], 'true');
+    assert.equal(readFileSync(join(disk.path!, 'model.bin'), 'utf8'), 'weights-v1');
+    writeFileSync(join(disk.path!, 'model.bin'), 'changed on the disk');
+    assert.equal((await fleet.provider.createDiskFromSnapshot(diskReq)).id, disk.id, 'same key, same disk');
+    assert.equal(readFileSync(join(disk.path!, 'model.bin'), 'utf8'), 'changed on the disk', 'the retry did not copy again');
+    assert.notEqual((await fleet.provider.createDiskFromSnapshot({ ...diskReq, idempotencyKey: 'other' })).id, disk.id);
+    await assert.rejects(fleet.provider.createDiskFromSnapshot({ ...diskReq, snapshotId: 'snap-0000', idempotencyKey: 'k2' }), /no snapshot 'snap-0000'/);
     await fleet.provider.deleteSnapshot(snap.id);
     await fleet.provider.deleteSnapshot(snap.id);
     assert.deepEqual(await fleet.provider.listSnapshots(), []);
