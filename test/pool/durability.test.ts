@@ -1,15 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { WorkflowHandle } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { describe, it } from 'node:test';
 import { AgentClient } from '../../activities/agentClient.ts';
 import type { FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import { acquireLeaseUpdate, releaseLeaseUpdate, resizeUpdate } from '../../workflows/pool/api.ts';
 import type { ReplaceNodeStatus } from '../../workflows/replaceNode.ts';
-import { agentProcesses, spawnWorker, startFleet, waitFor, type TestFleet, type WorkerProcess } from '../helpers/fleet.ts';
+import { agentProcesses, waitFor } from '../helpers/fleet.ts';
 import { startReplace } from '../helpers/replace.ts';
-import { startDevServer } from '../helpers/temporal.ts';
-import { injectFatal, liveIds, poolStatus, startPool, waitStatus } from './helpers.ts';
+import { injectFatal, liveIds, poolHarness, poolStatus, waitStatus } from './helpers.ts';
 
 const TQ = 'pool-durability';
 const POOL = 'dur';
@@ -18,10 +15,6 @@ const NODES = 3;
 const SUGGEST_CAN_AT = 60;
 
 describe('fleetPool durability: continue-as-new and worker SIGKILL', () => {
-  let env: TestWorkflowEnvironment;
-  let fleet: TestFleet;
-  let worker: WorkerProcess;
-  let pool: WorkflowHandle;
   const spec: FleetPoolSpec = {
     name: POOL,
     minNodes: 1,
@@ -30,75 +23,56 @@ describe('fleetPool durability: continue-as-new and worker SIGKILL', () => {
     disruption: { maxUnavailable: 1, minHealthy: 0 },
   };
 
-  before(async () => {
-    [env, fleet] = await Promise.all([
-      startDevServer({ extraArgs: ['--dynamic-config-value', `limit.historyCount.suggestContinueAsNew=${SUGGEST_CAN_AT}`] }),
-      // Replacements boot for 3 s: a window to kill the worker in.
-      startFleet({ pool: POOL, nodes: NODES, bootSeconds: 3 }),
-    ]);
-    worker = await spawnWorker(fleet, env.address, TQ);
-    pool = await startPool(env.client, TQ, spec);
-    await waitStatus(pool, (s) => s.phase === 'running' && s.counts.healthy === NODES, 'the pool to adopt its nodes');
-  });
-  after(async () => {
-    await pool?.terminate('test over').catch(() => {});
-    await worker?.kill('SIGTERM');
-    await fleet?.cleanup();
-    await env?.teardown();
-  });
-
-  async function restartWorker(): Promise<void> {
-    await worker.kill('SIGKILL');
-    worker = await spawnWorker(fleet, env.address, TQ);
-  }
+  // Replacements boot for 3 s: a window to kill the worker in.
+  const h = poolHarness({ taskQueue: TQ, spec, nodes: NODES, fleet: { bootSeconds: 3 }, serverArgs: ['--dynamic-config-value', `limit.historyCount.suggestContinueAsNew=${SUGGEST_CAN_AT}`] });
 
   it('continues as new when the server suggests it, carrying nodes, leases and counters', async () => {
-    const first = (await pool.describe()).runId;
-    const lease = await pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'rollout/dur/1', ttlSeconds: 600 }] });
+    const first = (await h.pool.describe()).runId;
+    const lease = await h.pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'rollout/dur/1', ttlSeconds: 600 }] });
     assert.equal(lease.granted, true);
-    const before = await poolStatus(pool);
-    const s = await waitStatus(pool, (x) => x.runs >= 2, 'two continue-as-new', 120_000);
-    assert.notEqual((await pool.describe()).runId, first, 'a new run');
+    const before = await poolStatus(h.pool);
+    const s = await waitStatus(h.pool, (x) => x.runs >= 2, 'two continue-as-new', 120_000);
+    assert.notEqual((await h.pool.describe()).runId, first, 'a new run');
     assert.deepEqual(s.nodes.map((n) => n.id).sort(), before.nodes.map((n) => n.id).sort(), 'members carried');
     assert.deepEqual(s.leases.map((l) => l.holder), ['rollout/dur/1'], 'the lease survived continue-as-new');
     assert.ok(s.events.some((e) => /continued as new/.test(e.message)));
-    const hist = await pool.fetchHistory();
+    const hist = await h.pool.fetchHistory();
     assert.ok(hist.events!.length <= SUGGEST_CAN_AT * 2, `the current run's history stays short (${hist.events!.length} events)`);
-    assert.deepEqual(await pool.executeUpdate(releaseLeaseUpdate, { args: [{ holder: 'rollout/dur/1' }] }), { released: true });
+    assert.deepEqual(await h.pool.executeUpdate(releaseLeaseUpdate, { args: [{ holder: 'rollout/dur/1' }] }), { released: true });
   });
 
   it('a replaceNode started outside the pool waits for a slot in its budget, and the pool keeps its size', async () => {
-    const hold = await pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'rollout/dur/2' }] });
+    const hold = await h.pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'rollout/dur/2' }] });
     assert.equal(hold.granted, true, 'the budget (maxUnavailable 1) is now full');
-    const start = await poolStatus(pool);
+    const start = await poolStatus(h.pool);
     const target = start.nodes[0].id;
-    const outside = await startReplace(env.client, TQ, { pool: POOL, nodeId: target, reason: 'operator via CLI', drainTimeoutSeconds: 10 });
-    await waitStatus(pool, (x) => x.queue.some((q) => q.holder === `replace/${POOL}/${target}`), 'the outside replacement to queue for the budget');
+    const outside = await startReplace(h.env.client, TQ, { pool: POOL, nodeId: target, reason: 'operator via CLI', drainTimeoutSeconds: 10 });
+    await waitStatus(h.pool, (x) => x.queue.some((q) => q.holder === `replace/${POOL}/${target}`), 'the outside replacement to queue for the budget');
     assert.equal((await outside.query<ReplaceNodeStatus>('status')).phase, 'validating', 'it waits before cordoning');
-    const agent = new AgentClient((await fleet.provider.describe(target))!.agentUrl!, fleet.token);
+    const agent = new AgentClient((await h.fleet.provider.describe(target))!.agentUrl!, h.fleet.token);
     assert.equal((await agent.drainStatus()).state, 'active', 'the node was not touched while waiting');
 
-    await pool.executeUpdate(releaseLeaseUpdate, { args: [{ holder: 'rollout/dur/2' }] });
+    await h.pool.executeUpdate(releaseLeaseUpdate, { args: [{ holder: 'rollout/dur/2' }] });
     const r = await outside.result();
     let s = await waitStatus(
-      pool,
+      h.pool,
       (x) => x.nodes.some((n) => n.id === r.replacementNodeId) && !x.nodes.some((n) => n.id === target) && x.leases.length === 0,
       'the pool to see the outside replacement',
     );
     const at = s.lastProbe!.at;
-    s = await waitStatus(pool, (x) => Date.parse(x.lastProbe!.at) - Date.parse(at) >= 3000, 'a few more probes');
+    s = await waitStatus(h.pool, (x) => Date.parse(x.lastProbe!.at) - Date.parse(at) >= 3000, 'a few more probes');
     assert.equal(s.counts.members, NODES);
     assert.equal(s.counts.provisioning, 0, 'no extra scale-up');
     assert.equal(s.replacements.started, start.replacements.started, 'the pool did not replace it a second time');
-    assert.equal((await liveIds(fleet)).length, NODES, 'no extra instance');
+    assert.equal((await liveIds(h.fleet)).length, NODES, 'no extra instance');
     assert.ok(s.events.some((e) => e.nodeId === target && /outside the pool took a lease/.test(e.message)));
   });
 
   it('worker SIGKILL during a replacement: the replacement finishes once, no leaked lease, no duplicate instance', async () => {
-    const sick = (await poolStatus(pool)).nodes[0].id;
-    const replacedBefore = (await poolStatus(pool)).replacements.succeeded;
-    await injectFatal(fleet, sick);
-    const child = env.client.workflow.getHandle(`replace/${POOL}/${sick}`);
+    const sick = (await poolStatus(h.pool)).nodes[0].id;
+    const replacedBefore = (await poolStatus(h.pool)).replacements.succeeded;
+    await injectFatal(h.fleet, sick);
+    const child = h.env.client.workflow.getHandle(`replace/${POOL}/${sick}`);
     await waitFor(
       async () => {
         try {
@@ -111,24 +85,24 @@ describe('fleetPool durability: continue-as-new and worker SIGKILL', () => {
       90_000,
       'the replacement to be provisioning',
     );
-    await restartWorker();
-    const s = await waitStatus(pool, (x) => x.replacements.succeeded === replacedBefore + 1 && x.counts.healthy === NODES && x.leases.length === 0, 'the replacement to finish after the crash', 120_000);
+    await h.restartWorker();
+    const s = await waitStatus(h.pool, (x) => x.replacements.succeeded === replacedBefore + 1 && x.counts.healthy === NODES && x.leases.length === 0, 'the replacement to finish after the crash', 120_000);
     assert.equal(s.leases.length, 0, 'no leaked lease');
     assert.equal(s.queue.length, 0);
-    assert.equal((await liveIds(fleet)).length, NODES, 'exactly one replacement instance');
-    assert.deepEqual(await liveIds(fleet), s.nodes.map((n) => n.id).sort());
-    await waitFor(() => agentProcesses(fleet.dir).length === NODES, 20_000, `exactly ${NODES} agent processes`);
+    assert.equal((await liveIds(h.fleet)).length, NODES, 'exactly one replacement instance');
+    assert.deepEqual(await liveIds(h.fleet), s.nodes.map((n) => n.id).sort());
+    await waitFor(() => agentProcesses(h.fleet.dir).length === NODES, 20_000, `exactly ${NODES} agent processes`);
   });
 
   it('worker SIGKILL during a scale-up: one new instance per key, and the pool settles at the new size', async () => {
-    await pool.executeUpdate(resizeUpdate, { args: [{ desiredNodes: NODES + 1 }] });
-    await waitStatus(pool, (x) => x.counts.provisioning === 1, 'the scale-up to start');
-    await waitFor(async () => (await liveIds(fleet)).length === NODES + 1, 30_000, 'the new instance to exist');
-    await restartWorker();
-    const s = await waitStatus(pool, (x) => x.counts.members === NODES + 1 && x.counts.healthy === NODES + 1 && x.counts.provisioning === 0, 'the scale-up to finish', 120_000);
-    assert.equal((await liveIds(fleet)).length, NODES + 1, 'no duplicate instance');
-    assert.deepEqual(await liveIds(fleet), s.nodes.map((n) => n.id).sort());
+    await h.pool.executeUpdate(resizeUpdate, { args: [{ desiredNodes: NODES + 1 }] });
+    await waitStatus(h.pool, (x) => x.counts.provisioning === 1, 'the scale-up to start');
+    await waitFor(async () => (await liveIds(h.fleet)).length === NODES + 1, 30_000, 'the new instance to exist');
+    await h.restartWorker();
+    const s = await waitStatus(h.pool, (x) => x.counts.members === NODES + 1 && x.counts.healthy === NODES + 1 && x.counts.provisioning === 0, 'the scale-up to finish', 120_000);
+    assert.equal((await liveIds(h.fleet)).length, NODES + 1, 'no duplicate instance');
+    assert.deepEqual(await liveIds(h.fleet), s.nodes.map((n) => n.id).sort());
     assert.equal(s.leases.length, 0);
-    await waitFor(() => agentProcesses(fleet.dir).length === NODES + 1, 20_000, `exactly ${NODES + 1} agent processes`);
+    await waitFor(() => agentProcesses(h.fleet.dir).length === NODES + 1, 20_000, `exactly ${NODES + 1} agent processes`);
   });
 });

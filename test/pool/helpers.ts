@@ -1,7 +1,11 @@
+import { after, before } from 'node:test';
 import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { LocalProviderOptions } from '../../activities/providers/local.ts';
 import { fleetPoolWorkflowId, type FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import type { PoolStatus } from '../../workflows/pool/api.ts';
-import { waitFor, type TestFleet } from '../helpers/fleet.ts';
+import { spawnWorker, startFleet, waitFor, type TestFleet, type WorkerProcess } from '../helpers/fleet.ts';
+import { startDevServer } from '../helpers/temporal.ts';
 
 export function startPool(client: Client, taskQueue: string, spec: FleetPoolSpec, workflowId = fleetPoolWorkflowId(spec.name)): Promise<WorkflowHandle> {
   return client.workflow.start('fleetPool', { taskQueue, workflowId, args: [spec], staticSummary: `pool ${spec.name}` });
@@ -67,3 +71,37 @@ export function runJob(fleet: TestFleet, nodeId: string, seconds: number): Promi
 }
 
 export const liveIds = async (fleet: TestFleet): Promise<string[]> => (await fleet.provider.list(fleet.pool)).map((n) => n.id).sort();
+
+export interface PoolHarness {
+  env: TestWorkflowEnvironment;
+  fleet: TestFleet;
+  worker: WorkerProcess;
+  pool: WorkflowHandle;
+  /** SIGKILLs the control worker and starts a fresh one. */
+  restartWorker(): Promise<void>;
+}
+
+/**
+ * Per test file (registers before/after): a dev server, a local fleet of real agents, the real
+ * control worker as a child process and a running pool workflow that has adopted every node.
+ */
+export function poolHarness(o: { taskQueue: string; spec: FleetPoolSpec; nodes: number; fleet?: Partial<LocalProviderOptions>; serverArgs?: string[] }): PoolHarness {
+  const h = {} as PoolHarness;
+  before(async () => {
+    [h.env, h.fleet] = await Promise.all([startDevServer(o.serverArgs ? { extraArgs: o.serverArgs } : {}), startFleet({ pool: o.spec.name, nodes: o.nodes, ...o.fleet })]);
+    h.worker = await spawnWorker(h.fleet, h.env.address, o.taskQueue);
+    h.pool = await startPool(h.env.client, o.taskQueue, o.spec);
+    await waitStatus(h.pool, (s) => s.phase === 'running' && s.counts.healthy === o.nodes, 'the pool to adopt its nodes');
+  });
+  after(async () => {
+    await h.pool?.terminate('test over').catch(() => {});
+    await h.worker?.kill('SIGTERM');
+    await h.fleet?.cleanup();
+    await h.env?.teardown();
+  });
+  h.restartWorker = async () => {
+    await h.worker.kill('SIGKILL');
+    h.worker = await spawnWorker(h.fleet, h.env.address, o.taskQueue);
+  };
+  return h;
+}

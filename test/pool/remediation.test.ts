@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { describe, it } from 'node:test';
+import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import {
   acquireLeaseUpdate,
@@ -14,9 +13,8 @@ import {
   resumeRemediationUpdate,
   uncordonNodeUpdate,
 } from '../../workflows/pool/api.ts';
-import { agentProcesses, spawnWorker, startFleet, waitFor, type TestFleet, type WorkerProcess } from '../helpers/fleet.ts';
-import { startDevServer } from '../helpers/temporal.ts';
-import { clearFaults, injectFatal, liveIds, poolStatus, startPool, waitStatus } from './helpers.ts';
+import { agentProcesses, waitFor } from '../helpers/fleet.ts';
+import { clearFaults, injectFatal, liveIds, poolHarness, poolStatus, startPool, waitStatus } from './helpers.ts';
 
 const TQ = 'pool-remediation';
 const POOL = 'rem';
@@ -34,10 +32,6 @@ async function rejectsNaming(p: Promise<unknown>, field: string): Promise<void> 
 }
 
 describe(`fleetPool remediation on a real local fleet of ${NODES} agents`, () => {
-  let env: TestWorkflowEnvironment;
-  let fleet: TestFleet;
-  let worker: WorkerProcess;
-  let pool: WorkflowHandle;
   const spec: FleetPoolSpec = {
     name: POOL,
     minNodes: 1,
@@ -47,50 +41,39 @@ describe(`fleetPool remediation on a real local fleet of ${NODES} agents`, () =>
     disruption: { maxUnavailable: 2, minHealthy: 0, breaker: { maxUnhealthyFraction: 1 } },
   };
 
-  before(async () => {
-    [env, fleet] = await Promise.all([startDevServer(), startFleet({ pool: POOL, nodes: NODES, bootSeconds: 1 })]);
-    worker = await spawnWorker(fleet, env.address, TQ);
-    pool = await startPool(env.client, TQ, spec);
-    await waitStatus(pool, (s) => s.phase === 'running' && s.counts.healthy === NODES, 'the pool to adopt its nodes');
-  });
-  after(async () => {
-    await pool?.terminate('test over').catch(() => {});
-    await worker?.kill('SIGTERM');
-    await fleet?.cleanup();
-    await env?.teardown();
-  });
+  const h = poolHarness({ taskQueue: TQ, spec, nodes: NODES, fleet: { bootSeconds: 1 } });
 
   it('does not replace a node that recovers before unhealthyAfter; replaces one that crosses it exactly once', async () => {
-    const [flaky, sick] = fleet.nodeIds;
-    await injectFatal(fleet, flaky);
-    await waitStatus(pool, (s) => s.nodes.find((n) => n.id === flaky)!.badProbes >= 1, 'the flaky node to be seen unhealthy');
-    await clearFaults(fleet, flaky);
-    await waitStatus(pool, (s) => s.nodes.find((n) => n.id === flaky)!.health === 'healthy', 'the flaky node to recover');
-    let s = await poolStatus(pool);
+    const [flaky, sick] = h.fleet.nodeIds;
+    await injectFatal(h.fleet, flaky);
+    await waitStatus(h.pool, (s) => s.nodes.find((n) => n.id === flaky)!.badProbes >= 1, 'the flaky node to be seen unhealthy');
+    await clearFaults(h.fleet, flaky);
+    await waitStatus(h.pool, (s) => s.nodes.find((n) => n.id === flaky)!.health === 'healthy', 'the flaky node to recover');
+    let s = await poolStatus(h.pool);
     assert.equal(s.replacements.started, 0, 'a node that recovered in time is not replaced');
     assert.ok(s.events.some((e) => e.nodeId === flaky && /recovered/.test(e.message)));
 
-    await injectFatal(fleet, sick);
-    s = await waitStatus(pool, (x) => x.replacements.succeeded === 1 && x.counts.members === NODES && x.counts.healthy === NODES, 'the sick node to be replaced');
+    await injectFatal(h.fleet, sick);
+    s = await waitStatus(h.pool, (x) => x.replacements.succeeded === 1 && x.counts.members === NODES && x.counts.healthy === NODES, 'the sick node to be replaced');
     assert.ok(!s.nodes.some((n) => n.id === sick), 'the sick node left the pool');
     assert.equal(s.replacements.started, 1, 'replaced exactly once');
     assert.equal(s.leases.length, 0, 'the lease was released');
-    assert.equal((await fleet.provider.describe(sick))?.state, 'terminated');
-    assert.deepEqual(await liveIds(fleet), s.nodes.map((n) => n.id).sort(), 'the pool and the provider agree');
+    assert.equal((await h.fleet.provider.describe(sick))?.state, 'terminated');
+    assert.deepEqual(await liveIds(h.fleet), s.nodes.map((n) => n.id).sort(), 'the pool and the provider agree');
     const children = [];
-    for await (const w of env.client.workflow.list({ query: `WorkflowId = 'replace/${POOL}/${sick}'` })) children.push(w);
+    for await (const w of h.env.client.workflow.list({ query: `WorkflowId = 'replace/${POOL}/${sick}'` })) children.push(w);
     assert.equal(children.length, 1, 'one replaceNode child for the node');
     assert.equal(children[0].type, 'replaceNode');
   });
 
   it(`with maxUnavailable 2, five simultaneous fatal faults are replaced at most two at a time, all in the end`, async () => {
-    const victims = (await poolStatus(pool)).nodes.slice(0, 5).map((n) => n.id);
-    const before = (await poolStatus(pool)).replacements.succeeded;
-    await Promise.all(victims.map((id) => injectFatal(fleet, id)));
+    const victims = (await poolStatus(h.pool)).nodes.slice(0, 5).map((n) => n.id);
+    const before = (await poolStatus(h.pool)).replacements.succeeded;
+    await Promise.all(victims.map((id) => injectFatal(h.fleet, id)));
     let seenMax = 0;
     let seenTwo = false;
     const s = await waitStatus(
-      pool,
+      h.pool,
       (x) => x.replacements.succeeded === before + victims.length && x.counts.healthy === NODES && x.leases.length === 0,
       'all five to be replaced',
       180_000,
@@ -103,69 +86,69 @@ describe(`fleetPool remediation on a real local fleet of ${NODES} agents`, () =>
     assert.ok(seenTwo, 'the budget was used in full: two replacements ran side by side');
     assert.equal(s.maxDisrupted, 2, "the pool's own high-water mark is the budget");
     assert.ok(victims.every((v) => !s.nodes.some((n) => n.id === v)));
-    assert.equal((await liveIds(fleet)).length, NODES, 'no extra or missing instance');
-    await waitFor(() => agentProcesses(fleet.dir).length === NODES, 20_000, 'exactly one agent process per node');
+    assert.equal((await liveIds(h.fleet)).length, NODES, 'no extra or missing instance');
+    await waitFor(() => agentProcesses(h.fleet.dir).length === NODES, 20_000, 'exactly one agent process per node');
   });
 
   it('breaker: 3 of 6 nodes fatal at once opens it; replacements stop; manual replaceNode still works; resumeRemediation restarts them', async () => {
     // A short window, so the failures of the tests above (also within the last minutes) do not count.
-    await pool.executeUpdate(applySpecUpdate, { args: [{ ...spec, disruption: { maxUnavailable: 2, minHealthy: 0, breaker: { maxUnhealthyFraction: 0.3, windowSeconds: 5 } } }] });
-    const before = (await poolStatus(pool)).replacements.started;
-    const victims = (await poolStatus(pool)).nodes.slice(0, 3).map((n) => n.id);
-    await Promise.all(victims.map((id) => injectFatal(fleet, id)));
-    let s = await waitStatus(pool, (x) => x.phase === 'breaker-open', 'the breaker to open');
+    await h.pool.executeUpdate(applySpecUpdate, { args: [{ ...spec, disruption: { maxUnavailable: 2, minHealthy: 0, breaker: { maxUnhealthyFraction: 0.3, windowSeconds: 5 } } }] });
+    const before = (await poolStatus(h.pool)).replacements.started;
+    const victims = (await poolStatus(h.pool)).nodes.slice(0, 3).map((n) => n.id);
+    await Promise.all(victims.map((id) => injectFatal(h.fleet, id)));
+    let s = await waitStatus(h.pool, (x) => x.phase === 'breaker-open', 'the breaker to open');
     assert.match(s.phaseReason ?? '', /3 of 6 nodes/);
     // Well past unhealthyAfter, nothing is replaced automatically.
-    s = await waitStatus(pool, (x) => victims.every((v) => x.nodes.find((n) => n.id === v)!.badProbes >= 6), 'several more probes');
+    s = await waitStatus(h.pool, (x) => victims.every((v) => x.nodes.find((n) => n.id === v)!.badProbes >= 6), 'several more probes');
     assert.equal(s.replacements.started, before, 'no automatic replacement while the breaker is open');
-    await waitFor(async () => (await pool.describe()).searchAttributes.DrydockPhase?.[0] === 'breaker-open', 10_000, 'DrydockPhase breaker-open');
+    await waitFor(async () => (await h.pool.describe()).searchAttributes.DrydockPhase?.[0] === 'breaker-open', 10_000, 'DrydockPhase breaker-open');
 
-    const manual = await pool.executeUpdate(replaceNodeUpdate, { args: [{ nodeId: victims[0], reason: 'operator says so' }] });
+    const manual = await h.pool.executeUpdate(replaceNodeUpdate, { args: [{ nodeId: victims[0], reason: 'operator says so' }] });
     assert.equal(manual.granted, true);
-    s = await waitStatus(pool, (x) => x.replacements.succeeded === before + 1 && !x.nodes.some((n) => n.id === victims[0]), 'the manual replacement');
+    s = await waitStatus(h.pool, (x) => x.replacements.succeeded === before + 1 && !x.nodes.some((n) => n.id === victims[0]), 'the manual replacement');
     assert.equal(s.phase, 'breaker-open', 'a manual replacement does not close the breaker');
 
-    await pool.executeUpdate(resumeRemediationUpdate);
-    s = await waitStatus(pool, (x) => x.replacements.succeeded === before + 3 && x.counts.healthy === NODES && x.leases.length === 0, 'the rest to be replaced after resume', 120_000);
+    await h.pool.executeUpdate(resumeRemediationUpdate);
+    s = await waitStatus(h.pool, (x) => x.replacements.succeeded === before + 3 && x.counts.healthy === NODES && x.leases.length === 0, 'the rest to be replaced after resume', 120_000);
     assert.equal(s.phase, 'running');
-    assert.equal((await liveIds(fleet)).length, NODES);
+    assert.equal((await liveIds(h.fleet)).length, NODES);
   });
 
   it('external leases share the budget in FIFO order; cordon goes through it too', async () => {
-    const a = await pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'rollout/r1/a' }] });
-    const [n0] = (await poolStatus(pool)).nodes.map((n) => n.id);
-    const c = await pool.executeUpdate(cordonNodeUpdate, { args: [{ nodeId: n0 }] });
+    const a = await h.pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'rollout/r1/a' }] });
+    const [n0] = (await poolStatus(h.pool)).nodes.map((n) => n.id);
+    const c = await h.pool.executeUpdate(cordonNodeUpdate, { args: [{ nodeId: n0 }] });
     assert.equal(a.granted, true);
     assert.equal(c.granted, true);
-    const b = await pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'rollout/r1/b' }] });
+    const b = await h.pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'rollout/r1/b' }] });
     assert.deepEqual([b.granted, b.position], [false, 1], 'the budget of 2 is full: queued first');
-    await waitStatus(pool, (x) => x.nodes.find((n) => n.id === n0)!.phase === 'cordoned', 'the cordon');
-    await pool.executeUpdate(uncordonNodeUpdate, { args: [{ nodeId: n0 }] });
-    const b2 = await pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'rollout/r1/b' }] });
+    await waitStatus(h.pool, (x) => x.nodes.find((n) => n.id === n0)!.phase === 'cordoned', 'the cordon');
+    await h.pool.executeUpdate(uncordonNodeUpdate, { args: [{ nodeId: n0 }] });
+    const b2 = await h.pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'rollout/r1/b' }] });
     assert.equal(b2.granted, true, 'granted once the cordon gave its slot back');
-    assert.deepEqual(await pool.executeUpdate(releaseLeaseUpdate, { args: [{ holder: 'rollout/r1/a' }] }), { released: true });
-    assert.deepEqual(await pool.executeUpdate(releaseLeaseUpdate, { args: [{ holder: 'rollout/r1/b' }] }), { released: true });
-    assert.equal((await poolStatus(pool)).leases.length, 0);
+    assert.deepEqual(await h.pool.executeUpdate(releaseLeaseUpdate, { args: [{ holder: 'rollout/r1/a' }] }), { released: true });
+    assert.deepEqual(await h.pool.executeUpdate(releaseLeaseUpdate, { args: [{ holder: 'rollout/r1/b' }] }), { released: true });
+    assert.equal((await poolStatus(h.pool)).leases.length, 0);
   });
 
   it('rejects bad updates and bad specs, naming the field', async () => {
-    await rejectsNaming(pool.executeUpdate(cordonNodeUpdate, { args: [{ nodeId: 'no-such-node' }] }), 'nodeId');
-    await rejectsNaming(pool.executeUpdate(replaceNodeUpdate, { args: [{ nodeId: 'no-such-node' }] }), 'nodeId');
-    await rejectsNaming(pool.executeUpdate(applySpecUpdate, { args: [{ ...spec, disruption: { maxUnavailable: '0%' } }] }), 'disruption.maxUnavailable');
-    await rejectsNaming(pool.executeUpdate(applySpecUpdate, { args: [{ ...spec, name: 'other' }] }), 'name');
-    await rejectsNaming(pool.executeUpdate(resizeUpdate, { args: [{ minNodes: 5, maxNodes: 3 }] }), 'maxNodes');
-    await rejectsNaming(pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'replace/x' }] }), 'holder');
-    await rejectsNaming(pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'ok', ttlSeconds: -1 }] }), 'ttlSeconds');
-    await rejectsNaming(pool.executeUpdate(uncordonNodeUpdate, { args: [{ nodeId: (await poolStatus(pool)).nodes[0].id }] }), 'nodeId');
-    assert.equal((await poolStatus(pool)).phase, 'running', 'rejected updates change nothing');
+    await rejectsNaming(h.pool.executeUpdate(cordonNodeUpdate, { args: [{ nodeId: 'no-such-node' }] }), 'nodeId');
+    await rejectsNaming(h.pool.executeUpdate(replaceNodeUpdate, { args: [{ nodeId: 'no-such-node' }] }), 'nodeId');
+    await rejectsNaming(h.pool.executeUpdate(applySpecUpdate, { args: [{ ...spec, disruption: { maxUnavailable: '0%' } }] }), 'disruption.maxUnavailable');
+    await rejectsNaming(h.pool.executeUpdate(applySpecUpdate, { args: [{ ...spec, name: 'other' }] }), 'name');
+    await rejectsNaming(h.pool.executeUpdate(resizeUpdate, { args: [{ minNodes: 5, maxNodes: 3 }] }), 'maxNodes');
+    await rejectsNaming(h.pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'replace/x' }] }), 'holder');
+    await rejectsNaming(h.pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'ok', ttlSeconds: -1 }] }), 'ttlSeconds');
+    await rejectsNaming(h.pool.executeUpdate(uncordonNodeUpdate, { args: [{ nodeId: (await poolStatus(h.pool)).nodes[0].id }] }), 'nodeId');
+    assert.equal((await poolStatus(h.pool)).phase, 'running', 'rejected updates change nothing');
 
-    const start = (s: unknown, id?: string) => startPool(env.client, TQ, s as FleetPoolSpec, id).then((h) => h.result());
+    const start = (s: unknown, id?: string) => startPool(h.env.client, TQ, s as FleetPoolSpec, id).then((h) => h.result());
     await rejectsNaming(start({ name: 'bad', minNodes: 1, maxNodes: 2, disruption: { maxUnavailable: 'lots' } }), 'disruption.maxUnavailable');
     await rejectsNaming(start({ name: 'bad-2', minNodes: 1, maxNodes: 2, autoscaling: { type: 'queue' } }), 'autoscaling.type');
     await rejectsNaming(start({ name: 'bad-3', minNodes: 1, maxNodes: 2 }, 'pool/not-bad'), 'workflowId');
     await rejectsNaming(start({ name: 'nowhere', minNodes: 1, maxNodes: 2 }), 'name');
     // A spec naming another provider than the worker's pools file is refused at start (after the manager is gone).
-    await pool.terminate('test: start a mismatched manager');
+    await h.pool.terminate('test: start a mismatched manager');
     const mismatched = async () => {
       for (let i = 0; ; i++) {
         try {
