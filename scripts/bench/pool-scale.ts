@@ -135,6 +135,8 @@ async function main(): Promise<void> {
     // Observe: every status event (deduplicated), max leases, worker CPU / RSS.
     const seen = new Map<string, { at: number; nodeId?: string; message: string }>();
     let maxLeases = 0;
+    /** How long each probe activity took (start → all agents answered), by probe start. */
+    const probeMs = new Map<string, number>();
     let maxRss = 0;
     let polling = true;
     const poll = (async () => {
@@ -142,6 +144,7 @@ async function main(): Promise<void> {
         try {
           const s = await status();
           maxLeases = Math.max(maxLeases, s.leases.length, s.maxDisrupted);
+          if (s.lastProbe && !probeMs.has(s.lastProbe.at)) probeMs.set(s.lastProbe.at, s.lastProbe.tookMs);
           for (const e of s.events) seen.set(`${e.at}|${e.nodeId}|${e.message}`, { at: Date.parse(e.at), nodeId: e.nodeId, message: e.message });
         } catch {
           /* between runs (continue-as-new) */
@@ -207,6 +210,7 @@ async function main(): Promise<void> {
       replacedOf: replace.length,
       timeToDetectS: { p50: pct(detect, 50), p99: pct(detect, 99), goalP99: PROBE + 1 },
       timeToReplaceS: { p50: pct(replace, 50), p99: pct(replace, 99) },
+      probeActivityMs: { p50: pct([...probeMs.values()], 50), max: Math.max(...probeMs.values()) },
       workerCpuPercent: (100 * (cpu1 - cpu0)) / ((tEnd - tStart) / 1000),
       workerMaxRssMiB: maxRss,
       historyEventsPerHour: historyEvents / hours,
@@ -222,6 +226,7 @@ async function main(): Promise<void> {
     console.log(`
 pool-scale: ${N} nodes, probe every ${PROBE} s, ${FAULTS} fatal faults over ${SPREAD} s
   time to detect   p50 ${f1(results.timeToDetectS.p50)} s   p99 ${f1(results.timeToDetectS.p99)} s   (goal p99 <= ${PROBE + 1} s; ${detect.length}/${FAULTS} seen)
+  probe activity   p50 ${f1(results.probeActivityMs.p50)} ms   max ${f1(results.probeActivityMs.max)} ms (all ${N} agents, from the worker)
   time to replace  p50 ${f1(results.timeToReplaceS.p50)} s   p99 ${f1(results.timeToReplaceS.p99)} s   (${replace.length}/${FAULTS} replaced)
   control worker   CPU ${f1(results.workerCpuPercent)} %   max RSS ${f1(maxRss)} MiB
   history          ${results.historyEventsPerHour.toFixed(0)} events/hour = ${results.historyEventsPerProbeInterval.toFixed(1)} per probe interval (a per-node design: ${N}, ratio ${(results.historyEventsPerProbeInterval / N).toFixed(3)}); ${runs} run(s)
