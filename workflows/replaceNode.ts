@@ -78,17 +78,14 @@ export async function replaceNode(rawInput: ReplaceNodeConfig): Promise<ReplaceN
     status.phase = phase;
     if (phase !== 'done' && phase !== 'failed') status.phases.push({ phase, startedAt: now.toISOString(), note });
     upsertSearchAttributes([{ key: DRYDOCK_PHASE, value: phase }]);
-    const rows = status.phases.map((p) => `| ${p.phase} | ${p.durationMs === undefined ? 'running' : `${(p.durationMs / 1000).toFixed(1)} s`} | ${p.note ?? ''} |`);
+    // One screen: the Web UI's current-details box is short, so phases go on one line.
+    const took = (p: PhaseRecord) => (p.durationMs === undefined ? 'running' : `${(p.durationMs / 1000).toFixed(1)}s`);
     setCurrentDetails(
       [
-        `**replaceNode** ${status.pool ?? ''}/${status.nodeId ?? ''} — phase **${phase}**`,
-        status.replacementNodeId ? `replacement: \`${status.replacementNodeId}\`` : '',
-        status.error ? `error: ${status.error}` : '',
-        '',
-        '| phase | took | note |',
-        '| --- | --- | --- |',
-        ...rows,
-      ].filter((l, i) => l !== '' || i === 3).join('\n'),
+        `**replaceNode** ${status.pool ?? ''}/${status.nodeId ?? ''}: **${phase}**${status.replacementNodeId ? ` → replacement \`${status.replacementNodeId}\`` : ''}`,
+        status.phases.map((p) => `${p.phase} ${took(p)}${p.note ? ` (${p.note})` : ''}`).join(' · '),
+        ...(status.error ? [`**error:** ${status.error}`] : []),
+      ].join('\n\n'),
     );
   }
 
