@@ -18,7 +18,7 @@ import { clearFaults, injectFatal, liveIds, poolHarness, poolStatus, startPool, 
 
 const TQ = 'pool-remediation';
 const POOL = 'rem';
-const NODES = 6;
+const NODES = 10;
 
 /** Rejected with InvalidArgument naming `field`. */
 async function rejectsNaming(p: Promise<unknown>, field: string): Promise<void> {
@@ -37,8 +37,9 @@ describe(`fleetPool remediation on a real local fleet of ${NODES} agents`, () =>
     minNodes: 1,
     maxNodes: 10,
     health: { probeIntervalSeconds: 1, unhealthyAfter: 4, unreachableAfterSeconds: 30, drainTimeoutSeconds: 10, probeTimeoutMs: 2000 },
-    // The budget test makes most of the pool sick at once on purpose: breaker and floor are off here.
-    disruption: { maxUnavailable: 2, minHealthy: 0, breaker: { maxUnhealthyFraction: 1 } },
+    // The budget test makes the whole pool sick at once on purpose: breaker and floor are off here
+    // (a short window, so nodes replaced by earlier tests do not count on top of all ten).
+    disruption: { maxUnavailable: 2, minHealthy: 0, breaker: { maxUnhealthyFraction: 1, windowSeconds: 5 } },
   };
 
   const h = poolHarness({ taskQueue: TQ, spec, nodes: NODES, fleet: { bootSeconds: 1 } });
@@ -66,8 +67,8 @@ describe(`fleetPool remediation on a real local fleet of ${NODES} agents`, () =>
     assert.equal(children[0].type, 'replaceNode');
   });
 
-  it(`with maxUnavailable 2, five simultaneous fatal faults are replaced at most two at a time, all in the end`, async () => {
-    const victims = (await poolStatus(h.pool)).nodes.slice(0, 5).map((n) => n.id);
+  it(`with maxUnavailable 2, ten simultaneous fatal faults are replaced at most two at a time, all in the end`, async () => {
+    const victims = (await poolStatus(h.pool)).nodes.slice(0, 10).map((n) => n.id);
     const before = (await poolStatus(h.pool)).replacements.succeeded;
     await Promise.all(victims.map((id) => injectFatal(h.fleet, id)));
     let seenMax = 0;
@@ -75,8 +76,8 @@ describe(`fleetPool remediation on a real local fleet of ${NODES} agents`, () =>
     const s = await waitStatus(
       h.pool,
       (x) => x.replacements.succeeded === before + victims.length && x.counts.healthy === NODES && x.leases.length === 0,
-      'all five to be replaced',
-      180_000,
+      'all ten to be replaced',
+      240_000,
       (x) => {
         seenMax = Math.max(seenMax, x.leases.length);
         if (x.leases.length === 2) seenTwo = true;
@@ -90,14 +91,14 @@ describe(`fleetPool remediation on a real local fleet of ${NODES} agents`, () =>
     await waitFor(() => agentProcesses(h.fleet.dir).length === NODES, 20_000, 'exactly one agent process per node');
   });
 
-  it('breaker: 3 of 6 nodes fatal at once opens it; replacements stop; manual replaceNode still works; resumeRemediation restarts them', async () => {
+  it('breaker: 4 of 10 nodes (40 %) fatal at once opens it; replacements stop; manual replaceNode still works; resumeRemediation restarts them', async () => {
     // A short window, so the failures of the tests above (also within the last minutes) do not count.
     await h.pool.executeUpdate(applySpecUpdate, { args: [{ ...spec, disruption: { maxUnavailable: 2, minHealthy: 0, breaker: { maxUnhealthyFraction: 0.3, windowSeconds: 5 } } }] });
     const before = (await poolStatus(h.pool)).replacements.started;
-    const victims = (await poolStatus(h.pool)).nodes.slice(0, 3).map((n) => n.id);
+    const victims = (await poolStatus(h.pool)).nodes.slice(0, 4).map((n) => n.id);
     await Promise.all(victims.map((id) => injectFatal(h.fleet, id)));
     let s = await waitStatus(h.pool, (x) => x.phase === 'breaker-open', 'the breaker to open');
-    assert.match(s.phaseReason ?? '', /3 of 6 nodes/);
+    assert.match(s.phaseReason ?? '', /4 of 10 nodes/);
     // Well past unhealthyAfter, nothing is replaced automatically.
     s = await waitStatus(h.pool, (x) => victims.every((v) => x.nodes.find((n) => n.id === v)!.badProbes >= 6), 'several more probes');
     assert.equal(s.replacements.started, before, 'no automatic replacement while the breaker is open');
@@ -109,7 +110,7 @@ describe(`fleetPool remediation on a real local fleet of ${NODES} agents`, () =>
     assert.equal(s.phase, 'breaker-open', 'a manual replacement does not close the breaker');
 
     await h.pool.executeUpdate(resumeRemediationUpdate);
-    s = await waitStatus(h.pool, (x) => x.replacements.succeeded === before + 3 && x.counts.healthy === NODES && x.leases.length === 0, 'the rest to be replaced after resume', 120_000);
+    s = await waitStatus(h.pool, (x) => x.replacements.succeeded === before + 4 && x.counts.healthy === NODES && x.leases.length === 0, 'the rest to be replaced after resume', 120_000);
     assert.equal(s.phase, 'running');
     assert.equal((await liveIds(h.fleet)).length, NODES);
   });
