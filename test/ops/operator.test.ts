@@ -15,6 +15,7 @@ import { createCodecServer } from '../../workers/codecServer.ts';
 import { SETUP_SEARCH_ATTRIBUTES } from '../../scripts/cli/setup.ts';
 import { spawnWorker, startFleet, waitFor, type TestFleet, type WorkerProcess } from '../helpers/fleet.ts';
 import { freePort } from '../helpers/moto.ts';
+import { cliUserEnv, runCli, type CliRun } from '../helpers/cli.ts';
 import { temporalBin } from '../helpers/temporal.ts';
 
 /**
@@ -26,12 +27,6 @@ const TQ = 'ops-e2e';
 const SECRET_REASON = `ticket-${randomBytes(6).toString('hex')}-customer-visible-only-to-operators`;
 const CHROMIUM = '/usr/bin/chromium';
 
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-  json: () => Record<string, unknown>;
-}
 
 describe('operator experience end to end: drydock CLI, encrypted payloads, worker metrics, Web UI', () => {
   let env: TestWorkflowEnvironment;
@@ -43,26 +38,8 @@ describe('operator experience end to end: drydock CLI, encrypted payloads, worke
   const codecKey = `ops:${randomBytes(32).toString('base64')}`;
   const replaced: { workflowId?: string; runId?: string; node?: string; replacement?: string } = {};
 
-  // The CLI runs as a user would: not as a child of this test runner.
-  const { NODE_TEST_CONTEXT: _, ...cliEnv } = process.env;
-
-  function cli(args: string[], extraEnv: Record<string, string> = {}): Promise<CliRun> {
-    return new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        [join(REPO_ROOT, 'scripts/cli/drydock.mjs'), ...args],
-        {
-          cwd: REPO_ROOT,
-          timeout: 120_000,
-          env: { ...cliEnv, TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: 'default', DRYDOCK_TASK_QUEUE: TQ, DRYDOCK_CODEC_KEY: codecKey, ...extraEnv },
-        },
-        (err, stdout, stderr) => {
-          const code = err ? ((err as { code?: number }).code ?? 1) : 0;
-          resolve({ code, stdout, stderr, json: () => JSON.parse(stdout) as Record<string, unknown> });
-        },
-      );
-    });
-  }
+  const cli = (args: string[], extraEnv: Record<string, string> = {}) =>
+    runCli(args, { TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: 'default', DRYDOCK_TASK_QUEUE: TQ, DRYDOCK_CODEC_KEY: codecKey, ...extraEnv }, 120_000);
 
   async function metric(name: string, labels: string): Promise<number | undefined> {
     const text = await (await fetch(metricsUrl)).text();
@@ -282,7 +259,7 @@ describe('operator experience end to end: drydock CLI, encrypted payloads, worke
     const { stdout } = await promisify(execFile)('/usr/bin/script', ['-qfec', cmd, '/dev/null'], {
       cwd: REPO_ROOT,
       timeout: 120_000,
-      env: { ...cliEnv, TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: 'default', DRYDOCK_TASK_QUEUE: TQ, DRYDOCK_CODEC_KEY: codecKey, COLUMNS: '160' },
+      env: { ...cliUserEnv, TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: 'default', DRYDOCK_TASK_QUEUE: TQ, DRYDOCK_CODEC_KEY: codecKey, COLUMNS: '160' },
     });
     assert.match(stdout, /replace\/ops\/\S+ [█░]{40} 6\/6 phases \| done \(/, 'a cli-progress bar, full at the end');
     assert.match(stdout, /replaced by \S+ in \d+\.\d s/);

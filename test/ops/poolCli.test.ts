@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { REPO_ROOT } from '../../activities/providers/local.ts';
 import { spawnWorker, startFleet, waitFor, type TestFleet, type WorkerProcess } from '../helpers/fleet.ts';
+import { runCli } from '../helpers/cli.ts';
 import { startDevServer } from '../helpers/temporal.ts';
 
 /** `drydock pool apply | status | cordon | uncordon | replace` against a real pool manager on real agents. */
@@ -14,30 +13,15 @@ const TQ = 'pool-cli';
 const POOL = 'pcli';
 const NODES = 3;
 
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-  json: () => Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- the CLI's JSON, checked field by field
-}
 
 describe('drydock pool with a fleetPool manager', () => {
   let env: TestWorkflowEnvironment;
   let fleet: TestFleet;
   let worker: WorkerProcess;
   let dir: string;
-  const { NODE_TEST_CONTEXT: _, ...cliEnv } = process.env;
-
-  function cli(args: string[]): Promise<CliRun> {
-    return new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        [join(REPO_ROOT, 'scripts/cli/drydock.mjs'), ...args],
-        { cwd: REPO_ROOT, timeout: 180_000, env: { ...cliEnv, TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: 'default', DRYDOCK_TASK_QUEUE: TQ } },
-        (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr, json: () => JSON.parse(stdout) }),
-      );
-    });
-  }
+  // The CLI's JSON, checked field by field.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const cli = (args: string[]) => runCli<Record<string, any>>(args, { TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: 'default', DRYDOCK_TASK_QUEUE: TQ }, 180_000);
   const spec = (extra: string) => {
     const file = join(dir, `spec-${Math.random().toString(36).slice(2)}.yaml`);
     writeFileSync(file, `name: ${POOL}\nminNodes: ${NODES}\n${extra}`);

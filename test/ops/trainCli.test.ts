@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import { REPO_ROOT } from '../../activities/providers/local.ts';
 import { DRYDOCK_TRAIN_LOSS } from '../../workflows/trainingJob.ts';
 import { waitFor, workflowBundle } from '../helpers/fleet.ts';
+import { runCli } from '../helpers/cli.ts';
 import { startDevServer } from '../helpers/temporal.ts';
 import { spawnTrainer, type TrainerProcess } from '../training/helpers.ts';
 
@@ -16,12 +15,6 @@ import { spawnTrainer, type TrainerProcess } from '../training/helpers.ts';
 const TQ = 'train-cli';
 const TRAINER_TQ = 'train-cli-trainers';
 
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-  json: () => Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- the CLI's JSON, checked field by field
-}
 
 describe('drydock train: start --wait, status, watch, cancel, with CI exit codes', () => {
   let env: TestWorkflowEnvironment;
@@ -29,18 +22,9 @@ describe('drydock train: start --wait, status, watch, cancel, with CI exit codes
   let running: Promise<void>;
   let trainer: TrainerProcess;
   let dir: string;
-  const { NODE_TEST_CONTEXT: _, ...cliEnv } = process.env;
-
-  function cli(args: string[]): Promise<CliRun> {
-    return new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        [join(REPO_ROOT, 'scripts/cli/drydock.mjs'), ...args],
-        { cwd: REPO_ROOT, timeout: 180_000, env: { ...cliEnv, TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: 'default', DRYDOCK_TASK_QUEUE: TQ } },
-        (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr, json: () => JSON.parse(stdout) }),
-      );
-    });
-  }
+  // The CLI's JSON, checked field by field.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const cli = (args: string[]) => runCli<Record<string, any>>(args, { TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: 'default', DRYDOCK_TASK_QUEUE: TQ }, 180_000);
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'drydock-train-cli-'));
