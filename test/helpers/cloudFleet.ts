@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PoolRegistry } from '../../activities/pools.ts';
 import type { Provider } from '../../activities/providers/types.ts';
-import { agentProcesses, spawnWorker, waitFor, type TestFleet, type WorkerProcess } from './fleet.ts';
+import { removeFleetDir, spawnWorker, waitFor, type WorkerProcess } from './fleet.ts';
 
 /** One of moto's built-in AMIs (listing them all with DescribeImages returns 1,300 and takes seconds). */
 export const MOTO_IMAGE_ID = 'ami-03cf127a';
@@ -60,21 +60,11 @@ export async function startCloudFleet(opts: CloudFleetOptions): Promise<CloudFle
     poolsFile,
     provider,
     nodeIds,
-    async cleanup() {
-      for (const p of agentProcesses(dir)) {
-        try {
-          process.kill(p, 'SIGKILL');
-        } catch {
-          /* already gone */
-        }
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
+    cleanup: () => removeFleetDir(dir),
   };
 }
 
 /** The control worker on a cloud fleet's pools file; it takes credentials from this process's env. */
 export function spawnCloudWorker(fleet: CloudFleet, address: string, taskQueue: string): Promise<WorkerProcess> {
-  // spawnWorker reads only poolsFile and token; the local provider it is typed for plays no part.
-  return spawnWorker(fleet as unknown as TestFleet, address, taskQueue);
+  return spawnWorker(fleet, address, taskQueue);
 }

@@ -38,17 +38,20 @@ export async function startFleet(opts: { pool?: string; nodes: number } & Partia
     poolsFile,
     provider: new LocalProvider(providerOpts, token),
     nodeIds,
-    async cleanup() {
-      for (const p of agentProcesses(dir)) {
-        try {
-          process.kill(p, 'SIGKILL');
-        } catch {
-          /* already gone */
-        }
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
+    cleanup: () => removeFleetDir(dir),
   };
+}
+
+/** Kills every agent process whose data lies under `dir`, then removes `dir`. */
+export async function removeFleetDir(dir: string): Promise<void> {
+  for (const p of agentProcesses(dir)) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
 }
 
 /** PIDs of gpu-agent processes whose data dir lies under `dir` (found in /proc, not in our records). */
