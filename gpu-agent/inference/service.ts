@@ -1,17 +1,12 @@
 import { statSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { ChatHistoryItem, Llama, LlamaContext, LlamaContextSequence, LlamaModel } from 'node-llama-cpp';
+import type { AgentConfig } from '../config.ts';
 import { modelPathFromUri, preflightModel, sha256File } from './modelFile.ts';
 import { SlotPool } from './slots.ts';
 
-export interface InferenceOptions {
-  slots: number;
-  slotContext: number;
-  queueSize: number;
-  queueTimeoutMs: number;
-  maxTokens: number;
-  threads: number;
-}
+/** The agent settings inference runs with (documented on AgentConfig). */
+export type InferenceOptions = Pick<AgentConfig, 'slots' | 'slotContext' | 'queueSize' | 'queueTimeoutMs' | 'maxTokens' | 'threads'>;
 
 export interface ModelInfo {
   id: string;
