@@ -1,5 +1,7 @@
 import { invalidArgument } from '../errors.ts';
-import { optionalBoolean, optionalInteger, optionalString, POOL_NAME, POOL_NAME_HELP, rejectUnknown, requireObject, requireString, type Obj } from './validate.ts';
+import { amount, MAX_POOL_NODES, nested, optionalBoolean, optionalInteger, optionalString, POOL_NAME, POOL_NAME_HELP, rejectUnknown, requireObject, requireString, section, type Amount, type Obj } from './validate.ts';
+
+export { MAX_POOL_NODES, resolveAmount, type Amount } from './validate.ts';
 
 /**
  * Input of the `fleetPool` workflow (public API): the pool spec. Where the nodes come from
@@ -54,9 +56,6 @@ export interface FleetPoolSpec {
   };
 }
 
-/** A count or a percentage of the pool's size. */
-export type Amount = { count: number } | { percent: number };
-
 export interface FleetPoolConfig {
   name: string;
   provider?: string;
@@ -98,50 +97,8 @@ export const FLEET_POOL_DEFAULTS = {
   membership: { unknownInstances: 'adopt' },
 } as const satisfies Omit<FleetPoolConfig, 'name' | 'minNodes' | 'maxNodes'>;
 
-export const MAX_POOL_NODES = 10_000;
-
 export function fleetPoolWorkflowId(name: string): string {
   return `pool/${name}`;
-}
-
-/** Resolves a count or percentage against the pool size: percentages of budgets round down (at least 1), floors round up. */
-export function resolveAmount(a: Amount, size: number, round: 'down-min-1' | 'up'): number {
-  if ('count' in a) return a.count;
-  const exact = (size * a.percent) / 100;
-  return round === 'up' ? Math.ceil(exact) : Math.max(1, Math.floor(exact));
-}
-
-function amount(obj: Obj, key: string, field: string, min: number, fallback: Amount): Amount {
-  const v = obj[key];
-  if (v === undefined) return fallback;
-  if (typeof v === 'number') {
-    if (!Number.isInteger(v) || v < min || v > MAX_POOL_NODES) throw invalidArgument(field, `expected a whole number of nodes >= ${min} or a percent like "25%", got ${v}`);
-    return { count: v };
-  }
-  if (typeof v === 'string') {
-    const m = /^(\d{1,3})%$/.exec(v);
-    const p = m ? Number(m[1]) : NaN;
-    if (!m || p > 100 || (min > 0 && p === 0)) throw invalidArgument(field, `expected a percent like "25%" (${min > 0 ? 1 : 0}-100) or a node count, got '${v}'`);
-    return { percent: p };
-  }
-  throw invalidArgument(field, `expected a node count or a percent string like "25%", got ${v === null ? 'null' : typeof v}`);
-}
-
-function section(obj: Obj, key: string): Obj {
-  const v = obj[key];
-  return v === undefined ? {} : requireObject(v, key);
-}
-
-/** Prefixes the field of an InvalidArgument thrown by a nested check (`health.` + `unhealthyAfter`). */
-function nested<T>(prefix: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof Error && err.message && (err as { type?: string }).type === 'InvalidArgument') {
-      throw invalidArgument(prefix + err.message.split(':')[0], err.message.slice(err.message.indexOf(':') + 2));
-    }
-    throw err;
-  }
 }
 
 function fraction(obj: Obj, key: string, fallback: number): number {

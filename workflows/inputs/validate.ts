@@ -60,3 +60,49 @@ export const POOL_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 export const POOL_NAME_HELP = 'lowercase letters, digits and dashes, 1-63 characters, starting and ending with a letter or digit';
 export const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const NODE_ID_HELP = 'letters, digits, dots, dashes and underscores, 1-128 characters';
+
+/** A count or a percentage of the pool's size. */
+export type Amount = { count: number } | { percent: number };
+
+export const MAX_POOL_NODES = 10_000;
+
+/** Resolves a count or percentage against the pool size: percentages of budgets round down (at least 1), floors round up. */
+export function resolveAmount(a: Amount, size: number, round: 'down-min-1' | 'up'): number {
+  if ('count' in a) return a.count;
+  const exact = (size * a.percent) / 100;
+  return round === 'up' ? Math.ceil(exact) : Math.max(1, Math.floor(exact));
+}
+
+export function amount(obj: Obj, key: string, field: string, min: number, fallback: Amount): Amount {
+  const v = obj[key];
+  if (v === undefined) return fallback;
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v) || v < min || v > MAX_POOL_NODES) throw invalidArgument(field, `expected a whole number of nodes >= ${min} or a percent like "25%", got ${v}`);
+    return { count: v };
+  }
+  if (typeof v === 'string') {
+    const m = /^(\d{1,3})%$/.exec(v);
+    const p = m ? Number(m[1]) : NaN;
+    if (!m || p > 100 || (min > 0 && p === 0)) throw invalidArgument(field, `expected a percent like "25%" (${min > 0 ? 1 : 0}-100) or a node count, got '${v}'`);
+    return { percent: p };
+  }
+  throw invalidArgument(field, `expected a node count or a percent string like "25%", got ${v === null ? 'null' : typeof v}`);
+}
+
+export function section(obj: Obj, key: string): Obj {
+  const v = obj[key];
+  return v === undefined ? {} : requireObject(v, key);
+}
+
+/** Prefixes the field of an InvalidArgument thrown by a nested check (`health.` + `unhealthyAfter`). */
+export function nested<T>(prefix: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof Error && err.message && (err as { type?: string }).type === 'InvalidArgument') {
+      throw invalidArgument(prefix + err.message.split(':')[0], err.message.slice(err.message.indexOf(':') + 2));
+    }
+    throw err;
+  }
+}
+
