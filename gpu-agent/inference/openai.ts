@@ -176,3 +176,24 @@ export function models(deps: OpenAiDeps): unknown {
     data: m ? [{ id: m.id, object: 'model', created: Math.floor(Date.parse(m.loadedAt) / 1000), owned_by: 'drydock', sha256: m.sha256 }] : [],
   };
 }
+
+/**
+ * `POST /smoke {prompt, max_tokens}`: one greedy generation for the control plane's rollout
+ * checks. Unlike client traffic it runs while the node is cordoned or drained (that is when a
+ * rollout tests a freshly swapped model) and is not counted as work a drain waits for.
+ */
+export async function smoke(deps: OpenAiDeps, b: Body): Promise<unknown> {
+  for (const k of Object.keys(b)) if (k !== 'prompt' && k !== 'max_tokens') throw new HttpError(400, `${k}: unsupported field (supported: prompt, max_tokens)`);
+  if (typeof b.prompt !== 'string' || b.prompt === '' || b.prompt.length > 2000) throw new HttpError(400, 'prompt: expected a string of 1-2000 characters');
+  const maxTokens = numberIn(b, 'max_tokens', 1, Math.min(256, deps.maxTokens), true) ?? 8;
+  const started = performance.now();
+  try {
+    const r = await deps.inference.generate({ kind: 'completion', prompt: b.prompt, maxTokens, temperature: 0, signal: AbortSignal.timeout(120_000) });
+    return { model: { id: r.model.id, sha256: r.model.sha256 }, text: r.text, completionTokens: r.completionTokens, latencyMs: Math.round(performance.now() - started) };
+  } catch (err) {
+    if (err instanceof QueueFullError) throw new HttpError(503, err.message, { 'retry-after': '1' });
+    if (err instanceof QueueTimeoutError) throw new HttpError(504, err.message);
+    if (err instanceof NoModelError) throw new HttpError(409, `no model is loaded: ${err.message}`);
+    throw err;
+  }
+}
