@@ -114,11 +114,11 @@ export interface RolloutResult {
 export const rolloutStatusQuery = defineQuery<RolloutStatus>('status');
 
 /** Stops starting nodes; nodes already walking finish their step machine. */
-export const pauseRolloutUpdate = defineUpdate<{ phase: RolloutPhase }, [{ reason?: string }?]>('pause');
+export const pauseRolloutUpdate = defineUpdate<{ phase: RolloutPhase }, [{ reason?: string }]>('pause');
 /** Continues a paused rollout (also one paused by a failed analysis with onFailure `pause`: the failure is accepted). */
 export const resumeRolloutUpdate = defineUpdate<{ phase: RolloutPhase }, []>('resume');
 /** Stops and rolls every updated node back (blue-green: removes green, or re-admits blue after the switch). */
-export const abortRolloutUpdate = defineUpdate<{ phase: RolloutPhase }, [{ reason?: string }?]>('abort');
+export const abortRolloutUpdate = defineUpdate<{ phase: RolloutPhase }, [{ reason?: string }]>('abort');
 /** Skips the current pause (or blue-green's wait before the switch); `all` skips every later pause too. */
-export const promoteRolloutUpdate = defineUpdate<{ phase: RolloutPhase; step: number }, [{ all?: boolean }?]>('promote');
+export const promoteRolloutUpdate = defineUpdate<{ phase: RolloutPhase; step: number }, [{ all?: boolean }]>('promote');
 export const setMaxUnavailableUpdate = defineUpdate<{ maxUnavailable: number }, [{ maxUnavailable: number | string }]>('setMaxUnavailable');
