@@ -5,6 +5,20 @@ import type { KernelLogSource } from './gpu/xid.ts';
 import { modelPathFromUri, SHA256_RE } from './inference/modelFile.ts';
 
 export type GpuBackendChoice = 'auto' | 'nvidia' | 'simulated';
+export type InferenceChoice = 'llama' | 'simulated';
+
+/** The simulated inference backend's behaviour (gpu-agent/inference/simulated.ts). */
+export interface SimInferenceConfig {
+  /** Seconds a model swap (verify, load, smoke) takes. */
+  swapSeconds: number;
+  /** Milliseconds each generation takes, plus `tokenMs` per generated token. */
+  generationMs: number;
+  tokenMs: number;
+  /** Models (sha256) whose load fails its smoke generation (422), like a broken file on llama.cpp. */
+  failSha256: string[];
+  /** Models (sha256) that load but generate text without the usual words, so a smoke check's `expect` fails. */
+  badOutputSha256: string[];
+}
 
 /** Everything the agent can be told, with defaults in one place. */
 export interface AgentConfig {
@@ -28,6 +42,9 @@ export interface AgentConfig {
   policyFile?: string;
   /** Model to load at start (path or file:// URI) and its sha256. */
   model?: { uri: string; sha256: string };
+  /** `llama`: node-llama-cpp; `simulated`: no model files or llama.cpp, for the fleet simulator and tests. */
+  inference: InferenceChoice;
+  simInference: SimInferenceConfig;
   slots: number;
   /** Context tokens per slot. */
   slotContext: number;
@@ -59,6 +76,8 @@ export const AGENT_DEFAULTS = {
   bootDelaySeconds: 0,
   simJobs: 0,
   simJobSeconds: 5,
+  inference: 'llama',
+  simInference: { swapSeconds: 2, generationMs: 50, tokenMs: 0 },
 } as const;
 
 export class AgentConfigError extends Error {}
@@ -70,6 +89,14 @@ function num(name: string, raw: string | undefined, fallback: number, min: numbe
     throw new AgentConfigError(`--${name}: expected ${integer ? 'an integer' : 'a number'} >= ${min}, got '${raw}'`);
   }
   return v;
+}
+
+function shaList(name: string, raw: string | undefined): string[] {
+  if (!raw) return [];
+  const list = raw.split(',').map((x) => x.trim().toLowerCase()).filter(Boolean);
+  const bad = list.find((x) => !SHA256_RE.test(x));
+  if (bad) throw new AgentConfigError(`--${name}: expected comma-separated sha256s (64 hex digits), got '${bad}'`);
+  return list;
 }
 
 function readFileFlag(flag: string, path: string): Buffer {
@@ -92,6 +119,7 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentCo
       policy: str, model: str, 'model-sha256': str, slots: str, 'slot-context': str, 'queue-size': str,
       'queue-timeout-ms': str, 'max-tokens': str, threads: str, 'tls-cert': str, 'tls-key': str,
       'boot-delay': str, 'sim-jobs': str, 'sim-job-seconds': str,
+      inference: str, 'sim-swap-seconds': str, 'sim-generation-ms': str, 'sim-token-ms': str, 'sim-fail-sha256': str, 'sim-bad-output-sha256': str,
     },
   });
   const token = env.DRYDOCK_AGENT_TOKEN ?? '';
@@ -121,6 +149,9 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentCo
     }
   }
 
+  const inference = v.inference ?? env.DRYDOCK_AGENT_INFERENCE ?? AGENT_DEFAULTS.inference;
+  if (inference !== 'llama' && inference !== 'simulated') throw new AgentConfigError(`--inference: expected llama or simulated, got '${inference}'`);
+
   const modelUri = v.model ?? env.DRYDOCK_AGENT_MODEL;
   const modelSha = v['model-sha256'] ?? env.DRYDOCK_AGENT_MODEL_SHA256;
   let model: AgentConfig['model'];
@@ -133,7 +164,8 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentCo
     } catch (err) {
       throw new AgentConfigError(`--model: ${(err as Error).message}`);
     }
-    if (!existsSync(path)) throw new AgentConfigError(`--model: no file at ${path}`);
+    // Simulated inference reads no file: its models exist by name only.
+    if (inference === 'llama' && !existsSync(path)) throw new AgentConfigError(`--model: no file at ${path}`);
     model = { uri: modelUri, sha256: modelSha.toLowerCase() };
   }
 
@@ -169,5 +201,13 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentCo
     bootDelaySeconds: num('boot-delay', v['boot-delay'], AGENT_DEFAULTS.bootDelaySeconds, 0),
     simJobs: num('sim-jobs', v['sim-jobs'], AGENT_DEFAULTS.simJobs, 0, true),
     simJobSeconds: num('sim-job-seconds', v['sim-job-seconds'], AGENT_DEFAULTS.simJobSeconds, 0),
+    inference,
+    simInference: {
+      swapSeconds: num('sim-swap-seconds', v['sim-swap-seconds'], AGENT_DEFAULTS.simInference.swapSeconds, 0),
+      generationMs: num('sim-generation-ms', v['sim-generation-ms'], AGENT_DEFAULTS.simInference.generationMs, 0),
+      tokenMs: num('sim-token-ms', v['sim-token-ms'], AGENT_DEFAULTS.simInference.tokenMs, 0),
+      failSha256: shaList('sim-fail-sha256', v['sim-fail-sha256']),
+      badOutputSha256: shaList('sim-bad-output-sha256', v['sim-bad-output-sha256']),
+    },
   };
 }

@@ -10,7 +10,8 @@ import { normalizePciBusId, type GpuBackend, type GpuInfo } from './gpu/types.ts
 import { KernelLogWatcher, XidLog } from './gpu/xid.ts';
 import { SHA256_RE } from './inference/modelFile.ts';
 import { chatCompletions, completions, models, type OpenAiDeps } from './inference/openai.ts';
-import { InferenceService, ModelSwapError } from './inference/service.ts';
+import { LlamaInference, ModelSwapError, type InferenceService } from './inference/service.ts';
+import { SimulatedInference } from './inference/simulated.ts';
 import { CordonedError, WorkTracker } from './work.ts';
 
 export const AGENT_VERSION = '0.2.0';
@@ -45,7 +46,7 @@ export function createAgent(config: AgentConfig): Agent {
   const metrics = new AgentMetrics();
   const xids = new XidLog(256, (e) => metrics.recordXid(e));
   const gpu = selectGpuBackend(config, (e) => xids.record(e));
-  const inference = new InferenceService(config);
+  const inference: InferenceService = config.inference === 'simulated' ? new SimulatedInference(config) : new LlamaInference(config);
   inference.onTokens = (n) => metrics.tokens.inc(n);
   const work = new WorkTracker((n) => {
     metrics.inFlight.set(n);
@@ -64,6 +65,7 @@ export function createAgent(config: AgentConfig): Agent {
 
   let llamaView: LlamaView | { error: string } | undefined;
   const crossCheck = async () => {
+    if (!inference.llama) return; // simulated inference: no llama.cpp to ask
     try {
       const llama = await inference.llama();
       const vram = await llama.getVramState();

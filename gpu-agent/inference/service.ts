@@ -65,8 +65,28 @@ export interface GenerateResult {
   completionTokens: number;
 }
 
+/**
+ * What the agent's HTTP API needs from an inference backend: node-llama-cpp (LlamaInference) or
+ * the fleet simulator's stand-in (SimulatedInference), picked in createAgent from `config.inference`.
+ */
+export interface InferenceService {
+  /** The serving model, if any. */
+  readonly model: ModelInfo | undefined;
+  readonly swap: SwapState;
+  /** Called with each finished generation's token count (metrics). */
+  onTokens: (n: number) => void;
+  slots(): { busy: number; total: number; queued: number };
+  /** Verifies, loads and swaps in a model; throws ModelSwapError (old model keeps serving). */
+  load(uri: string, sha256: string): Promise<ModelInfo>;
+  /** Throws NoModelError without a model, QueueFullError / QueueTimeoutError when no slot frees up. */
+  generate(req: GenerateRequest): Promise<GenerateResult>;
+  /** The llama.cpp instance (for the GPU cross-check); absent where no llama.cpp runs. */
+  llama?(): Promise<Llama>;
+  close(): Promise<void>;
+}
+
 /** One serving model at a time; a swap loads the next beside it and switches only once it works. */
-export class InferenceService {
+export class LlamaInference implements InferenceService {
   private llamaP?: Promise<Llama>;
   private current?: Serving;
   swap: SwapState = { state: 'idle' };
