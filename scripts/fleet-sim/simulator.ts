@@ -6,6 +6,9 @@ import { loadAgentConfig } from '../../gpu-agent/config.ts';
 import type { SimulatedFault } from '../../gpu-agent/gpu/simulated.ts';
 import { SimulatedGpuBackend } from '../../gpu-agent/gpu/simulated.ts';
 import { createAgent, type Agent } from '../../gpu-agent/server.ts';
+import { SimulatedInference, simulatedModelSha256, type SimulatedTiming } from '../../gpu-agent/inference/simulated.ts';
+import type { WorkItem } from '../../gpu-agent/work.ts';
+import { mixSeed, mulberry32 } from '../../activities/training/random.ts';
 import { nodeIdFor } from '../../activities/providers/naming.ts';
 import { TAG_MANAGED, TAG_NODE, TAG_POOL, type NodeInstance } from '../../activities/providers/types.ts';
 
@@ -24,6 +27,52 @@ interface SimNode {
   zone: string;
   agent?: Agent;
   url?: string;
+  /** Simulated inference: this node's durations and what it measured (kept after termination). */
+  inference?: { durations: NodeDurations; backend?: SimulatedInference; drains: DrainTiming[] };
+}
+
+/** A duration in seconds or milliseconds: fixed, or [min, max] drawn per node. */
+export type DurationRange = number | [number, number];
+
+/** Simulated inference on every agent (no model files, no llama.cpp). */
+export interface SimInferenceOptions {
+  /** Seconds a model swap (verify, load, smoke) takes on a node. */
+  swapSeconds: DurationRange;
+  /** Seconds a drain waits for the node's in-flight work (one long generation per node while it serves). */
+  drainSeconds: DurationRange;
+  /** Milliseconds one generation (e.g. a rollout's smoke check) takes. */
+  generationMs: DurationRange;
+  /** Seeds the per-node draws: the same seed and node ids give the same durations. */
+  seed?: number;
+  /** Model path every node serves from boot (its sha256: simulatedModelSha256(path)). */
+  initialModel?: string;
+  /** Models whose load fails its smoke generation (422). */
+  failSha256?: string[];
+  /** Models that load but generate text without "hello". */
+  badOutputSha256?: string[];
+}
+
+/** The durations drawn for one node. */
+export interface NodeDurations {
+  swapSeconds: number;
+  drainSeconds: number;
+  generationMs: number;
+}
+
+export interface DrainTiming {
+  startedAt: number;
+  ms: number;
+  outcome: 'drained' | 'cancelled';
+}
+
+/** What one node's agent measured: its drains, swaps and generations, with durations in ms. */
+export interface NodeTimings {
+  nodeId: string;
+  pool: string;
+  durations: NodeDurations;
+  drains: DrainTiming[];
+  swaps: SimulatedTiming[];
+  generations: SimulatedTiming[];
 }
 
 export interface SimulatorOptions {
@@ -34,6 +83,13 @@ export interface SimulatorOptions {
   bootSeconds?: number;
   rackSize?: number;
   racksPerZone?: number;
+  inference?: SimInferenceOptions;
+}
+
+function fnv(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
 }
 
 /**
@@ -52,14 +108,107 @@ export class FleetSimulator {
     const dir = join(this.opts.dataDir, n.id);
     mkdirSync(dir, { recursive: true });
     const config = loadAgentConfig(
-      ['--node-id', n.id, '--pool', n.pool, '--host', '127.0.0.1', '--port', '0', '--data-dir', dir, '--gpus', String(this.opts.gpusPerNode ?? 2), '--sim-jobs', '0'],
+      ['--node-id', n.id, '--pool', n.pool, '--host', '127.0.0.1', '--port', '0', '--data-dir', dir, '--gpus', String(this.opts.gpusPerNode ?? 2), '--sim-jobs', '0',
+        ...this.inferenceArgs(n)],
       { DRYDOCK_AGENT_TOKEN: this.opts.token },
     );
     const agent = createAgent(config);
     await new Promise<void>((resolve) => agent.server.listen(0, '127.0.0.1', resolve));
     n.agent = agent;
+    if (n.inference && agent.inference instanceof SimulatedInference) {
+      n.inference.backend = agent.inference;
+      this.keepBusy(n, agent);
+    }
     n.url = `http://127.0.0.1:${(agent.server.address() as AddressInfo).port}`;
     n.state = 'running';
+  }
+
+  /** Agent flags for simulated inference, with this node's durations drawn from the seeded ranges. */
+  private inferenceArgs(n: SimNode): string[] {
+    const o = this.opts.inference;
+    if (!o) return [];
+    // Seeded by node id, not boot order, so concurrent provisioning draws the same per node.
+    const rand = mulberry32(mixSeed(o.seed ?? 1, fnv(n.id)));
+    const draw = (r: DurationRange) => (typeof r === 'number' ? r : r[0] + rand() * (r[1] - r[0]));
+    const durations: NodeDurations = { swapSeconds: draw(o.swapSeconds), drainSeconds: draw(o.drainSeconds), generationMs: Math.round(draw(o.generationMs)) };
+    n.inference ??= { durations, drains: [] };
+    const d = n.inference.durations;
+    return [
+      '--inference', 'simulated',
+      '--sim-swap-seconds', d.swapSeconds.toFixed(3),
+      '--sim-generation-ms', String(d.generationMs),
+      ...(o.initialModel ? ['--model', o.initialModel, '--model-sha256', simulatedModelSha256(o.initialModel)] : []),
+      ...(o.failSha256?.length ? ['--sim-fail-sha256', o.failSha256.join(',')] : []),
+      ...(o.badOutputSha256?.length ? ['--sim-bad-output-sha256', o.badOutputSha256.join(',')] : []),
+    ];
+  }
+
+  /**
+   * Client traffic that a drain must wait for: while the node accepts work it holds one long
+   * generation, which finishes `drainSeconds` after the drain starts (so drains take a known,
+   * per-node time). Uncordon brings the traffic back.
+   */
+  private keepBusy(n: SimNode, agent: Agent): void {
+    const rec = n.inference!;
+    const work = agent.work;
+    let item: WorkItem | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let drainStart = 0;
+    const finish = (outcome: DrainTiming['outcome']) => {
+      clearTimeout(timer);
+      timer = undefined;
+      if (drainStart) rec.drains.push({ startedAt: drainStart, ms: Date.now() - drainStart, outcome });
+      drainStart = 0;
+    };
+    const begin = () => {
+      if (item || !work.accepting) return;
+      const it: WorkItem = work.begin('inference', () => {
+        if (item === it) item = undefined;
+        finish('cancelled'); // a forced drain
+      });
+      item = it;
+    };
+    // Wrapped on this instance only: the agent's own drain logic runs unchanged.
+    const drain = work.drain.bind(work);
+    work.drain = (timeoutSeconds, force) => {
+      const state = work.status().state;
+      const starting = state === 'active' || state === 'cordoned';
+      if (starting && item && !timer) {
+        const it = item;
+        drainStart = Date.now();
+        timer = setTimeout(() => {
+          if (item === it) item = undefined;
+          it.done();
+          finish('drained');
+        }, rec.durations.drainSeconds * 1000);
+      }
+      return drain(timeoutSeconds, force);
+    };
+    const uncordon = work.uncordon.bind(work);
+    work.uncordon = () => {
+      uncordon();
+      begin();
+      return work.status();
+    };
+    begin();
+  }
+
+  /** Per node: drawn durations and measured drains, swaps and generations (simulated inference only). */
+  timings(pool?: string): NodeTimings[] {
+    const out: NodeTimings[] = [];
+    for (const n of this.nodes.values()) {
+      if (!n.inference || (pool !== undefined && n.pool !== pool)) continue;
+      const t = n.inference.backend?.timings ?? [];
+      out.push({
+        nodeId: n.id,
+        pool: n.pool,
+        durations: n.inference.durations,
+        drains: [...n.inference.drains],
+        swaps: t.filter((x) => x.kind === 'swap'),
+        generations: t.filter((x) => x.kind === 'generation'),
+      });
+    }
+    return out;
   }
 
   private toInstance(n: SimNode): NodeInstance {
@@ -144,6 +293,7 @@ export class FleetSimulator {
       'GET /list': async (_b, q) => this.list(q.get('pool') ?? ''),
       'GET /rack': async (_b, q) => this.rack(q.get('pool') ?? '', Number(q.get('rack'))),
       'POST /fault': async (b) => (await this.fault(String(b.id), b.fault as SimFault), {}),
+      'GET /timings': async (_b, q) => this.timings(q.get('pool') ?? undefined),
     };
     const server = createServer((req: IncomingMessage, res: ServerResponse) => {
       void (async () => {

@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { AgentConfigError, loadAgentConfig } from '../../gpu-agent/config.ts';
 import { SimulatedInference, simulatedModelSha256 } from '../../gpu-agent/inference/simulated.ts';
 import { createAgent, type Agent } from '../../gpu-agent/server.ts';
+import { FleetSimulator, type NodeTimings, type SimInferenceOptions } from '../../scripts/fleet-sim/simulator.ts';
 
 const TOKEN = 'sim-inference-test-token-0123456789';
 const SWAP_S = 0.4;
@@ -126,3 +130,83 @@ describe('gpu-agent with simulated inference (no model files, no llama.cpp)', ()
     assert.equal((await put(A)).status, 200);
   });
 });
+
+describe('fleet simulator with simulated inference', () => {
+  let sim: FleetSimulator;
+  let dir: string;
+  const opts = { swapSeconds: [0.2, 0.4], drainSeconds: [0.2, 0.5], generationMs: 50, seed: 7, initialModel: A } satisfies SimInferenceOptions;
+  const agentCall = async (url: string, method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: await res.json() };
+  };
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'fleet-sim-inference-'));
+    sim = new FleetSimulator({ token: TOKEN, dataDir: dir, inference: opts });
+  });
+  after(async () => {
+    await sim?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('draws per-node durations from the seed, drains take them, and records drain, swap and generation times', async () => {
+    const nodes = await Promise.all([0, 1, 2].map((i) => sim.provision('p', 'sim', `k${i}`, 0)));
+    const before = sim.timings('p');
+    assert.equal(before.length, 3);
+    // Same seed and ids: same draws in another simulator.
+    const other = new FleetSimulator({ token: TOKEN, dataDir: dir, inference: opts });
+    try {
+      await Promise.all([2, 1, 0].map((i) => other.provision('p', 'sim', `k${i}`, 0)));
+      const byId = new Map(other.timings('p').map((t) => [t.nodeId, t.durations]));
+      for (const t of before) assert.deepEqual(byId.get(t.nodeId), t.durations);
+    } finally {
+      await other.close();
+    }
+    assert.ok(new Set(before.map((t) => t.durations.drainSeconds)).size > 1, 'jitter gives nodes different durations');
+
+    const n = nodes[0];
+    const url = n.agentUrl!;
+    const d = sim.timings('p').find((t) => t.nodeId === n.id)!.durations;
+    await waitUntil(async () => (await agentCall(url, 'GET', '/ready')).status === 200);
+    assert.equal((await agentCall(url, 'GET', '/drain')).body.inFlight, 1, 'a serving node has client traffic');
+    await agentCall(url, 'POST', '/cordon', {});
+    const t0 = performance.now();
+    await agentCall(url, 'POST', '/drain', { timeoutSeconds: 30 });
+    await waitUntil(async () => (await agentCall(url, 'GET', '/drain')).body.state === 'drained');
+    const drainMs = performance.now() - t0;
+    assert.ok(Math.abs(drainMs - d.drainSeconds * 1000) < 150, `drain took ${drainMs} ms, drawn ${d.drainSeconds} s`);
+    assert.equal((await agentCall(url, 'PUT', '/model', { uri: B, sha256: simulatedModelSha256(B) })).status, 200);
+    await agentCall(url, 'POST', '/uncordon', {});
+    assert.equal((await agentCall(url, 'GET', '/drain')).body.inFlight, 1, 'traffic is back after uncordon');
+    assert.equal((await agentCall(url, 'POST', '/v1/completions', { prompt: 'Say hello.', max_tokens: 8 })).status, 200);
+
+    const t = sim.timings('p').find((x) => x.nodeId === n.id)!;
+    assert.equal(t.drains.length, 1);
+    assert.ok(Math.abs(t.drains[0].ms - d.drainSeconds * 1000) < 50);
+    const swap = t.swaps.find((s) => s.sha256 === simulatedModelSha256(B))!;
+    assert.ok(Math.abs(swap.ms - d.swapSeconds * 1000) < 50, `swap ${swap.ms} ms, drawn ${d.swapSeconds} s`);
+    assert.equal(t.generations.length, 1);
+    assert.ok(t.generations[0].ms >= 50 && t.generations[0].ms < 150);
+
+    // The control API serves the same records.
+    const { url: ctl, server } = await sim.serve(0);
+    try {
+      const res = await fetch(`${ctl}/timings?pool=p`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      assert.equal(((await res.json()) as NodeTimings[]).length, 3);
+    } finally {
+      server.close();
+    }
+  });
+});
+
+async function waitUntil(cond: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (await cond()) return;
+    await sleep(10);
+  }
+  throw new Error('timed out');
+}
