@@ -3,6 +3,7 @@ import { ServiceError } from '@temporalio/client';
 import { Command, CommanderError } from 'commander';
 import { registerBackupCommands } from './backup.ts';
 import { registerPoolCommands } from './pool.ts';
+import { registerRolloutCommands } from './rollout.ts';
 import { CliError, EXIT } from './runtime.ts';
 import { registerSetupCommand } from './setup.ts';
 import { registerTrainCommands } from './train.ts';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerPoolCommands(program);
   registerBackupCommands(program);
   registerTrainCommands(program);
+  registerRolloutCommands(program);
   exitOverrideAll(program);
   return program;
 }
