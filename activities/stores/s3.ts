@@ -107,6 +107,19 @@ export class S3Store implements ObjectStore {
     return new Uint8Array(Buffer.concat(chunks));
   }
 
+  async getRange(key: string, offset: number, length: number): Promise<Uint8Array | undefined> {
+    if (length === 0) return (await this.head(key)) ? new Uint8Array(0) : undefined; // an empty Range is not valid HTTP
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key), Range: `bytes=${offset}-${offset + length - 1}` }));
+      return await out.Body!.transformToByteArray();
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      // A range that starts past the end: the object is shorter than asked, as with file://.
+      if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416) return new Uint8Array(0);
+      throw err;
+    }
+  }
+
   async getStream(key: string): Promise<Readable | undefined> {
     try {
       const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));

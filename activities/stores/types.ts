@@ -20,6 +20,11 @@ export interface ObjectStore {
   putFile(key: string, path: string): Promise<void>;
   /** undefined when the key does not exist. */
   get(key: string): Promise<Uint8Array | undefined>;
+  /**
+   * `length` bytes from `offset` (a blob inside a pack); fewer when the object is shorter.
+   * undefined when the key does not exist.
+   */
+  getRange(key: string, offset: number, length: number): Promise<Uint8Array | undefined>;
   /** A stream of the object's bytes; undefined when the key does not exist. */
   getStream(key: string): Promise<Readable | undefined>;
   /** Size and age of one object; undefined when it does not exist. */

@@ -43,6 +43,12 @@ describe('object stores (file:// and s3:// on moto)', () => {
       for await (const c of (await s.getStream('x/y/big'))!) chunks.push(c as Buffer);
       assert.ok(Buffer.concat(chunks).equals(big), 'streamed bytes are identical (no chunk framing stored)');
       assert.equal((await s.head('x/y/big'))?.size, big.length);
+      // Range reads (a blob inside a pack): small and big, a range running past the end, an empty one, a missing key.
+      assert.deepEqual(Buffer.from((await s.getRange('x/small', 10, 20))!), small.subarray(10, 30));
+      assert.ok(Buffer.from((await s.getRange('x/y/big', 1024 * 1024 - 3, 2 * 1024 * 1024))!).equals(big.subarray(1024 * 1024 - 3, 3 * 1024 * 1024 - 3)));
+      assert.deepEqual(Buffer.from((await s.getRange('x/small', 990, 50))!), small.subarray(990));
+      assert.equal((await s.getRange('x/small', 5, 0))?.length, 0);
+      assert.equal(await s.getRange('x/missing', 0, 10), undefined);
       assert.equal(await s.head('x/missing'), undefined);
       assert.equal(await s.get('x/missing'), undefined);
       assert.equal(await s.getStream('x/missing'), undefined);
