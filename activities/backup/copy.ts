@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { FileStore, SYNC_IO_MAX } from '../stores/file.ts';
+import { FileStore } from '../stores/file.ts';
 import { openStore } from '../stores/index.ts';
 import type { ObjectStore } from '../stores/types.ts';
 import { listBackups } from './catalog.ts';
 import { manifestKey, objectKey, readJson, stagingPrefix, writeJson, type FileEntry, type Manifest } from './layout.ts';
+import { loadBlobIndex, PACKED_BELOW, PackWriter } from './packs.ts';
 import { forEachLimit, sha256File, walkTree, yielder } from './tree.ts';
 
 /** Files hashed and copied at once: overlaps hashing with I/O and hides per-file latency of small files. */
@@ -17,6 +18,8 @@ const SMALL_FILE = 4 * 1024 * 1024;
 /** Entries per staging chunk, and how often the open chunk is saved. */
 const CHUNK_ENTRIES = 1000;
 const FLUSH_EVERY_MS = 1000;
+/** Progress heartbeats at most this often: one per small file cost more than copying it. */
+const HEARTBEAT_EVERY_MS = 200;
 
 export interface CopySourceInput {
   store: string;
@@ -64,14 +67,21 @@ export async function copySource(input: CopySourceInput): Promise<CopySourceResu
   if (!s?.isDirectory()) {
     throw ApplicationFailure.nonRetryable(`source '${name}': ${path} is not a directory on worker ${process.env.HOSTNAME ?? ''}`.trim(), 'SourceNotFound');
   }
-  if (ctx.info.attempt > 1 && store instanceof FileStore) await store.sweepPartials('objects/');
+  if (ctx.info.attempt > 1 && store instanceof FileStore) {
+    for (const p of ['objects/', 'packs/', 'index/', stagingPrefix(input.backupId, name)]) await store.sweepPartials(p);
+  }
 
   const staged = await readStaging(store, input.backupId, name);
   const parent = await previousEntries(store, input.backupId, name, path);
   const { files, skipped } = await walkTree(path);
-  // One listing instead of a HEAD (or stat) per file; objects written below are added to it.
-  const stored = new Set(await store.list('objects/sha256/'));
-  const exists = async (key: string, size: number) => stored.has(key) && (await store.head(key))?.size === size;
+  // One listing instead of a HEAD (or stat) per file; blobs stored below are added to these.
+  const loose = new Set(await store.list('objects/sha256/'));
+  const packed = await loadBlobIndex(store);
+  const stored = async (sha256: string, size: number) => {
+    if (packed.get(sha256)?.size === size) return true;
+    const key = objectKey(sha256);
+    return loose.has(key) && (await store.head(key))?.size === size;
+  };
   const prev = ctx.info.heartbeatDetails as CopyProgress | undefined;
   const progress: CopyProgress = {
     source: name,
@@ -86,37 +96,57 @@ export async function copySource(input: CopySourceInput): Promise<CopySourceResu
   let resumedFiles = 0;
   let unchangedFiles = 0;
   const chunks = new Chunks(store, input.backupId, name, staged.chunks);
+  // Entries of packed files are staged only once their pack and its index are stored.
+  const packer = new PackWriter(store, (p) => {
+    for (const b of p.blobs) packed.set(b.sha256, { pack: p.id, offset: b.offset, size: b.size });
+    progress.copiedFiles += p.blobs.length;
+    progress.copiedBytes += p.blobs.reduce((n, b) => n + b.size, 0);
+    return chunks.addAll(p.entries);
+  });
 
-  // Small files first (synchronous I/O, one at a time in effect), then the big ones streaming in parallel:
+  // Small files first (synchronous reads, appended to packs), then the big ones streaming in parallel:
   // mixing the two starved the streams and made both slower (measured, 1 GiB mixed tree: 12.8 s vs 4.6 s).
   const order = [...files].sort((a, b) => a.size - b.size);
   const breathe = yielder();
+  let lastBeat = 0;
   await forEachLimit(order, COPY_CONCURRENCY, async (f) => {
     await breathe();
     ctx.cancellationSignal.throwIfAborted();
     const old = staged.entries.get(f.path);
+    const known = parent.get(f.path);
+    const unchanged = known && known.size === f.size && known.mtimeMs === f.mtimeMs ? known.sha256 : undefined;
     if (old && old.size === f.size && old.mtimeMs === f.mtimeMs) {
       resumedFiles++;
+    } else if (f.size < PACKED_BELOW) {
+      // Synchronous from read to commit: the file is read straight into the open pack's free space.
+      const entry: FileEntry = { path: f.path, size: f.size, sha256: unchanged ?? '', mode: f.mode, mtimeMs: f.mtimeMs };
+      if (unchanged && (packer.holds(unchanged) || packed.get(unchanged)?.size === f.size)) {
+        unchangedFiles++;
+      } else {
+        const buf = packer.scratch(f.size);
+        entry.size = readInto(f.abs, buf);
+        entry.sha256 = createHash('sha256').update(buf.subarray(0, entry.size)).digest('hex');
+      }
+      if (packer.holds(entry.sha256)) packer.addRef(entry.sha256, entry);
+      else if (packed.get(entry.sha256)?.size === entry.size) await chunks.add(entry);
+      else await packer.commit(entry.sha256, entry.size, entry);
     } else {
       let sha256: string;
       let body: Buffer | undefined;
-      const known = parent.get(f.path);
-      if (known && known.size === f.size && known.mtimeMs === f.mtimeMs) {
-        sha256 = known.sha256;
+      if (unchanged) {
+        sha256 = unchanged;
         unchangedFiles++;
       } else if (f.size <= SMALL_FILE) {
-        body = f.size <= SYNC_IO_MAX ? readFileSync(f.abs) : await readFile(f.abs);
+        body = await readFile(f.abs);
         sha256 = createHash('sha256').update(body).digest('hex');
       } else {
         sha256 = await sha256File(f.abs);
       }
       const key = objectKey(sha256);
-      if (!(await exists(key, f.size))) {
-        // Small objects on file:// skip the partial-and-rename (see FileStore.putNew); the size check above catches a torn one.
-        if (body && body.length === f.size && body.length <= SYNC_IO_MAX && store instanceof FileStore) await store.putNew(key, body);
-        else if (body && body.length === f.size) await store.put(key, body);
+      if (!(await stored(sha256, f.size))) {
+        if (body && body.length === f.size) await store.put(key, body);
         else await store.putFile(key, f.abs);
-        stored.add(key);
+        loose.add(key);
         progress.copiedFiles++;
         progress.copiedBytes += f.size;
       }
@@ -124,8 +154,12 @@ export async function copySource(input: CopySourceInput): Promise<CopySourceResu
     }
     progress.filesDone++;
     progress.bytesDone += f.size;
-    ctx.heartbeat(progress);
+    if (Date.now() - lastBeat >= HEARTBEAT_EVERY_MS) {
+      ctx.heartbeat(progress);
+      lastBeat = Date.now();
+    }
   });
+  await packer.finish();
   await chunks.flush();
   ctx.heartbeat(progress);
   return {
@@ -138,6 +172,18 @@ export async function copySource(input: CopySourceInput): Promise<CopySourceResu
     unchangedFiles,
     skippedSpecial: skipped.slice(0, 20),
   };
+}
+
+/** Reads up to buf.length bytes of a file (fewer if it shrank since it was listed); returns how many. */
+function readInto(path: string, buf: Buffer): number {
+  const fd = openSync(path, 'r');
+  try {
+    let got = 0;
+    for (let n = -1; got < buf.length && n !== 0; got += n) n = readSync(fd, buf, got, buf.length - got, null);
+    return got;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -171,7 +217,11 @@ class Chunks {
   constructor(private readonly store: ObjectStore, private readonly backupId: string, private readonly source: string, private next: number) {}
 
   async add(e: FileEntry): Promise<void> {
-    this.open.push(e);
+    return this.addAll([e]);
+  }
+
+  async addAll(es: FileEntry[]): Promise<void> {
+    this.open.push(...es);
     if (this.open.length >= CHUNK_ENTRIES || Date.now() - this.lastFlush >= FLUSH_EVERY_MS) await this.flush();
   }
 

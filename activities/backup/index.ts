@@ -15,7 +15,6 @@ import {
   backupPrefix,
   MANIFEST_FORMAT,
   manifestKey,
-  objectKey,
   readJson,
   startedKey,
   verificationKey,
@@ -27,6 +26,7 @@ import {
   type Verification,
   type VerifyProblem,
 } from './layout.ts';
+import { BlobReader, sweepUnreferenced } from './packs.ts';
 import { isEmptyDir, loadManifest, planRestore, restoreOne } from './restoreFiles.ts';
 import { planRetention } from './retention.ts';
 import { yielder } from './tree.ts';
@@ -174,10 +174,11 @@ export function createBackupActivities({ pools }: BackupActivityDeps) {
         const dirs = new Set<string>();
         let bytes = 0;
         const breathe = yielder();
+        const blobs = new BlobReader(store);
         for (const [i, item] of items.entries()) {
           await breathe();
           ctx.cancellationSignal.throwIfAborted();
-          const p = await restoreOne(store, item, scratch, dirs);
+          const p = await restoreOne(store, blobs, item, scratch, dirs);
           if (p) problems.push(p);
           bytes += item.entry.size;
           ctx.heartbeat({ filesDone: i + 1, filesTotal: items.length, bytesDone: bytes, problems: problems.length });
@@ -215,14 +216,10 @@ export function createBackupActivities({ pools }: BackupActivityDeps) {
         result.sweepSkipped = `backups still being written: ${running.map((b) => b.backupId).join(', ')}`;
         return result;
       }
-      const referenced = await referencedObjects(store, remaining);
-      for (const o of await store.listObjects('objects/')) {
-        if (referenced.has(o.key)) continue;
-        await store.remove(o.key);
-        result.sweptObjects++;
-        result.sweptBytes += o.size;
-      }
-      if (store instanceof FileStore) await store.sweepPartials('objects/');
+      const swept = await sweepUnreferenced(store, await referencedBlobs(store, remaining));
+      result.sweptObjects = swept.objects;
+      result.sweptBytes = swept.bytes;
+      if (store instanceof FileStore) for (const p of ['objects/', 'packs/', 'index/']) await store.sweepPartials(p);
       return result;
     },
 
@@ -302,10 +299,11 @@ export function createBackupActivities({ pools }: BackupActivityDeps) {
       const problems: VerifyProblem[] = [];
       const dirs = new Set<string>();
       const breathe = yielder();
+      const blobs = new BlobReader(store);
       for (const item of items.slice(filesDone)) {
         await breathe();
         ctx.cancellationSignal.throwIfAborted();
-        const p = await restoreOne(store, item, input.destination, dirs);
+        const p = await restoreOne(store, blobs, item, input.destination, dirs);
         if (p) problems.push(p);
         filesDone++;
         bytesDone += item.entry.size;
@@ -324,20 +322,20 @@ export function createBackupActivities({ pools }: BackupActivityDeps) {
   };
 }
 
-/** Objects referenced by complete backups' manifests and by staged entries of incomplete ones. */
-async function referencedObjects(store: ReturnType<typeof openStore>, backups: BackupSummary[]): Promise<Set<string>> {
-  const keys = new Set<string>();
+/** The sha256 of every blob referenced by complete backups' manifests and by staged entries of incomplete ones. */
+async function referencedBlobs(store: ReturnType<typeof openStore>, backups: BackupSummary[]): Promise<Set<string>> {
+  const shas = new Set<string>();
   for (const b of backups) {
     if (b.phase === 'Incomplete') {
       for (const key of await store.list(`${backupPrefix(b.backupId)}staging/`)) {
-        for (const e of (await readJson<{ sha256: string }[]>(store, key)) ?? []) keys.add(objectKey(e.sha256));
+        for (const e of (await readJson<{ sha256: string }[]>(store, key)) ?? []) shas.add(e.sha256);
       }
       continue;
     }
     const m = await readJson<Manifest>(store, manifestKey(b.backupId));
-    for (const s of m?.sources ?? []) for (const f of s.files) keys.add(objectKey(f.sha256));
+    for (const s of m?.sources ?? []) for (const f of s.files) shas.add(f.sha256);
   }
-  return keys;
+  return shas;
 }
 
 export type BackupActivities = ReturnType<typeof createBackupActivities>;

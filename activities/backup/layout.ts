@@ -2,7 +2,9 @@ import type { ObjectStore } from '../stores/types.ts';
 
 /**
  * Where a backup lives in its store:
- *   objects/sha256/<ab>/<hash>                   file contents, by sha256 (shared by every backup)
+ *   objects/sha256/<ab>/<hash>                   contents of big files, by sha256 (shared by every backup)
+ *   packs/<ab>/<id>                              contents of small files, concatenated (blobs; see packs.ts)
+ *   index/<id>.json                              what pack <id> holds: sha256, offset and size of each blob
  *   backups/<name>/<time>/started.json          written first
  *   backups/<name>/<time>/staging/<source>/…    entries copied so far (lets a retried copy resume)
  *   backups/<name>/<time>/manifest.json         written last: without it the backup is incomplete
@@ -11,6 +13,8 @@ import type { ObjectStore } from '../stores/types.ts';
 export const MANIFEST_FORMAT = 'drydock-backup/v1';
 
 export const objectKey = (sha256: string) => `objects/sha256/${sha256.slice(0, 2)}/${sha256}`;
+export const packKey = (id: string) => `packs/${id.slice(0, 2)}/${id}`;
+export const packIndexKey = (id: string) => `index/${id}.json`;
 export const backupPrefix = (backupId: string) => `backups/${backupId}/`;
 export const startedKey = (backupId: string) => `backups/${backupId}/started.json`;
 export const manifestKey = (backupId: string) => `backups/${backupId}/manifest.json`;

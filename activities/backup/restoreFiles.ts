@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import { SYNC_IO_MAX } from '../stores/file.ts';
 import type { ObjectStore } from '../stores/types.ts';
+import { BlobReader, PACKED_BELOW } from './packs.ts';
 import { manifestKey, objectKey, readJson, type FileEntry, type Manifest, type VerifyProblem } from './layout.ts';
 
 export interface RestoreItem {
@@ -79,10 +80,10 @@ export async function isEmptyDir(path: string): Promise<boolean> {
 }
 
 /**
- * Writes one file from the store: to a partial file, hashing as it goes, then renamed into place
+ * Writes one file from the store (its blob in a pack, or its own object): to a partial file, hashing as it goes, then renamed into place
  * only when size and sha256 match the manifest. Returns the problem instead of writing bad bytes.
  */
-export async function restoreOne(store: ObjectStore, item: RestoreItem, root: string, checkedDirs: Set<string>): Promise<VerifyProblem | undefined> {
+export async function restoreOne(store: ObjectStore, blobs: BlobReader, item: RestoreItem, root: string, checkedDirs: Set<string>): Promise<VerifyProblem | undefined> {
   const { entry, target } = item;
   const dir = dirname(target);
   if (!checkedDirs.has(dir)) {
@@ -96,9 +97,10 @@ export async function restoreOne(store: ObjectStore, item: RestoreItem, root: st
     checkedDirs.add(dir);
   }
   const partial = `${target}.drydock-partial`;
-  if (entry.size <= SYNC_IO_MAX) {
+  const fromPack = entry.size < PACKED_BELOW ? await blobs.read(entry.sha256) : { packed: false };
+  if (fromPack.packed || entry.size <= SYNC_IO_MAX) {
     // Small files: one read, one hash, synchronous writes (see SYNC_IO_MAX).
-    const bytes = await store.get(objectKey(entry.sha256));
+    const bytes = fromPack.packed ? fromPack.bytes : await store.get(objectKey(entry.sha256));
     if (!bytes) return { source: item.source, path: entry.path, problem: 'missing' };
     if (bytes.length !== entry.size) return { source: item.source, path: entry.path, problem: 'size mismatch' };
     if (createHash('sha256').update(bytes).digest('hex') !== entry.sha256) return { source: item.source, path: entry.path, problem: 'checksum mismatch' };

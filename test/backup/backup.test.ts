@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowFailedError } from '@temporalio/client';
@@ -11,7 +11,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { listBackups } from '../../activities/backup/catalog.ts';
 import { REPO_ROOT } from '../../activities/providers/local.ts';
-import { manifestKey, objectKey, type Manifest } from '../../activities/backup/layout.ts';
+import { manifestKey, type Manifest } from '../../activities/backup/layout.ts';
 import { FileStore, openStore, s3ClientFromEnv } from '../../activities/stores/index.ts';
 import type { BackupResult, BackupStatus } from '../../workflows/backup.ts';
 import type { BackupInput } from '../../workflows/inputs/backup.ts';
@@ -34,7 +34,7 @@ import { CommanderError } from 'commander';
 import { registerBackupCommands } from '../../scripts/cli/backup.ts';
 import { buildProgram } from '../../scripts/cli/main.ts';
 import { CliError, EXIT } from '../../scripts/cli/runtime.ts';
-import { makeTree, startBackup, startRestore, treeDigest } from './helpers.ts';
+import { makeTree, packedBlob, packIndexes, startBackup, startRestore, treeDigest } from './helpers.ts';
 
 const TQ = 'backup-e2e';
 
@@ -191,15 +191,17 @@ describe('backup and restore workflows on a real dev server (file:// and s3:// o
     const store = new FileStore(join(dir, 'corrupt-store'));
     const manifest = JSON.parse(Buffer.from((await store.get(manifestKey(good.backupId)))!).toString()) as Manifest;
     const victim = manifest.sources[0].files.find((f) => f.path === 'models/llama/part-2.bin')!;
-    const blob = join(dir, 'corrupt-store', objectKey(victim.sha256));
-    const bytes = readFileSync(blob);
-    bytes[100] ^= 0xff;
-    writeFileSync(blob, bytes);
+    // Small files live as blobs inside a pack: flip one byte of this file's blob, and only this file must be reported.
+    const blob = packedBlob(join(dir, 'corrupt-store'), victim.sha256);
+    const bytes = readFileSync(blob.path);
+    bytes[blob.offset + 100] ^= 0xff;
+    writeFileSync(blob.path, bytes);
 
     const h = await startBackup(env.client, TQ, input);
     const err = await failureOf(h.result());
     assert.equal(err.type, 'VerificationFailed');
     assert.match(err.message, /m\/models\/llama\/part-2\.bin \(checksum mismatch\)/);
+    assert.match(err.message, /found 1 bad object/, 'the other files of the same pack still verify');
     assert.deepEqual((await h.describe()).searchAttributes.DrydockBackupPhase, ['Failed']);
     const listed = await listBackups(store, 'corrupt');
     assert.equal(listed.length, 2, 'keepLast 1 did not prune after a failed verification');
@@ -355,24 +357,25 @@ describe('backup and restore workflows on a real dev server (file:// and s3:// o
   it('a worker SIGKILLed mid-copy: the retried copy resumes, no file is copied twice, one consistent manifest', async () => {
     const src = join(dir, 'crash-src');
     mkdirSync(src);
-    const N = 3000;
-    for (let i = 0; i < N; i++) writeFileSync(join(src, `f${String(i).padStart(5, '0')}.bin`), randomBytes(8192));
+    // 128 MiB of small files: they go into packs of 8 MiB, so the kill comes with some packs stored and most still to go.
+    const N = 4000;
+    const SIZE = 32 * 1024;
+    for (let i = 0; i < N; i++) writeFileSync(join(src, `f${String(i).padStart(5, '0')}.bin`), randomBytes(SIZE));
     const storeDir = join(dir, 'crash-store');
-    const objectsDir = join(storeDir, 'objects');
-    const blobs = () => (existsSync(objectsDir) ? readdirSync(objectsDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && !e.name.includes('.partial-')) : []);
+    const packFiles = () => {
+      const packsDir = join(storeDir, 'packs');
+      return existsSync(packsDir) ? readdirSync(packsDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && !e.name.includes('.partial-')).map((e) => join(e.parentPath, e.name)) : [];
+    };
     const h = await startBackup(env.client, TQ, { name: 'crash', sources: [{ type: 'files', name: 'm', path: src }], destination: `file://${storeDir}` });
     const staged = () => (existsSync(join(storeDir, 'backups/crash')) ? readdirSync(join(storeDir, 'backups/crash'), { recursive: true }).filter((n) => String(n).includes('/staging/m/chunk-')).length : 0);
-    // Mid-copy: some entries saved to staging, most files still to go.
-    await waitFor(() => staged() > 0 && blobs().length >= 300, 60_000, 'the copy to be under way');
+    // Mid-copy: some entries saved to staging (they are saved only once their pack is stored), most files still to go.
+    await waitFor(() => staged() > 0 && packIndexes(storeDir).length > 0, 60_000, 'the copy to be under way');
     await worker.kill('SIGKILL');
-    // Every object completely stored before the crash, by inode: a re-copy would replace the file (new inode).
-    const before = new Map(
-      blobs()
-        .map((e) => join(e.parentPath, e.name))
-        .filter((path) => statSync(path).size === 8192)
-        .map((path) => [path, statSync(path).ino]),
-    );
-    assert.ok(before.size < N, `killed mid-copy (${before.size} of ${N} stored)`);
+    // Every pack stored (with its index) before the crash, by inode: a re-copy would write it again (new inode).
+    const indexedBefore = new Set(packIndexes(storeDir).map((x) => x.pack));
+    const before = new Map(packFiles().filter((p) => indexedBefore.has(basename(p))).map((p) => [p, statSync(p).ino]));
+    const blobsBefore = packIndexes(storeDir).reduce((n, x) => n + x.blobs.length, 0);
+    assert.ok(before.size > 0 && blobsBefore < N, `killed mid-copy (${blobsBefore} of ${N} files stored, in ${before.size} packs)`);
     worker = await spawnWorker(fleet, env.address, TQ);
     const r: BackupResult = await h.result();
     assert.equal(r.phase, 'Completed');
@@ -380,11 +383,17 @@ describe('backup and restore workflows on a real dev server (file:// and s3:// o
     assert.equal(r.verification?.ok, true, 'the restore test passed');
     assert.ok(r.sources[0].copy!.resumedFiles > 0, 'the retry reused the entries staged before the crash');
     for (const [path, ino] of before) assert.equal(statSync(path).ino, ino, `${path} was not copied again`);
-    const after = blobs();
-    assert.equal(after.length, N, 'one object per distinct file, nothing extra');
-    assert.equal(readdirSync(objectsDir, { recursive: true }).filter((n) => String(n).includes('.partial-')).length, 0, 'no partial left behind');
+    // Each file's content is stored exactly once: no blob in two packs, and every file has its blob.
+    const stored = packIndexes(storeDir).flatMap((x) => x.blobs.map((b) => b.sha256));
+    assert.equal(stored.length, N, 'one blob per distinct file, nothing extra');
+    assert.equal(new Set(stored).size, N, 'no blob stored twice');
+    const indexed = new Set(packIndexes(storeDir).map((x) => x.pack));
+    // A kill between writing a pack and its index leaves that pack without index (its files go into a later pack; retention sweeps it).
+    assert.ok(packFiles().filter((p) => !indexed.has(basename(p))).length <= 1, 'at most the pack being written at the kill is left without index');
+    assert.equal(readdirSync(storeDir, { recursive: true }).filter((n) => String(n).includes('.partial-')).length, 0, 'no partial left behind');
     const manifest = JSON.parse(readFileSync(join(storeDir, manifestKey(r.backupId)), 'utf8')) as Manifest;
     assert.equal(new Set(manifest.sources[0].files.map((f) => f.path)).size, N, 'each file exactly once in the manifest');
+    assert.deepEqual(new Set(manifest.sources[0].files.map((f) => f.sha256)), new Set(stored), 'the manifest refers to exactly the stored blobs');
     const attempts = (await h.fetchHistory()).events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
     assert.ok(attempts.some((a) => a! >= 2), 'the copy activity ran a second attempt');
   });

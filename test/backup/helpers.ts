@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { backupWorkflowId, type BackupInput } from '../../workflows/inputs/backup.ts';
@@ -41,4 +41,29 @@ export function startBackup(client: Client, taskQueue: string, input: BackupInpu
 
 export function startRestore(client: Client, taskQueue: string, input: RestoreInput): Promise<WorkflowHandle> {
   return client.workflow.start('restore', { taskQueue, workflowId: restoreWorkflowId(input.backupId), args: [input] });
+}
+
+/** A pack index as stored under index/ (read here directly, not through the code under test). */
+export interface StoredPackIndex {
+  pack: string;
+  size: number;
+  blobs: { sha256: string; offset: number; size: number }[];
+}
+
+/** Every pack index of a file:// store directory. */
+export function packIndexes(storeDir: string): StoredPackIndex[] {
+  const dir = join(storeDir, 'index');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((n) => n.endsWith('.json') && !n.includes('.partial-'))
+    .map((n) => JSON.parse(readFileSync(join(dir, n), 'utf8')) as StoredPackIndex);
+}
+
+/** The pack file holding a blob, and where in it. */
+export function packedBlob(storeDir: string, sha256: string): { path: string; offset: number; size: number } {
+  for (const idx of packIndexes(storeDir)) {
+    const b = idx.blobs.find((x) => x.sha256 === sha256);
+    if (b) return { path: join(storeDir, 'packs', idx.pack.slice(0, 2), idx.pack), offset: b.offset, size: b.size };
+  }
+  throw new Error(`blob ${sha256} is in no pack of ${storeDir}`);
 }
