@@ -22,7 +22,7 @@ export interface AgentHealth {
   drain: DrainState;
   gpus: unknown[];
   /** The model being served, or null. */
-  model: { id: string; uri: string; sha256: string } | null;
+  model: ServedModel | null;
   agentVersion: string;
   policyVersion: string;
 }
@@ -30,12 +30,12 @@ export interface AgentHealth {
 export class AgentClient {
   constructor(readonly baseUrl: string, private readonly token: string, private readonly timeoutMs = 5000) {}
 
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  private async call<T>(method: string, path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<T> {
     const res = await fetch(`${this.baseUrl}${path}`, {
       method,
       headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(this.timeoutMs),
+      signal: AbortSignal.timeout(timeoutMs),
     });
     const text = await res.text();
     const parsed = text ? (JSON.parse(text) as T & { error?: string }) : ({} as T & { error?: string });
@@ -64,4 +64,29 @@ export class AgentClient {
   drainStatus(): Promise<DrainState> {
     return this.call('GET', '/drain');
   }
+  model(): Promise<{ model: ServedModel | null; swap: ModelSwapState }> {
+    return this.call('GET', '/model');
+  }
+  /** Verified swap: returns once the agent serves the model; a 4xx means it refused and keeps the old one. */
+  setModel(uri: string, sha256: string, timeoutMs: number): Promise<{ model: ServedModel }> {
+    return this.call('PUT', '/model', { uri, sha256 }, timeoutMs);
+  }
+  smoke(prompt: string, maxTokens: number, timeoutMs: number): Promise<SmokeAnswer> {
+    return this.call('POST', '/smoke', { prompt, max_tokens: maxTokens }, timeoutMs);
+  }
+}
+
+export interface ServedModel {
+  id: string;
+  uri: string;
+  sha256: string;
+}
+
+export type ModelSwapState = { state: 'idle' } | { state: 'loading' | 'failed' | 'done'; uri: string; sha256: string; error?: string };
+
+export interface SmokeAnswer {
+  model: { id: string; sha256: string };
+  text: string;
+  completionTokens: number;
+  latencyMs: number;
 }

@@ -23,14 +23,15 @@ export interface ProvisionResult {
 
 /** How long an agent may stay unreachable before cordon / drain treat the node as dead. */
 const UNREACHABLE_AFTER_MS = 15_000;
-const POLL_MS = 500;
+export const POLL_MS = 500;
 
 export interface NodeActivityDeps {
   pools: PoolRegistry;
   agentToken: string;
 }
 
-export function createNodeActivities({ pools, agentToken }: NodeActivityDeps) {
+/** How activities reach a pool's provider and a node's agent (shared by node, pool and rollout activities). */
+export function nodeAccess({ pools, agentToken }: NodeActivityDeps) {
   function pool(name: string) {
     try {
       return pools.get(name);
@@ -74,6 +75,12 @@ export function createNodeActivities({ pools, agentToken }: NodeActivityDeps) {
       await ctx.sleep(POLL_MS);
     }
   }
+
+  return { pool, liveNode, agentFor, withAgent };
+}
+
+export function createNodeActivities(deps: NodeActivityDeps) {
+  const { pool, liveNode, agentFor, withAgent } = nodeAccess(deps);
 
   return {
     /** Checks that the node is a live member of the pool; bad names fail as InvalidArgument. */

@@ -23,13 +23,16 @@ import { NODE_ID, NODE_ID_HELP } from './inputs/validate.ts';
 import {
   acquireLeaseUpdate,
   applySpecUpdate,
+  claimNodesUpdate,
   cordonNodeUpdate,
   pauseRemediationUpdate,
   poolStatusQuery,
+  releaseClaimsUpdate,
   releaseLeaseUpdate,
   replaceNodeUpdate,
   resizeUpdate,
   resumeRemediationUpdate,
+  swapMembersUpdate,
   uncordonNodeUpdate,
   type LeaseAnswer,
   type PoolNode,
@@ -84,6 +87,7 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
     log.info(`pool ${pool}: ${nodeId ? `${nodeId}: ` : ''}${message}`);
   };
   const members = () => Object.values(s.nodes);
+  const claims = () => (s.claims ??= {});
   const maxUnavailable = () => resolveAmount(cfg.disruption.maxUnavailable, Math.max(members().length, s.autoscaler.desired), 'down-min-1');
   const minHealthy = () => resolveAmount(cfg.disruption.minHealthy, members().length, 'up');
   const healthyCount = () => members().filter((n) => n.health === 'healthy' && n.phase === 'active').length;
@@ -337,7 +341,7 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
       !s.budget.leases.some((l) => l.kind === 'external' && isOutsideReplacement(l.holder));
     if (!settled) return;
     for (const id of Object.keys(s.view)) {
-      if (s.nodes[id]) continue;
+      if (s.nodes[id] || s.claims?.[id]) continue;
       if (cfg.membership.unknownInstances === 'adopt') {
         addNode(id);
         event('unknown drydock-tagged instance adopted', id);
@@ -610,6 +614,93 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
     },
   );
 
+  // ---- claims (blue-green) ------------------------------------------------------------------
+
+  const holderArg = (o: Record<string, unknown>) => {
+    if (typeof o.holder !== 'string' || !HOLDER.test(o.holder)) throw invalidArgument('holder', "expected the caller's workflow id (letters, digits, . _ : / -, at most 200)");
+    if (/^(replace|scale-down|cordon)\//.test(o.holder)) throw invalidArgument('holder', `'${o.holder}' is reserved for the pool's own work`);
+    return o.holder;
+  };
+  const idList = (v: unknown, field: string): string[] => {
+    if (!Array.isArray(v) || v.length > 1000 || !v.every((id) => typeof id === 'string' && NODE_ID.test(id))) throw invalidArgument(field, `expected a list of node ids (${NODE_ID_HELP}), at most 1000`);
+    return v as string[];
+  };
+
+  setHandler(
+    claimNodesUpdate,
+    ({ holder, nodeIds }) => {
+      const fresh = nodeIds.filter((id) => claims()[id] !== holder);
+      for (const id of nodeIds) claims()[id] = holder;
+      if (fresh.length) event(`${fresh.length} instance(s) claimed by ${holder}: ${fresh.join(', ')}`);
+      dirty = true;
+      return { claimed: nodeIds };
+    },
+    {
+      validator: (r) => {
+        const o = objectArg(r);
+        const holder = holderArg(o);
+        for (const id of idList(o.nodeIds, 'nodeIds')) {
+          if (s.nodes[id]) throw invalidArgument('nodeIds', `'${id}' is a member of pool '${pool}'; take members out with swapMembers`);
+          if (claims()[id] && claims()[id] !== holder) throw invalidArgument('nodeIds', `'${id}' is claimed by ${claims()[id]}`);
+        }
+      },
+    },
+  );
+
+  setHandler(
+    swapMembersUpdate,
+    ({ holder, admit, remove }) => {
+      for (const id of admit) {
+        delete claims()[id];
+        addNode(id, s.view[id] ?? 'healthy');
+      }
+      for (const id of remove) {
+        if (!s.nodes[id]) continue; // already swapped out (a retried call)
+        delete s.nodes[id];
+        claims()[id] = holder;
+      }
+      event(`membership switched by ${holder}: ${admit.length} in (${admit.join(', ')}), ${remove.length} out (${remove.join(', ')})`);
+      dirty = true;
+      return { members: members().length };
+    },
+    {
+      validator: (r) => {
+        const o = objectArg(r);
+        const holder = holderArg(o);
+        for (const id of idList(o.admit, 'admit')) {
+          if (!s.nodes[id] && claims()[id] !== holder) throw invalidArgument('admit', `'${id}' is not claimed by ${holder}; claim it with claimNodes first`);
+        }
+        for (const id of idList(o.remove, 'remove')) {
+          const n = s.nodes[id];
+          if (!n) {
+            if (claims()[id] !== holder) throw invalidArgument('remove', `'${id}' is not a member of pool '${pool}'`);
+            continue;
+          }
+          if (n.phase !== 'active' && n.phase !== 'cordoned') throw invalidArgument('remove', `'${id}' is ${n.phase}`);
+          if (budget.leaseForNode(s.budget, id)) throw invalidArgument('remove', `'${id}' holds a disruption lease (${budget.leaseForNode(s.budget, id)!.holder})`);
+        }
+      },
+    },
+  );
+
+  setHandler(
+    releaseClaimsUpdate,
+    ({ holder, nodeIds }) => {
+      const released = Object.keys(claims()).filter((id) => claims()[id] === holder && (!nodeIds || nodeIds.includes(id)));
+      for (const id of released) delete claims()[id];
+      if (released.length) event(`${released.length} claim(s) released by ${holder}`);
+      dirty = true;
+      return { released };
+    },
+    {
+      validator: (r) => {
+        const o = objectArg(r);
+        holderArg(o);
+        if (o.nodeIds !== undefined) idList(o.nodeIds, 'nodeIds');
+      },
+    },
+  );
+
   // ---- status ------------------------------------------------------------------------------
 
   function status(): PoolStatus {
@@ -646,6 +737,7 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
       replacements: s.replacements,
       runs: s.runs,
       events: s.events.slice(-30),
+      claims: Object.entries(s.claims ?? {}).map(([nodeId, holder]) => ({ nodeId, holder })),
     };
   }
 

@@ -5,3 +5,4 @@ export { backup } from './backup.ts';
 export { restore } from './restore.ts';
 export { fleetPool } from './fleetPool.ts';
 export { verifyBackup } from './verifyBackup.ts';
+export { rollingUpdate } from './rollingUpdate.ts';

@@ -13,7 +13,7 @@ interface LeaseInput {
 }
 
 /** The pool workflow is gone or was never started: there is no budget to respect. */
-function noPool(err: unknown): boolean {
+export function noPool(err: unknown): boolean {
   return err instanceof WorkflowNotFoundError || /not found|already completed|workflow execution.*(closed|completed)/i.test((err as Error).message ?? '');
 }
 

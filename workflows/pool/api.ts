@@ -58,6 +58,8 @@ export interface PoolStatus {
   /** Continue-as-new count: how many earlier runs this state came through. */
   runs: number;
   events: PoolEvent[];
+  /** Instances other workflows hold outside the pool's size (blue-green's green set before the switch, blue after it). */
+  claims: { nodeId: string; holder: string }[];
 }
 
 export interface LeaseAnswer {
@@ -85,3 +87,12 @@ export const replaceNodeUpdate = defineUpdate<LeaseAnswer, [{ nodeId: string; re
  */
 export const acquireLeaseUpdate = defineUpdate<LeaseAnswer, [{ holder: string; nodeId?: string; ttlSeconds?: number }]>('acquireLease');
 export const releaseLeaseUpdate = defineUpdate<{ released: boolean }, [{ holder: string }]>('releaseLease');
+/**
+ * Blue-green (rollouts): instances a workflow provisions beside the pool are claimed first, so the
+ * pool neither adopts them nor counts them; the switch then swaps claimed nodes in and members out
+ * in one step, so the pool's size never changes half-way; claims are released once the workflow
+ * has terminated what it holds.
+ */
+export const claimNodesUpdate = defineUpdate<{ claimed: string[] }, [{ holder: string; nodeIds: string[] }]>('claimNodes');
+export const swapMembersUpdate = defineUpdate<{ members: number }, [{ holder: string; admit: string[]; remove: string[] }]>('swapMembers');
+export const releaseClaimsUpdate = defineUpdate<{ released: string[] }, [{ holder: string; nodeIds?: string[] }]>('releaseClaims');

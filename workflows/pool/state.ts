@@ -29,6 +29,8 @@ export interface PoolState {
   lastProbe?: { at: number; probed: number; tookMs: number; full: boolean };
   /** The first membership reconcile adopted the pool's instances. */
   initialized: boolean;
+  /** Instance id → the workflow holding it outside the pool (claimNodes); absent in states from older runs. */
+  claims?: Record<string, string>;
 }
 
 export const MAX_EVENTS = 50;

@@ -56,6 +56,8 @@ export interface RolloutNode {
   /** The model the node served before the rollout (what a rollback restores); null when none. */
   previous?: ModelRef | null;
   batch?: number;
+  /** A failed node that serves its previous model again (restored at once, or never touched). */
+  onPrevious?: boolean;
   error?: string;
   startedAt?: string;
   finishedAt?: string;

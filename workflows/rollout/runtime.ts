@@ -1,0 +1,123 @@
+import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, condition, log, proxyActivities } from '@temporalio/workflow';
+import type { NodeActivities } from '../../activities/nodes.ts';
+import type { PoolActivities } from '../../activities/pool/index.ts';
+import type { RolloutActivities } from '../../activities/rollout/index.ts';
+import type { RollingUpdateConfig } from '../inputs/rollingUpdate.ts';
+import type { Amount } from '../inputs/validate.ts';
+import type { NodeRolloutState, RolloutNode } from './api.ts';
+import { pushRolloutEvent, type Hold, type RolloutState } from './state.ts';
+
+const retry = { maximumInterval: '10 seconds', maximumAttempts: 5 } as const;
+
+/** Activity stubs with timeouts sized to the rollout's settings. */
+export function rolloutActivities(cfg: RollingUpdateConfig) {
+  return {
+    nodes: proxyActivities<NodeActivities>({ startToCloseTimeout: '2 minutes', heartbeatTimeout: '30 seconds', retry }),
+    drain: proxyActivities<NodeActivities>({ startToCloseTimeout: `${cfg.drainTimeoutSeconds + 120} seconds`, heartbeatTimeout: '30 seconds', retry }),
+    provision: proxyActivities<NodeActivities>({ startToCloseTimeout: '20 minutes', heartbeatTimeout: '1 minute', retry }),
+    // Lease waits can be long (the pool's budget is shared); they heartbeat while queued.
+    lease: proxyActivities<PoolActivities>({ startToCloseTimeout: '24 hours', heartbeatTimeout: '1 minute', retry: { maximumInterval: '30 seconds' } }),
+    rollout: proxyActivities<RolloutActivities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '1 minute', retry }),
+    swap: proxyActivities<RolloutActivities>({ startToCloseTimeout: '35 minutes', heartbeatTimeout: '30 seconds', retry }),
+    analysis: proxyActivities<RolloutActivities>({
+      startToCloseTimeout: `${cfg.analysis.intervalSeconds + 600} seconds`,
+      heartbeatTimeout: `${Math.max(60, cfg.analysis.everySeconds * 2 + 60)} seconds`,
+      retry,
+    }),
+  };
+}
+
+/** Operator controls, set by the update handlers and read by the strategies. */
+export interface Controls {
+  abort?: string;
+  /** promote --all: every later pause is skipped too. */
+  promoteAll: boolean;
+  /** Blue-green: promote during scaleDownDelaySeconds scales blue down at once. */
+  skipDelay: boolean;
+}
+
+/** What the strategies share: config, state, activities, controls and small helpers. */
+export class Rollout {
+  readonly acts: ReturnType<typeof rolloutActivities>;
+  readonly controls: Controls = { promoteAll: false, skipDelay: false };
+  /** maxUnavailable as given (setMaxUnavailable replaces it); st.maxUnavailable is it resolved against the node count. */
+  maxUnavailable: Amount;
+  constructor(
+    readonly cfg: RollingUpdateConfig,
+    readonly st: RolloutState,
+    readonly workflowId: string,
+    /** Called after every state change (status, search attributes, Web UI details). */
+    readonly publish: () => void,
+  ) {
+    this.acts = rolloutActivities(cfg);
+    this.maxUnavailable = cfg.maxUnavailable;
+  }
+
+  event(message: string, nodeId?: string): void {
+    pushRolloutEvent(this.st, message, nodeId);
+    log.info(`rollout ${this.workflowId}: ${nodeId ? `${nodeId}: ` : ''}${message}`);
+    this.publish();
+  }
+
+  set(node: RolloutNode, state: NodeRolloutState): void {
+    node.state = state;
+    if (state === 'done' || state === 'failed' || state === 'rolled-back' || state === 'terminated') node.finishedAt = new Date().toISOString();
+    this.publish();
+  }
+
+  get aborting(): boolean {
+    return this.st.phase === 'aborted' || this.controls.abort !== undefined;
+  }
+
+  /** Holds (phase `paused`) until released by resume/promote, `seconds` pass, or an abort. Returns false when aborted. */
+  async hold(hold: Hold, seconds?: number): Promise<boolean> {
+    if (this.aborting) return false;
+    const before = this.st.phase;
+    this.st.hold = hold;
+    this.st.phase = 'paused';
+    this.event(`paused: ${hold.reason}`);
+    const released = () => this.st.hold === undefined || this.aborting;
+    if (seconds === undefined) await condition(released);
+    else await condition(released, seconds * 1000);
+    const timedOut = this.st.hold !== undefined && !this.aborting;
+    this.st.hold = undefined;
+    if (this.aborting) return false;
+    this.st.phase = before;
+    this.event(timedOut ? 'pause ended' : 'resumed');
+    return true;
+  }
+
+  /** Waits while an operator's pause holds new work back; false when aborted. */
+  async whileOperatorPaused(): Promise<boolean> {
+    await condition(() => this.st.hold?.kind !== 'operator' || this.aborting);
+    return !this.aborting;
+  }
+
+  /** Runs `fn` over `items` with at most `limit()` at once (re-read as each slot frees: setMaxUnavailable applies at once). */
+  async each<T>(items: T[], limit: () => number, fn: (item: T) => Promise<void>, canStart: () => Promise<boolean> = async () => true): Promise<void> {
+    const running = new Set<Promise<void>>();
+    for (const item of items) {
+      await condition(() => running.size < Math.max(1, limit()));
+      if (!(await canStart())) break;
+      const p: Promise<void> = fn(item).finally(() => running.delete(p));
+      running.add(p);
+    }
+    await Promise.all(running);
+  }
+}
+
+/** The innermost message of an activity or child failure, for events and node errors. */
+export function failureMessage(err: unknown): string {
+  let e: unknown = err;
+  while ((e instanceof ActivityFailure || e instanceof ChildWorkflowFailure) && e.cause) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}
+
+export function failureType(err: unknown): string | undefined {
+  let e: unknown = err;
+  while ((e instanceof ActivityFailure || e instanceof ChildWorkflowFailure) && e.cause) e = e.cause;
+  return e instanceof ApplicationFailure ? (e.type ?? undefined) : undefined;
+}
+
+/** A step of a node's walk failed in a way the walk reports (not an activity crash). */
+export class StepFailed extends Error {}
