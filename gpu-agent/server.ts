@@ -9,7 +9,7 @@ import { SimulatedGpuBackend, SIMULATED_FAULT_KINDS, type SimulatedFault } from 
 import { normalizePciBusId, type GpuBackend, type GpuInfo } from './gpu/types.ts';
 import { KernelLogWatcher, XidLog } from './gpu/xid.ts';
 import { SHA256_RE } from './inference/modelFile.ts';
-import { chatCompletions, completions, models, type OpenAiDeps } from './inference/openai.ts';
+import { chatCompletions, completions, models, smoke, type OpenAiDeps } from './inference/openai.ts';
 import { LlamaInference, ModelSwapError, type InferenceService } from './inference/service.ts';
 import { SimulatedInference } from './inference/simulated.ts';
 import { CordonedError, WorkTracker } from './work.ts';
@@ -176,6 +176,7 @@ export function createAgent(config: AgentConfig): Agent {
       }
     },
     'GET /v1/models': async () => [200, models(openai)],
+    'POST /smoke': async (b) => [200, await smoke(openai, b)],
     'POST /sim/faults': async (b) => {
       if (!(gpu instanceof SimulatedGpuBackend)) throw new HttpError(409, 'fault injection needs the simulated GPU backend');
       allowOnly(b, ['kind', 'gpu', 'code', 'message', 'celsius', 'uncorrected', 'corrected', 'reasons']);
