@@ -28,7 +28,8 @@ export type RolloutPhase =
  *   pending → cordoning → draining → swapping → smoke-testing → readiness → uncordoning → done
  * Any step can end in `failed`. Rolling back walks the same steps towards the node's previous
  * model and ends in `rolled-back`. Blue-green adds `provisioning` (green), `standby` (ready but
- * not serving: green before the switch, blue after it) and `terminating` → `terminated`.
+ * not serving: green before the switch, blue after it) and `terminating` → `terminated`. A node
+ * that leaves the pool before its turn ends in `left` (counted as done).
  */
 export type NodeRolloutState =
   | 'pending'
@@ -44,7 +45,9 @@ export type NodeRolloutState =
   | 'terminating'
   | 'terminated'
   | 'failed'
-  | 'rolled-back';
+  | 'rolled-back'
+  /** Left the pool before its turn (replaced by remediation, scaled down); its replacement is picked up at the end. */
+  | 'left';
 
 export interface RolloutNode {
   id: string;

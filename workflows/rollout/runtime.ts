@@ -61,7 +61,7 @@ export class Rollout {
 
   set(node: RolloutNode, state: NodeRolloutState): void {
     node.state = state;
-    if (state === 'done' || state === 'failed' || state === 'rolled-back' || state === 'terminated') node.finishedAt = new Date().toISOString();
+    if (state === 'done' || state === 'failed' || state === 'rolled-back' || state === 'terminated' || state === 'left') node.finishedAt = new Date().toISOString();
     this.publish();
   }
 

@@ -46,7 +46,7 @@ export function counts(nodes: RolloutNode[]): RolloutStatus['counts'] {
   for (const n of nodes) {
     if (n.state === 'pending' || n.state === 'standby') c.pending++;
     else if (IN_PROGRESS.includes(n.state)) c.inProgress++;
-    else if (n.state === 'done' || n.state === 'terminated') c.done++;
+    else if (n.state === 'done' || n.state === 'terminated' || n.state === 'left') c.done++;
     else if (n.state === 'failed') c.failed++;
     else if (n.state === 'rolled-back') c.rolledBack++;
   }

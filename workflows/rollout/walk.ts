@@ -96,10 +96,15 @@ export async function updateNode(rt: Rollout, node: RolloutNode): Promise<boolea
       }
     });
   } catch (err) {
-    // No lease (the node left the pool, or the pool refused): nothing was touched.
-    node.error = failureMessage(err);
+    // No lease: nothing was touched. A node that left the pool (remediation replaced it) is no failure.
+    const why = failureMessage(err);
+    if (failureType(err) === 'LeaseRefused' && /is not a member/.test(why)) {
+      rt.event('left the pool before its turn; a replacement is picked up when the rollout lists the pool again', node.id);
+      rt.set(node, 'left');
+      return true;
+    }
+    node.error = why;
     node.onPrevious = true;
-    if (failureType(err) === 'LeaseRefused') rt.event(`skipped: ${node.error}`, node.id);
     rt.set(node, 'failed');
     return false;
   }
