@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { StoreUrlError, type ObjectInfo, type ObjectStore } from './types.ts';
+import { hashCopy } from './hashCopy.ts';
 import { checkKey } from './keys.ts';
 
 const PARTIAL = '.partial-';
@@ -118,6 +119,34 @@ export class FileStore implements ObjectStore {
   putFile(key: string, path: string): Promise<void> {
     // copyFile uses copy_file_range / reflinks where the filesystem has them.
     return this.atomically(key, (tmp) => copyFile(path, tmp));
+  }
+
+  /**
+   * Copies a local file into the store under a key named by its sha256, hashing while copying
+   * (in a worker thread, see hashCopy): one read of the file instead of one to hash and one to
+   * copy. Goes through a partial file (swept like any other), renamed to keyFor(sha256) at the end.
+   */
+  async putFileAddressed(path: string, keyFor: (sha256: string) => string): Promise<{ key: string; sha256: string; size: number }> {
+    const incoming = this.path('objects/incoming');
+    await this.makeDir(dirname(incoming));
+    const tmp = `${incoming}${PARTIAL}${HOST}-${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      const { sha256, size } = await hashCopy(path, tmp);
+      const key = keyFor(sha256);
+      const p = this.path(key);
+      await this.makeDir(dirname(p));
+      await rename(tmp, p);
+      return { key, sha256, size };
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  private async makeDir(dir: string): Promise<void> {
+    if (this.made.has(dir)) return;
+    await mkdir(dir, { recursive: true });
+    this.made.add(dir);
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {

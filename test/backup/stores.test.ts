@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,6 +81,19 @@ describe('object stores (file:// and s3:// on moto)', () => {
     await s.putNew('o/y', body);
     assert.deepEqual(Buffer.from((await s.get('o/x'))!), body);
     assert.deepEqual(Buffer.from((await s.get('o/y'))!), body);
+  });
+
+  it('file: putFileAddressed copies a file under a key named by its sha256, hashing while copying; a failed copy leaves no partial', async () => {
+    const s = new FileStore(join(dir, 'addressed'));
+    const body = randomBytes(2 * 1024 * 1024 + 3);
+    const src = join(dir, 'addressed-src.bin');
+    writeFileSync(src, body);
+    const sha = createHash('sha256').update(body).digest('hex');
+    const put = await s.putFileAddressed(src, (h) => `objects/sha256/${h.slice(0, 2)}/${h}`);
+    assert.deepEqual(put, { key: `objects/sha256/${sha.slice(0, 2)}/${sha}`, sha256: sha, size: body.length });
+    assert.ok(Buffer.from((await s.get(put.key))!).equals(body));
+    await assert.rejects(s.putFileAddressed(join(dir, 'no-such-file'), (h) => `objects/${h}`), (err: NodeJS.ErrnoException) => err.code === 'ENOENT');
+    assert.deepEqual(readdirSync(join(dir, 'addressed'), { recursive: true }).filter((n) => String(n).includes('.partial-')), []);
   });
 
   it('parses store URLs and says what is wrong with bad ones', () => {
