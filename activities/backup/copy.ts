@@ -53,10 +53,10 @@ export interface CopySourceResult {
 }
 
 /**
- * Copies one file tree into content-addressed storage. Each file is hashed, and uploaded only
- * when no object with that sha256 exists yet. Entries are saved to staging as they complete, so
- * a retried attempt (after a worker crash) reuses them without re-reading, and files copied
- * after the last save are found in the store and not copied again.
+ * Copies one file tree into content-addressed storage. Each file is hashed, and stored only when
+ * no blob (in a pack, for small files) or object with that sha256 exists yet. Entries are saved
+ * to staging as they are stored, so a retried attempt (after a worker crash) reuses them without
+ * re-reading, and files stored after the last save are found in the store and not copied again.
  */
 export async function copySource(input: CopySourceInput): Promise<CopySourceResult> {
   const ctx = Context.current();
