@@ -40,7 +40,7 @@ const POLL_MS = 1_000;
 /** The failure types a finished-but-unsuccessful rollout ends with; details[0] is its RolloutResult. */
 const ROLLOUT_FAILURES: Record<string, string> = { RolloutRolledBack: 'rolled back', RolloutAborted: 'was aborted', RolloutFailed: 'failed' };
 /** Node states worth a line of their own while watching (the steps in between would flood CI logs). */
-const NOTABLE_NODE_STATES = new Set(['done', 'failed', 'rolled-back', 'standby', 'terminated']);
+const NOTABLE_NODE_STATES = new Set(['done', 'failed', 'rolled-back', 'standby', 'terminated', 'left']);
 
 export interface StartFlags {
   pool?: string;
@@ -262,16 +262,20 @@ function rolloutFailure(err: unknown, workflowId: string): { error: CliError; re
 
 const nodeCount = (s: RolloutStatus) => `${s.counts.done}/${s.counts.total}`;
 
-/** What changed between two polls, as lines: phase changes, nodes finishing or failing, new analyses. */
+/**
+ * What changed between two polls, as lines: nodes finishing or failing and new analyses (under the
+ * phase they happened in), then a phase change last, so the final line is where the rollout stands.
+ */
 export function rolloutChanges(prev: RolloutStatus | undefined, s: RolloutStatus): string[] {
   const lines: string[] = [];
-  if (!prev || prev.phase !== s.phase || (prev.reason ?? '') !== (s.reason ?? '')) lines.push(`${s.phase}${s.reason ? `: ${s.reason}` : ''}`);
+  const during = prev?.phase ?? s.phase;
   const before = new Map((prev?.nodes ?? []).map((n) => [n.id, n.state]));
   for (const n of s.nodes) {
     if (before.get(n.id) === n.state || !NOTABLE_NODE_STATES.has(n.state)) continue;
-    lines.push(`${s.phase}: node ${n.id} ${n.state}${n.role ? ` (${n.role})` : ''}${n.error ? `: ${n.error}` : ''}`);
+    lines.push(`${during}: node ${n.id} ${n.state}${n.role ? ` (${n.role})` : ''}${n.error ? `: ${n.error}` : ''}`);
   }
-  for (const a of s.analyses.slice(prev?.analyses.length ?? 0)) lines.push(`${s.phase}: ${describeAnalysis(a)}`);
+  for (const a of s.analyses.slice(prev?.analyses.length ?? 0)) lines.push(`${during}: ${describeAnalysis(a)}`);
+  if (!prev || prev.phase !== s.phase || (prev.reason ?? '') !== (s.reason ?? '')) lines.push(`${s.phase}${s.reason ? `: ${s.reason}` : ''}`);
   return lines;
 }
 
@@ -295,8 +299,10 @@ async function watchRollout(handle: WorkflowHandle): Promise<RolloutResult> {
   let closed = false;
   void outcome.then(() => (closed = true));
   let last: RolloutStatus | undefined;
+  // cli-progress draws 0/0 as a full bar: on a terminal, wait for the plan before drawing one.
+  const draw = (done: number, total: number, label: string) => (total > 0 || !process.stderr.isTTY) && progress.update(done, total, label);
   const show = (s: RolloutStatus) => {
-    for (const line of rolloutChanges(last, s)) progress.update(s.counts.done, s.counts.total, line);
+    for (const line of rolloutChanges(last, s)) draw(s.counts.done, s.counts.total, line);
     last = s;
   };
   try {
@@ -306,7 +312,7 @@ async function watchRollout(handle: WorkflowHandle): Promise<RolloutResult> {
       } catch (err) {
         if (serverGone(err)) throw err;
         // No worker answers queries right now (none running, or it is restarting).
-        if (!closed) progress.update(last?.counts.done ?? 0, last?.counts.total ?? 0, 'waiting for a drydock worker');
+        if (!closed) draw(last?.counts.done ?? 0, last?.counts.total ?? 0, 'waiting for a drydock worker');
       }
       await Promise.race([sleep(POLL_MS), outcome]);
     }

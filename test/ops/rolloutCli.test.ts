@@ -4,13 +4,19 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import { ROLLOUT_ID } from '../../workflows/inputs/rollingUpdate.ts';
 import type { RolloutStatus } from '../../workflows/rollout/api.ts';
 import { defaultRolloutId, renderRolloutStatus, rolloutChanges, rolloutInput } from '../../scripts/cli/rollout.ts';
 import { CliError } from '../../scripts/cli/runtime.ts';
 import { runCli } from '../helpers/cli.ts';
+import { waitFor } from '../helpers/fleet.ts';
+import { allServing, rolloutHarness } from '../rollout/helpers.ts';
 
-/** `drydock rollout …`: input checks that need no workflow (exit 2 naming the field), and the watch's change lines. */
+/**
+ * `drydock rollout …`: input checks that need no workflow (exit 2 naming the field), the watch's
+ * change lines, and `start --wait` end to end on real agents serving tiny GGUF models.
+ */
 
 describe('drydock rollout start: input from flags and --spec, checked before anything starts', () => {
   let dir: string;
@@ -162,7 +168,7 @@ describe('drydock rollout --wait: lines only when something changes', () => {
     assert.deepEqual(rolloutChanges(undefined, base), ['progressing']);
     assert.deepEqual(rolloutChanges(base, { ...base, nodes: [{ ...base.nodes[0], state: 'swapping' }, base.nodes[1]] }), [], 'steps in between are not worth a line');
     const done: RolloutStatus = { ...base, phase: 'analyzing', nodes: [{ ...base.nodes[0], state: 'done' }, base.nodes[1]], counts: { ...base.counts, inProgress: 0, done: 1 } };
-    assert.deepEqual(rolloutChanges(base, done), ['analyzing', 'analyzing: node n1 done']);
+    assert.deepEqual(rolloutChanges(base, done), ['progressing: node n1 done', 'analyzing'], 'what happened while progressing, then where it stands');
     assert.deepEqual(rolloutChanges(done, done), []);
     const analysed: RolloutStatus = {
       ...done,
@@ -171,8 +177,8 @@ describe('drydock rollout --wait: lines only when something changes', () => {
       analyses: [{ batch: 0, ok: false, checks: 3, failures: 3, maxLatencyMs: 41.6, meanLatencyMs: 30.2, reason: "no 'xyzzy' in the output", at: '2026-11-23T09:00:10.000Z' }],
     };
     assert.deepEqual(rolloutChanges(done, analysed), [
+      "analyzing: analysis of batch 1 FAILED: 3 checks, 3 failed, latency max 42 ms mean 30 ms (no 'xyzzy' in the output)",
       'rolling-back: analysis of batch 1 failed',
-      "rolling-back: analysis of batch 1 FAILED: 3 checks, 3 failed, latency max 42 ms mean 30 ms (no 'xyzzy' in the output)",
     ]);
     const paused: RolloutStatus = { ...done, phase: 'paused', reason: 'paused by an operator' };
     assert.deepEqual(rolloutChanges(done, paused), ['paused: paused by an operator']);
@@ -186,5 +192,89 @@ describe('drydock rollout --wait: lines only when something changes', () => {
     assert.match(text, /batches: 1: n1 \| 2: n2/);
     assert.match(text, /\n {2}n1 +batch 1 +draining\n/);
     assert.match(text, /analysis of batch 1 passed: 2 checks, 0 failed/);
+  });
+});
+
+describe('drydock rollout start --wait on real agents serving tiny GGUF models', () => {
+  const TQ = 'rollout-cli';
+  const POOL = 'rcli';
+  const NODES = 2;
+  const spec: FleetPoolSpec = {
+    name: POOL,
+    minNodes: 1,
+    maxNodes: 4,
+    health: { probeIntervalSeconds: 1, unhealthyAfter: 3, unreachableAfterSeconds: 30, drainTimeoutSeconds: 20 },
+    disruption: { maxUnavailable: 1, minHealthy: 1 },
+  };
+  const h = rolloutHarness({ taskQueue: TQ, spec, nodes: NODES });
+  // The CLI's JSON, checked field by field.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const cli = (args: string[]) => runCli<Record<string, any>>(args, { TEMPORAL_ADDRESS: h.env.address, TEMPORAL_NAMESPACE: 'default', DRYDOCK_TASK_QUEUE: TQ }, 240_000);
+
+  it('rolls model B across the pool: a line per change off a TTY, every node done, exit 0', async () => {
+    const { b } = h.models;
+    // No --sha256: the CLI reads the model file (the agents run on this machine) for it.
+    const r = await cli(['rollout', 'start', '--pool', POOL, '--model', b.path, '--id', 'to-b', '--analysis-seconds', '0', '--max-latency-ms', '120000', '--wait']);
+    assert.equal(r.code, 0, `${r.stderr}\nworker: ${h.worker.output().slice(-2000)}`);
+    assert.match(r.stdout, new RegExp(`^rollout/${POOL}/to-b succeeded: ${NODES}/${NODES} nodes on ${b.path.replace(/[.]/g, '\\.')} in \\d+ s\n`));
+    assert.match(r.stderr, new RegExp(`^started rollout/${POOL}/to-b \\(run \\S+\\)\n  follow it: drydock rollout status to-b --pool ${POOL}\n  Web UI: +http://localhost:\\d+/namespaces/default/workflows/rollout%2F${POOL}%2Fto-b/`));
+    for (const id of h.fleet.nodeIds) assert.match(r.stderr, new RegExp(`Z rollout/${POOL}/to-b: [a-z-]+: node ${id} done \\([12]/${NODES} nodes\\)\n`));
+    assert.match(r.stderr, new RegExp(`Z rollout/${POOL}/to-b: succeeded \\(${NODES}/${NODES} nodes\\)\n$`));
+    assert.deepEqual(Object.values(await h.served()), Array(NODES).fill(b.sha256));
+    await allServing(h);
+
+    const status = await cli(['--json', 'rollout', 'status', 'to-b', '--pool', POOL]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.equal(status.json().status, 'COMPLETED');
+    assert.equal(status.json().rollout.phase, 'succeeded');
+    assert.equal(status.json().rollout.target.sha256, b.sha256);
+    const human = await cli(['rollout', 'status', `rollout/${POOL}/to-b`]);
+    assert.match(human.stdout, new RegExp(`^rollout/${POOL}/to-b: COMPLETED, succeeded\n.*\n  nodes: ${NODES}/${NODES} done`));
+    const again = await cli(['rollout', 'start', '--pool', POOL, '--model', b.path, '--id', 'to-b']);
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /--id: rollout 'to-b' of pool rcli exists already/);
+  });
+
+  it('updates: resume at a pause step is rejected by the workflow (exit 2 with its message); promote continues', async () => {
+    const { a } = h.models;
+    const start = await cli(['--json', 'rollout', 'start', '--pool', POOL, '--model', a.path, '--sha256', a.sha256, '--id', 'stepped', '--analysis-seconds', '0', '--max-latency-ms', '120000', '--steps', '[{"batch":1},{"pause":{}}]']);
+    assert.equal(start.code, 0, start.stderr);
+    assert.deepEqual({ ...start.json(), runId: undefined }, { workflowId: `rollout/${POOL}/stepped`, id: 'stepped', pool: POOL, runId: undefined, status: 'RUNNING' });
+    await waitFor(async () => (await cli(['--json', 'rollout', 'status', 'stepped', '--pool', POOL])).json().rollout?.phase === 'paused', 180_000, 'the pause step');
+    const resume = await cli(['rollout', 'resume', 'stepped', '--pool', POOL]);
+    assert.equal(resume.code, 2, resume.stderr);
+    assert.match(resume.stderr, /^drydock: resume: phase: /);
+    const promote = await cli(['--json', 'rollout', 'promote', 'stepped', '--pool', POOL]);
+    assert.equal(promote.code, 0, promote.stderr);
+    assert.equal(promote.json().update, 'promote');
+    await waitFor(async () => (await cli(['--json', 'rollout', 'status', 'stepped', '--pool', POOL])).json().status === 'COMPLETED', 180_000, 'the rollout to finish');
+    assert.deepEqual(Object.values(await h.served()), Array(NODES).fill(a.sha256));
+    const late = await cli(['rollout', 'pause', 'stepped', '--pool', POOL]);
+    assert.equal(late.code, 2);
+    assert.match(late.stderr, /pause: rollout 'stepped' in pool rcli is completed, not running/);
+  });
+
+  it('rolls back when the analysis never sees the expected text: exit 1 with the reason, the RolloutResult in --json', async () => {
+    const { c, a } = h.models;
+    const r = await cli(['--json', 'rollout', 'start', '--pool', POOL, '--model', c.path, '--id', 'never', '--analysis-seconds', '0', '--max-latency-ms', '120000', '--expect', 'never-generated-text', '--wait']);
+    assert.equal(r.code, 1, r.stderr);
+    const out = r.json();
+    assert.equal(out.status, 'FAILED');
+    assert.equal(out.error.type, 'RolloutRolledBack');
+    assert.equal(out.result.outcome, 'rolled-back');
+    assert.equal(out.result.status.phase, 'rolled-back');
+    assert.match(r.stderr, new RegExp(`drydock: rollout/${POOL}/never rolled back: .*smoke test failed`));
+    assert.deepEqual(Object.values(await h.served()), Array(NODES).fill(a.sha256), 'back on the model before the rollout');
+
+    const list = await cli(['--json', 'rollout', 'list', '--pool', POOL]);
+    assert.equal(list.code, 0, list.stderr);
+    assert.deepEqual(
+      list.json().rollouts.map((x: { id: string; status: string; phase: string }) => [x.id, x.status, x.phase]),
+      [
+        ['never', 'FAILED', 'rolled-back'],
+        ['stepped', 'COMPLETED', 'succeeded'],
+        ['to-b', 'COMPLETED', 'succeeded'],
+      ],
+    );
   });
 });
