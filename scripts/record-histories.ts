@@ -11,10 +11,11 @@ import { createActivities } from '../activities/index.ts';
 import { PoolRegistry } from '../activities/pools.ts';
 import { REPO_ROOT } from '../activities/providers/local.ts';
 import { startFleet, waitFor, workflowBundle } from '../test/helpers/fleet.ts';
+import { writeTinyLlama } from '../test/fixtures/gguf/tinyLlama.ts';
 import { startReplace } from '../test/helpers/replace.ts';
 import { startDevServer, temporalBin } from '../test/helpers/temporal.ts';
 
-/** `npm run record-histories -- fleetPool` records only that type. */
+/** `npm run record-histories -- fleetPool` (or rollingUpdate) records only that type. */
 const only = process.argv[2];
 
 function writeFixture(type: string, workflowId: string, address: string): void {
@@ -38,6 +39,30 @@ async function recordFleetPool(env: Awaited<ReturnType<typeof startDevServer>>, 
   writeFixture('fleetPool', handle.workflowId, env.address);
 }
 
+/** Rollouts on the pool's agents (no pool workflow): rolling with a pause step and analysis, then blue-green. */
+async function recordRollouts(env: Awaited<ReturnType<typeof startDevServer>>, fleet: Awaited<ReturnType<typeof startFleet>>): Promise<void> {
+  const models = [1, 2, 3].map((seed) => writeTinyLlama(join(fleet.dir, 'models', `tiny-${seed}.gguf`), { seed, name: `tiny-${seed}` }));
+  for (const n of await fleet.provider.list('demo')) {
+    const res = await fetch(`${n.agentUrl}/model`, { method: 'PUT', headers: { authorization: `Bearer ${fleet.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ uri: models[0].path, sha256: models[0].sha256 }) });
+    if (!res.ok) throw new Error(`loading the first model on ${n.id}: ${await res.text()}`);
+  }
+  const analysis = { intervalSeconds: 1, everySeconds: 1, maxLatencyMs: 120_000 };
+  const rolling = await env.client.workflow.start('rollingUpdate', {
+    taskQueue: 'record',
+    workflowId: 'rollout/demo/record-rolling',
+    args: [{ pool: 'demo', target: { model: { uri: models[1].path, sha256: models[1].sha256 } }, steps: [{ batch: 1 }, { pause: { seconds: 1 } }], analysis, drainTimeoutSeconds: 10 }],
+  });
+  await rolling.result();
+  writeFixture('rollingUpdate', rolling.workflowId, env.address);
+  const blueGreen = await env.client.workflow.start('rollingUpdate', {
+    taskQueue: 'record',
+    workflowId: 'rollout/demo/record-bluegreen',
+    args: [{ pool: 'demo', target: { model: { uri: models[2].path, sha256: models[2].sha256 } }, strategy: 'blueGreen', scaleDownDelaySeconds: 1, analysis, drainTimeoutSeconds: 10 }],
+  });
+  await blueGreen.result();
+  writeFixture('rollingUpdate-blueGreen', blueGreen.workflowId, env.address);
+}
+
 async function main(): Promise<void> {
   const [env, fleet] = await Promise.all([startDevServer(), startFleet({ pool: 'demo', nodes: 2, simJobs: 1, simJobSeconds: 1 })]);
   try {
@@ -49,6 +74,7 @@ async function main(): Promise<void> {
     });
     await worker.runUntil(async () => {
       if (only === 'fleetPool') return recordFleetPool(env, fleet);
+      if (only === 'rollingUpdate') return recordRollouts(env, fleet);
       const handle = await startReplace(env.client, 'record', { pool: 'demo', nodeId: fleet.nodeIds[0], reason: 'recorded for replay', drainTimeoutSeconds: 30 });
       await handle.result();
       const file = join(REPO_ROOT, 'test/fixtures/histories/replaceNode.json');
@@ -57,6 +83,7 @@ async function main(): Promise<void> {
       writeFileSync(file, JSON.stringify({ workflowId: handle.workflowId, history: JSON.parse(json) }, null, 1) + '\n');
       console.log(`wrote ${file}`);
       if (!only) await recordFleetPool(env, fleet);
+      if (!only) await recordRollouts(env, fleet);
     });
   } finally {
     await fleet.cleanup();

@@ -1,4 +1,5 @@
 import { Context } from '@temporalio/activity';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { fleetPoolWorkflowId } from '../../workflows/inputs/fleetPool.ts';
 import type { ModelRef } from '../../workflows/inputs/rollingUpdate.ts';
@@ -45,8 +46,11 @@ export function createRolloutNodeActivities(deps: NodeActivityDeps) {
       const provider = pool(input.pool).provider; // unknown pool names fail here, naming `pool`
       let ids: string[];
       let poolWorkflow = true;
+      const handle = ctx.client.workflow.getHandle(fleetPoolWorkflowId(input.pool));
       try {
-        const st = await ctx.client.workflow.getHandle(fleetPoolWorkflowId(input.pool)).query<PoolStatus>('status');
+        // A closed pool workflow still answers queries (from replay) with stale members: only a running one counts.
+        if ((await handle.describe()).status.name !== 'RUNNING') throw new WorkflowNotFoundError('pool workflow is closed', handle.workflowId, undefined);
+        const st = await handle.query<PoolStatus>('status');
         ids = st.nodes.filter((n) => n.phase === 'active' || n.phase === 'cordoned').map((n) => n.id);
       } catch (err) {
         if (!noPool(err)) throw err;
