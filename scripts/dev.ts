@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalProvider, REPO_ROOT } from '../activities/providers/local.ts';
 import { DRYDOCK_SEARCH_ATTRIBUTES } from '../workflows/searchAttributes.ts';
 import { devAgentToken, loadDevConfig } from './devConfig.ts';
+import { prepareDemoModels, type DemoModel } from './devModels.ts';
 import { ensureDemoBackupSchedule } from './schedules/backup.ts';
 
 const config = loadDevConfig(process.env);
@@ -66,7 +67,7 @@ async function stop(code: number): Promise<never> {
 }
 
 /** The README's example inputs, with this machine's absolute paths (backup and checkpoint stores need them). */
-function writeExampleInputs(dir: string): void {
+function writeExampleInputs(dir: string, models: { v2: DemoModel }): void {
   const examples = join(dir, 'examples');
   mkdirSync(examples, { recursive: true });
   const write = (name: string, input: unknown) => writeFileSync(join(examples, name), JSON.stringify(input, null, 2) + '\n');
@@ -75,6 +76,14 @@ function writeExampleInputs(dir: string): void {
     sources: [{ type: 'files', name: 'models', path: join(dir, 'model-store') }],
     destination: `file://${join(dir, 'backups')}`,
     retention: { keepLast: 7 },
+  });
+  write('rollout.json', {
+    pool: config.pool.name,
+    target: { model: { uri: models.v2.path, sha256: models.v2.sha256 } },
+    strategy: 'rolling',
+    maxUnavailable: 1,
+    analysis: { prompt: 'Say hello.', maxLatencyMs: 60_000, intervalSeconds: 5, everySeconds: 5 },
+    onFailure: 'rollback',
   });
   write('restore.json', { backupId: 'demo/20261123T120000Z', store: `file://${join(dir, 'backups')}`, destination: join(dir, 'restored') });
   write('training.json', {
@@ -149,7 +158,8 @@ async function main(): Promise<void> {
   for (const d of ['model-store', 'backups', 'checkpoints']) mkdirSync(join(config.dir, d), { recursive: true });
   const demoModel = join(config.dir, 'model-store', 'README.txt');
   if (!existsSync(demoModel)) writeFileSync(demoModel, 'the demo model store: put model files here to see them backed up\n');
-  writeExampleInputs(config.dir);
+  const models = await prepareDemoModels(config.dir, provider, config.pool.name, token);
+  writeExampleInputs(config.dir, models);
   const connection = await Connection.connect({ address });
   const schedule = await ensureDemoBackupSchedule(new Client({ connection }), {
     taskQueue: config.taskQueue,
@@ -175,7 +185,8 @@ async function main(): Promise<void> {
       `  control worker:   task queue ${config.taskQueue}`,
       `  trainer worker:   task queue drydock-trainer`,
       `  backup schedule:  ${schedule.scheduleId} (every 6h; \`temporal schedule list\`)`,
-      `  demo data:        ${config.dir} (model-store/, backups/, checkpoints/)`,
+      `  demo data:        ${config.dir} (model-store/, backups/, checkpoints/, models/)`,
+      `  demo models:      every agent serves models/demo-v1.gguf; examples/rollout.json rolls out demo-v2`,
       `  pool ${config.pool.name} (local provider, simulated GPUs):`,
       ...nodes.map((n) => `    ${n.id}  ${n.state}  ${n.agentUrl}`),
       '',

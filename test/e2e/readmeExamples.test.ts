@@ -28,7 +28,7 @@ describe('the README\'s temporal examples run as written against npm run dev', (
   const examples = temporalExamples(readFileSync(join(REPO_ROOT, 'README.md'), 'utf8'));
 
   it('finds an example for every workflow type', () => {
-    for (const type of ['replaceNode', 'fleetPool', 'backup', 'restore', 'trainingJob']) {
+    for (const type of ['replaceNode', 'fleetPool', 'rollingUpdate', 'backup', 'restore', 'trainingJob']) {
       assert.ok(examples.some((e) => e.includes(`--type ${type} `)), `README has a temporal workflow start example for ${type}`);
     }
   });
