@@ -24,6 +24,9 @@ export interface ProvisionResult {
 /** How long an agent may stay unreachable before cordon / drain treat the node as dead. */
 const UNREACHABLE_AFTER_MS = 15_000;
 export const POLL_MS = 500;
+const AGENT_URL_TTL_MS = 5000;
+/** Drains are polled fast at first (most finish in a second or two), then every POLL_MS. */
+const DRAIN_FIRST_POLL_MS = 100;
 
 export interface NodeActivityDeps {
   pools: PoolRegistry;
@@ -49,9 +52,16 @@ export function nodeAccess({ pools, agentToken }: NodeActivityDeps) {
     return node;
   }
 
+  // Agent addresses, briefly: a drain polls many times a second and each look-up is a provider API call on a cloud.
+  const urls = new Map<string, { url: string; until: number }>();
   async function agentFor(ref: NodeRef): Promise<AgentClient | undefined> {
+    const key = `${ref.pool}/${ref.nodeId}`;
+    const hit = urls.get(key);
+    if (hit && hit.until > Date.now()) return new AgentClient(hit.url, agentToken);
     const node = await liveNode(ref);
-    return node.agentUrl ? new AgentClient(node.agentUrl, agentToken) : undefined;
+    if (!node.agentUrl) return undefined;
+    urls.set(key, { url: node.agentUrl, until: Date.now() + AGENT_URL_TTL_MS });
+    return new AgentClient(node.agentUrl, agentToken);
   }
 
   /** Retries transport errors until the agent answers or has been unreachable too long. */
@@ -68,7 +78,8 @@ export function nodeAccess({ pools, agentToken }: NodeActivityDeps) {
           if (err.status === 401 || err.status === 400) throw ApplicationFailure.nonRetryable(err.message, 'AgentRejected');
           throw err;
         }
-        // Connection refused or timed out: the node may be dead.
+        // Connection refused or timed out: the node may be dead (or moved: look it up again).
+        urls.delete(`${ref.pool}/${ref.nodeId}`);
       }
       if (Date.now() >= until) return 'unreachable';
       ctx.heartbeat({ waiting: 'agent unreachable' });
@@ -106,6 +117,7 @@ export function createNodeActivities(deps: NodeActivityDeps) {
     async drainNode(ref: NodeRef & { timeoutSeconds: number; force: boolean }): Promise<DrainResult> {
       const ctx = Context.current();
       let last: DrainState | 'unreachable' = await withAgent(ref, (a) => a.drain(ref.timeoutSeconds));
+      let wait = DRAIN_FIRST_POLL_MS;
       for (;;) {
         if (last === 'unreachable') return { outcome: 'unreachable', inFlight: 0, cancelled: 0 };
         ctx.heartbeat({ state: last.state, inFlight: last.inFlight, deadline: last.deadline });
@@ -116,7 +128,8 @@ export function createNodeActivities(deps: NodeActivityDeps) {
           const cancelled = forced === 'unreachable' ? last.inFlight : forced.cancelled;
           return { outcome: 'forced', inFlight: 0, cancelled };
         }
-        await ctx.sleep(POLL_MS);
+        await ctx.sleep(wait);
+        wait = Math.min(POLL_MS, Math.round(wait * 1.5));
         last = await withAgent(ref, (a) => a.drainStatus());
       }
     },

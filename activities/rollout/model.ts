@@ -6,6 +6,7 @@ import { nodeAccess, POLL_MS, type NodeActivityDeps, type NodeRef } from '../nod
 
 /** Longest a single model load may take on an agent (big models from slow disks). */
 const SWAP_TIMEOUT_MS = 30 * 60_000;
+const HEARTBEAT_MS = 5000;
 
 export interface SmokeInput extends NodeRef {
   prompt: string;
@@ -71,7 +72,14 @@ export function createRolloutModelActivities(deps: NodeActivityDeps) {
       if (served?.sha256 === want.sha256) return { swapped: false };
       if (swap.state !== 'loading' || swap.sha256 !== want.sha256) {
         try {
-          const r = await agent.setModel(want.uri, want.sha256, SWAP_TIMEOUT_MS);
+          // Loads can take minutes: heartbeat while the agent works, so a dead worker is noticed in seconds.
+          const beat = setInterval(() => ctx.heartbeat({ loading: want.sha256 }), HEARTBEAT_MS);
+          let r: Awaited<ReturnType<AgentClient['setModel']>>;
+          try {
+            r = await agent.setModel(want.uri, want.sha256, SWAP_TIMEOUT_MS);
+          } finally {
+            clearInterval(beat);
+          }
           if (r.model.sha256 !== want.sha256) throw new Error(`agent answered with model ${r.model.sha256} after a swap to ${want.sha256}`);
           return { swapped: true };
         } catch (err) {
@@ -128,23 +136,26 @@ export function createRolloutModelActivities(deps: NodeActivityDeps) {
       }
     },
 
-    /** After uncordon: the agent reports ready (takes traffic). */
-    async waitServing(input: NodeRef & { timeoutSeconds: number }): Promise<void> {
+    /** Uncordons the node and waits until the agent reports ready (takes traffic). */
+    async returnToService(input: NodeRef & { timeoutSeconds: number }): Promise<void> {
       const ctx = Context.current();
       const until = Date.now() + input.timeoutSeconds * 1000;
       for (;;) {
         let why: string;
         try {
-          const r = await (await agentOf(input)).ready();
+          const agent = await agentOf(input);
+          await agent.uncordon();
+          const r = await agent.ready();
           if (r.ready) return;
           why = (r.reasons ?? []).join('; ');
         } catch (err) {
           if (err instanceof ApplicationFailure) throw err;
+          if (err instanceof AgentHttpError && err.status === 401) throw ApplicationFailure.nonRetryable(err.message, 'AgentRejected');
           why = (err as Error).message;
         }
-        if (Date.now() >= until) throw ApplicationFailure.nonRetryable(`node ${input.nodeId} not serving after ${input.timeoutSeconds} s: ${why}`, 'NotReady');
+        if (Date.now() >= until) throw ApplicationFailure.nonRetryable(`node ${input.nodeId} not serving ${input.timeoutSeconds} s after uncordon: ${why}`, 'NotReady');
         ctx.heartbeat({ why });
-        await ctx.sleep(POLL_MS);
+        await ctx.sleep(POLL_MS / 5);
       }
     },
 

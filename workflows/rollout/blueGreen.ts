@@ -117,8 +117,7 @@ async function switchTraffic(rt: Rollout, into: RolloutNode[], out: RolloutNode[
   await Promise.all(
     into.map(async (n) => {
       const ref = { pool: cfg.pool, nodeId: n.id };
-      await acts.nodes.uncordonNode.executeWithOptions({ summary: `uncordon ${n.id}` }, [ref]);
-      await acts.rollout.waitServing.executeWithOptions({ summary: `${n.id} takes traffic` }, [{ ...ref, timeoutSeconds: 120 }]);
+      await acts.rollout.returnToService.executeWithOptions({ summary: `uncordon ${n.id}; wait until it takes traffic` }, [{ ...ref, timeoutSeconds: 120 }]);
       rt.set(n, n.role === 'green' ? 'done' : 'rolled-back');
     }),
   );

@@ -37,8 +37,7 @@ async function machine(rt: Rollout, node: RolloutNode, want: ModelRef | null, fo
   rt.set(node, 'readiness');
   await acts.rollout.waitModelReady.executeWithOptions({ summary: `readiness of ${node.id}` }, [{ ...ref, sha256: want?.sha256 ?? null, timeoutSeconds: READY_TIMEOUT_SECONDS }]);
   rt.set(node, 'uncordoning');
-  if ((await acts.nodes.uncordonNode.executeWithOptions({ summary: `uncordon ${node.id}` }, [ref])) === 'unreachable') throw new StepFailed('agent unreachable while uncordoning');
-  await acts.rollout.waitServing.executeWithOptions({ summary: `${node.id} takes traffic` }, [{ ...ref, timeoutSeconds: SERVING_TIMEOUT_SECONDS }]);
+  await acts.rollout.returnToService.executeWithOptions({ summary: `uncordon ${node.id}; wait until it takes traffic` }, [{ ...ref, timeoutSeconds: SERVING_TIMEOUT_SECONDS }]);
 }
 
 /** Takes a slot of the pool's disruption budget for the node (none needed when no pool workflow runs). */
