@@ -1,6 +1,6 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { agentPid, agentUrl, startAgentProcess, stopAgentProcess } from './agentProcess.ts';
+import { agentPid, agentUrl, pidAlive, startAgentProcess, stopAgentProcess } from './agentProcess.ts';
 import { keyHash, nodeIdFor } from './naming.ts';
 import {
   ProviderConfigError,
@@ -130,11 +130,13 @@ export class LocalProvider implements Provider {
   }
 
   /** Stops every agent process without changing node records (used when the dev stack exits). */
-  async stopAgents(): Promise<void> {
-    for (const rec of this.records()) {
-      const pid = agentPid(this.nodeDir(rec.id));
-      if (pid) process.kill(pid, 'SIGTERM');
-    }
+  /** SIGTERMs every agent; any still running after `graceMs` (e.g. stuck unloading a model) is SIGKILLed. */
+  async stopAgents(graceMs = 10_000): Promise<void> {
+    const pids = this.records().map((rec) => agentPid(this.nodeDir(rec.id))).filter((p): p is number => p !== undefined);
+    for (const pid of pids) process.kill(pid, 'SIGTERM');
+    const until = Date.now() + graceMs;
+    while (pids.some(pidAlive) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    for (const pid of pids.filter(pidAlive)) process.kill(pid, 'SIGKILL');
   }
 
   async describe(id: string): Promise<NodeInstance | undefined> {
