@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { ModelRef } from '../../workflows/inputs/rollingUpdate.ts';
+import type { ModelRef, RollingUpdateConfig } from '../../workflows/inputs/rollingUpdate.ts';
 import { AgentHttpError, type AgentClient } from '../agentClient.ts';
 import { nodeAccess, POLL_MS, type NodeActivityDeps, type NodeRef } from '../nodes.ts';
 
@@ -163,18 +163,7 @@ export function createRolloutModelActivities(deps: NodeActivityDeps) {
      * Analysis: rounds of smoke checks on `nodes` for `intervalSeconds` (one round when 0). Fails
      * when failures exceed `failureLimit` or one node fails `consecutiveErrorLimit` times in a row.
      */
-    async analyzeNodes(input: {
-      pool: string;
-      nodes: { nodeId: string; sha256: string }[];
-      prompt: string;
-      maxTokens: number;
-      expect?: string;
-      maxLatencyMs: number;
-      intervalSeconds: number;
-      everySeconds: number;
-      failureLimit: number;
-      consecutiveErrorLimit: number;
-    }): Promise<{ ok: boolean; checks: number; failures: number; maxLatencyMs: number; meanLatencyMs: number; reason?: string }> {
+    async analyzeNodes(input: { pool: string; nodes: { nodeId: string; sha256: string }[] } & RollingUpdateConfig['analysis']): Promise<{ ok: boolean; checks: number; failures: number; maxLatencyMs: number; meanLatencyMs: number; reason?: string }> {
       const ctx = Context.current();
       const until = Date.now() + input.intervalSeconds * 1000;
       const streak = new Map<string, number>();

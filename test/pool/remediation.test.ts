@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
 import type { FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import {
   acquireLeaseUpdate,
@@ -13,23 +11,13 @@ import {
   resumeRemediationUpdate,
   uncordonNodeUpdate,
 } from '../../workflows/pool/api.ts';
+import { rejectsNaming } from '../helpers/failures.ts';
 import { agentProcesses, waitFor } from '../helpers/fleet.ts';
 import { clearFaults, injectFatal, liveIds, poolHarness, poolStatus, startPool, waitStatus } from './helpers.ts';
 
 const TQ = 'pool-remediation';
 const POOL = 'rem';
 const NODES = 10;
-
-/** Rejected with InvalidArgument naming `field`. */
-async function rejectsNaming(p: Promise<unknown>, field: string): Promise<void> {
-  await assert.rejects(p, (err: unknown) => {
-    const cause = err instanceof WorkflowUpdateFailedError || err instanceof WorkflowFailedError ? err.cause : err;
-    assert.ok(cause instanceof ApplicationFailure, `expected an ApplicationFailure, got ${String(err)}`);
-    assert.equal(cause.type, 'InvalidArgument');
-    assert.ok(cause.message.startsWith(`${field}: `), `expected the message to name ${field}: ${cause.message}`);
-    return true;
-  });
-}
 
 describe(`fleetPool remediation on a real local fleet of ${NODES} agents`, () => {
   const spec: FleetPoolSpec = {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { before } from 'node:test';
-import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { AgentHealth } from '../../activities/agentClient.ts';
 import type { FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
@@ -9,6 +9,7 @@ import { rollingUpdateWorkflowId, type RollingUpdateInput } from '../../workflow
 import type { RolloutResult, RolloutStatus } from '../../workflows/rollout/api.ts';
 import { writeTinyLlama } from '../fixtures/gguf/tinyLlama.ts';
 import { waitFor } from '../helpers/fleet.ts';
+export { rejectsNaming } from '../helpers/failures.ts';
 import { poolHarness, type PoolHarness } from '../pool/helpers.ts';
 
 export interface TinyModel {
@@ -107,17 +108,6 @@ export async function failsWith(handle: WorkflowHandle, type: string): Promise<R
     return true;
   });
   return details!;
-}
-
-/** Rejected (workflow start or update) with InvalidArgument naming `field`. */
-export async function rejectsNaming(p: Promise<unknown>, field: string): Promise<void> {
-  await assert.rejects(p, (err: unknown) => {
-    const cause = err instanceof WorkflowUpdateFailedError || err instanceof WorkflowFailedError ? err.cause : err;
-    assert.ok(cause instanceof ApplicationFailure, `expected an ApplicationFailure, got ${String(err)}`);
-    assert.equal(cause.type, 'InvalidArgument');
-    assert.ok(cause.message.startsWith(`${field}: `), `expected the message to name ${field}: ${cause.message}`);
-    return true;
-  });
 }
 
 /** No member is cordoned or draining: the agents all take traffic. */

@@ -1,5 +1,6 @@
 import { condition } from '@temporalio/workflow';
 import type { RolloutNode } from './api.ts';
+import { analyze } from './analysis.ts';
 import type { Outcome } from './rolling.ts';
 import { failureMessage, StepFailed, type Rollout } from './runtime.ts';
 
@@ -50,17 +51,8 @@ export async function runBlueGreen(rt: Rollout): Promise<Outcome> {
 
   st.phase = 'analyzing';
   rt.publish();
-  const a = cfg.analysis;
-  try {
-    const r = await acts.analysis.analyzeNodes.executeWithOptions({ summary: `analysis of the green set (${green.length} node(s))` }, [
-      { pool: cfg.pool, nodes: green.map((n) => ({ nodeId: n.id, sha256: cfg.target.model.sha256 })), prompt: a.prompt, maxTokens: a.maxTokens, ...(a.expect ? { expect: a.expect } : {}), maxLatencyMs: a.maxLatencyMs, intervalSeconds: a.intervalSeconds, everySeconds: a.everySeconds, failureLimit: a.failureLimit, consecutiveErrorLimit: a.consecutiveErrorLimit },
-    ]);
-    st.analyses.push({ batch: 0, ok: r.ok, checks: r.checks, failures: r.failures, maxLatencyMs: r.maxLatencyMs, meanLatencyMs: r.meanLatencyMs, ...(r.reason ? { reason: r.reason } : {}), at: new Date().toISOString() });
-    rt.event(`analysis of the green set: ${r.ok ? 'passed' : `failed: ${r.reason}`}`);
-    if (!r.ok) return removeGreen(rt, green, 'rolled-back', `analysis of the green set failed: ${r.reason}`);
-  } catch (err) {
-    return removeGreen(rt, green, 'rolled-back', `analysis could not run: ${failureMessage(err)}`);
-  }
+  const analysis = await analyze(rt, 0, green.map((n) => n.id), 'analysis of the green set');
+  if (!analysis.ok) return removeGreen(rt, green, 'rolled-back', `analysis of the green set failed: ${analysis.reason}`);
 
   st.step = 1;
   if (cfg.pauseBeforeSwitch && !rt.controls.promoteAll) {

@@ -1,6 +1,7 @@
 import type { RolloutNode } from './api.ts';
 import { batchSize, estimateSteps, unavailableLimit } from './plan.ts';
-import { failureMessage, type Rollout } from './runtime.ts';
+import { analyze } from './analysis.ts';
+import type { Rollout } from './runtime.ts';
 import { rollbackNode, updateNode } from './walk.ts';
 
 export type Outcome = { outcome: 'succeeded' } | { outcome: 'rolled-back' | 'aborted' | 'failed'; reason: string };
@@ -69,7 +70,8 @@ export async function runRolling(rt: Rollout): Promise<Outcome> {
 
     st.phase = 'analyzing';
     rt.publish();
-    const analysis = await analyze(rt, b);
+    const updated = st.nodes.filter((n) => n.state === 'done').map((n) => n.id);
+    const analysis = await analyze(rt, b, updated, `analysis after batch ${b + 1}`);
     st.phase = 'progressing';
     rt.publish();
     if (!analysis.ok) {
@@ -80,25 +82,6 @@ export async function runRolling(rt: Rollout): Promise<Outcome> {
   const failedNodes = st.nodes.filter((n) => n.state === 'failed');
   if (failedNodes.length) return { outcome: 'failed', reason: `${failedNodes.length} node(s) failed and were accepted: ${failedNodes.map((n) => n.id).join(', ')}` };
   return { outcome: 'succeeded' };
-}
-
-/** Smoke checks of every node updated so far, over the analysis interval. */
-async function analyze(rt: Rollout, batch: number): Promise<{ ok: boolean; reason?: string }> {
-  const { cfg, st } = rt;
-  const a = cfg.analysis;
-  const nodes = st.nodes.filter((n) => n.state === 'done').map((n) => ({ nodeId: n.id, sha256: cfg.target.model.sha256 }));
-  try {
-    const r = await rt.acts.analysis.analyzeNodes.executeWithOptions({ summary: `analysis after batch ${batch + 1} (${nodes.length} node(s), ${a.intervalSeconds} s)` }, [
-      { pool: cfg.pool, nodes, prompt: a.prompt, maxTokens: a.maxTokens, ...(a.expect ? { expect: a.expect } : {}), maxLatencyMs: a.maxLatencyMs, intervalSeconds: a.intervalSeconds, everySeconds: a.everySeconds, failureLimit: a.failureLimit, consecutiveErrorLimit: a.consecutiveErrorLimit },
-    ]);
-    st.analyses.push({ batch, ok: r.ok, checks: r.checks, failures: r.failures, maxLatencyMs: r.maxLatencyMs, meanLatencyMs: r.meanLatencyMs, ...(r.reason ? { reason: r.reason } : {}), at: new Date().toISOString() });
-    rt.event(`analysis after batch ${batch + 1}: ${r.ok ? 'passed' : `failed: ${r.reason}`} (${r.checks} checks, max ${r.maxLatencyMs} ms)`);
-    return r;
-  } catch (err) {
-    const reason = `analysis could not run: ${failureMessage(err)}`;
-    st.analyses.push({ batch, ok: false, checks: 0, failures: 0, maxLatencyMs: 0, meanLatencyMs: 0, reason, at: new Date().toISOString() });
-    return { ok: false, reason };
-  }
 }
 
 /** onFailure `rollback` rolls back at once; `pause` waits: resume accepts the failure (failed nodes are retried), abort rolls back. */
