@@ -17,7 +17,7 @@ import { runBlueGreen } from './rollout/blueGreen.ts';
 import { unavailableLimit } from './rollout/plan.ts';
 import { runRolling, type Outcome } from './rollout/rolling.ts';
 import { Rollout } from './rollout/runtime.ts';
-import { freshRolloutState, rolloutDetails, rolloutStatus, TERMINAL } from './rollout/state.ts';
+import { effectivePhase, freshRolloutState, rolloutDetails, rolloutStatus, TERMINAL } from './rollout/state.ts';
 import { DRYDOCK_PHASE, DRYDOCK_POOL } from './searchAttributes.ts';
 
 export type { RolloutResult, RolloutStatus } from './rollout/api.ts';
@@ -37,12 +37,13 @@ export async function rollingUpdate(input: RollingUpdateInput): Promise<RolloutR
   const st = freshRolloutState(id, cfg, new Date().toISOString());
   let lastPhase: RolloutPhase | undefined;
   const publish = () => {
-    if (st.phase !== lastPhase) {
+    const phase = effectivePhase(st);
+    if (phase !== lastPhase) {
       upsertSearchAttributes([
         { key: DRYDOCK_POOL, value: cfg.pool },
-        { key: DRYDOCK_PHASE, value: st.phase },
+        { key: DRYDOCK_PHASE, value: phase },
       ]);
-      lastPhase = st.phase;
+      lastPhase = phase;
     }
     setCurrentDetails(rolloutDetails(rolloutStatus(st, cfg)));
   };
@@ -64,9 +65,8 @@ export async function rollingUpdate(input: RollingUpdateInput): Promise<RolloutR
     pauseRolloutUpdate,
     (r) => {
       st.hold = { kind: 'operator', reason: r.reason ?? 'paused by operator' };
-      st.phase = 'paused';
       rt.event(`paused: ${st.hold.reason} (nodes already walking finish their step machine)`);
-      return { phase: st.phase };
+      return { phase: effectivePhase(st) };
     },
     {
       validator: (r) => {
@@ -82,16 +82,13 @@ export async function rollingUpdate(input: RollingUpdateInput): Promise<RolloutR
     () => {
       const was = st.hold!;
       st.hold = undefined;
-      if (was.kind === 'operator') {
-        st.phase = 'progressing';
-        rt.event('resumed by operator');
-      }
-      return { phase: st.phase };
+      if (was.kind === 'operator') rt.event('resumed by operator');
+      return { phase: effectivePhase(st) };
     },
     {
       validator: () => {
         notFinished();
-        if (!st.hold) throw invalidArgument('phase', `the rollout is ${st.phase}, not paused`);
+        if (!st.hold) throw invalidArgument('phase', `the rollout is ${effectivePhase(st)}, not paused`);
         if (st.hold.kind === 'step' || st.hold.kind === 'switch') throw invalidArgument('phase', `held at a ${st.hold.kind === 'step' ? 'pause step' : 'switch'}: use promote`);
       },
     },
@@ -101,7 +98,7 @@ export async function rollingUpdate(input: RollingUpdateInput): Promise<RolloutR
     (r) => {
       rt.controls.abort = `aborted: ${r.reason ?? 'by operator'}`;
       rt.event(`${rt.controls.abort}; rolling back`);
-      return { phase: st.phase };
+      return { phase: effectivePhase(st) };
     },
     {
       validator: (r) => {
@@ -118,7 +115,7 @@ export async function rollingUpdate(input: RollingUpdateInput): Promise<RolloutR
       if (st.phase === 'switched') rt.controls.skipDelay = true;
       else st.hold = undefined;
       rt.event(`promoted${r.all ? ' (all later pauses skipped)' : ''}`);
-      return { phase: st.phase, step: st.step };
+      return { phase: effectivePhase(st), step: st.step };
     },
     {
       validator: (r) => {

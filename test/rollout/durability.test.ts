@@ -8,7 +8,7 @@ import { allServing, rolloutHarness, waitRollout } from './helpers.ts';
 
 const TQ = 'rollout-durability';
 const POOL = 'dur';
-const NODES = 4;
+const NODES = 3;
 const quick = { analysis: { intervalSeconds: 0, maxLatencyMs: 120_000 }, drainTimeoutSeconds: 20 };
 
 describe('rollingUpdate crash safety and the shared disruption budget', () => {

@@ -59,45 +59,40 @@ describe(`rollingUpdate on ${NODES} real agents serving tiny GGUF models`, () =>
     await allServing(h);
   });
 
-  it('pause holds new nodes back and resume continues', async () => {
-    const { a } = h.models;
-    const handle = await h.start('pause-resume', { target: { model: { uri: a.path, sha256: a.sha256 } }, maxUnavailable: 1, ...quick });
-    await waitRollout(handle, (s) => s.counts.done >= 1, 'a first node done');
-    await handle.executeUpdate(pauseRolloutUpdate, { args: [{ reason: 'look at the dashboards' }] });
-    await rejectsNaming(handle.executeUpdate(pauseRolloutUpdate, { args: [{}] }), 'phase');
-    const held = await waitRollout(handle, (s) => s.counts.inProgress === 0, 'in-flight nodes to finish');
-    assert.equal(held.phase, 'paused');
-    await new Promise((r) => setTimeout(r, 3000));
-    const still = await rolloutStatus(handle);
-    assert.equal(still.counts.done, held.counts.done, 'no node started while paused');
-    assert.ok(still.counts.done < NODES);
-    await rejectsNaming(handle.executeUpdate(promoteRolloutUpdate, { args: [{}] }), 'phase');
-    await handle.executeUpdate(setMaxUnavailableUpdate, { args: [{ maxUnavailable: 2 }] });
-    await handle.executeUpdate(resumeRolloutUpdate);
-    const r = (await handle.result()) as RolloutResult;
-    assert.equal(r.outcome, 'succeeded');
-    assert.equal(r.status.maxUnavailable, 2);
-    assert.deepEqual(Object.values(await h.served()), Array(NODES).fill(a.sha256));
-  });
-
-  it('promote skips a pause step; abort mid-rollout rolls the updated nodes back', async () => {
-    const { b, a } = h.models;
-    const handle = await h.start('steps', {
-      target: { model: { uri: b.path, sha256: b.sha256 } },
-      steps: [{ batch: 1 }, { pause: {} }, { batch: 1 }, { pause: { seconds: 3600 } }],
+  it('controls: promote skips a pause step, pause holds new nodes back, resume and setMaxUnavailable continue, abort rolls back', async () => {
+    const { a, b } = h.models;
+    const handle = await h.start('controls', {
+      target: { model: { uri: a.path, sha256: a.sha256 } },
+      steps: [{ batch: 1 }, { pause: {} }, { batch: 2 }, { pause: { seconds: 3600 } }],
+      maxUnavailable: 1,
       ...quick,
     });
     await waitRollout(handle, (s) => s.phase === 'paused' && s.step === 1, 'the first pause step');
     await rejectsNaming(handle.executeUpdate(resumeRolloutUpdate), 'phase'); // a pause step wants promote
     await handle.executeUpdate(promoteRolloutUpdate, { args: [{}] });
+
+    // An operator pause in the middle of batch 2 (one node at a time): the walking node finishes, the next waits.
+    await waitRollout(handle, (s) => s.counts.done === 2, 'the first node of batch 2');
+    await handle.executeUpdate(pauseRolloutUpdate, { args: [{ reason: 'look at the dashboards' }] });
+    await rejectsNaming(handle.executeUpdate(pauseRolloutUpdate, { args: [{}] }), 'phase');
+    await rejectsNaming(handle.executeUpdate(promoteRolloutUpdate, { args: [{}] }), 'phase');
+    const held = await waitRollout(handle, (s) => s.counts.inProgress === 0, 'in-flight nodes to finish');
+    assert.equal(held.phase, 'paused');
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.equal((await rolloutStatus(handle)).counts.done, held.counts.done, 'no node started while paused');
+    await rejectsNaming(handle.executeUpdate(setMaxUnavailableUpdate, { args: [{ maxUnavailable: '0%' }] }), 'maxUnavailable');
+    await handle.executeUpdate(setMaxUnavailableUpdate, { args: [{ maxUnavailable: 2 }] });
+    await handle.executeUpdate(resumeRolloutUpdate);
+
     const second = await waitRollout(handle, (s) => s.phase === 'paused' && s.step === 3, 'the second pause step');
-    assert.equal(second.counts.done, 2);
+    assert.equal(second.counts.done, 3);
+    assert.equal(second.maxUnavailable, 2);
     await rejectsNaming(handle.executeUpdate(abortRolloutUpdate, { args: [{ reason: 7 as unknown as string }] }), 'reason');
     await handle.executeUpdate(abortRolloutUpdate, { args: [{ reason: 'test abort' }] });
     const r = await failsWith(handle, 'RolloutAborted');
-    assert.equal(r.status.counts.rolledBack, 2);
+    assert.equal(r.status.counts.rolledBack, 3);
     assert.match(r.status.reason ?? '', /test abort/);
-    assert.deepEqual(Object.values(await h.served()), Array(NODES).fill(a.sha256));
+    assert.deepEqual(Object.values(await h.served()), Array(NODES).fill(b.sha256));
     await allServing(h);
   });
 

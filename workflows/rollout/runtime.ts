@@ -18,7 +18,8 @@ export function rolloutActivities(cfg: RollingUpdateConfig) {
     // Lease waits can be long (the pool's budget is shared); they heartbeat while queued.
     lease: proxyActivities<PoolActivities>({ startToCloseTimeout: '24 hours', heartbeatTimeout: '1 minute', retry: { maximumInterval: '30 seconds' } }),
     rollout: proxyActivities<RolloutActivities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '1 minute', retry }),
-    swap: proxyActivities<RolloutActivities>({ startToCloseTimeout: '35 minutes', heartbeatTimeout: '30 seconds', retry }),
+    // swapModel heartbeats every 5 s while the agent loads, so a dead worker's swap is retried within 15 s.
+    swap: proxyActivities<RolloutActivities>({ startToCloseTimeout: '35 minutes', heartbeatTimeout: '15 seconds', retry }),
     analysis: proxyActivities<RolloutActivities>({
       startToCloseTimeout: `${cfg.analysis.intervalSeconds + 600} seconds`,
       heartbeatTimeout: `${Math.max(60, cfg.analysis.everySeconds * 2 + 60)} seconds`,
@@ -71,10 +72,9 @@ export class Rollout {
 
   /** Holds (phase `paused`) until released by resume/promote, `seconds` pass, or an abort. Returns false when aborted. */
   async hold(hold: Hold, seconds?: number): Promise<boolean> {
-    if (this.aborting) return false;
-    const before = this.st.phase;
+    // An operator's pause is released by resume first; a pause step or failure hold comes after it.
+    if (!(await this.whileOperatorPaused())) return false;
     this.st.hold = hold;
-    this.st.phase = 'paused';
     this.event(`paused: ${hold.reason}`);
     const released = () => this.st.hold === undefined || this.aborting;
     if (seconds === undefined) await condition(released);
@@ -82,7 +82,6 @@ export class Rollout {
     const timedOut = this.st.hold !== undefined && !this.aborting;
     this.st.hold = undefined;
     if (this.aborting) return false;
-    this.st.phase = before;
     this.event(timedOut ? 'pause ended' : 'resumed');
     return true;
   }

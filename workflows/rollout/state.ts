@@ -11,6 +11,7 @@ export interface Hold {
 export interface RolloutState {
   id: string;
   pool: string;
+  /** What the rollout is doing; a hold shows as `paused` on top of it (effectivePhase). */
   phase: RolloutPhase;
   reason?: string;
   step: number;
@@ -31,6 +32,11 @@ export interface RolloutState {
 const MAX_EVENTS = 100;
 export const TERMINAL: readonly RolloutPhase[] = ['succeeded', 'rolled-back', 'aborted', 'failed'];
 const IN_PROGRESS: readonly NodeRolloutState[] = ['provisioning', 'cordoning', 'draining', 'swapping', 'smoke-testing', 'readiness', 'uncordoning', 'terminating'];
+
+/** The phase users see: `paused` while a hold stands (an operator's pause survives a batch moving on to analysis). */
+export function effectivePhase(st: RolloutState): RolloutPhase {
+  return st.hold && !TERMINAL.includes(st.phase) ? 'paused' : st.phase;
+}
 
 export function freshRolloutState(id: string, cfg: RollingUpdateConfig, startedAt: string): RolloutState {
   return { id, pool: cfg.pool, phase: 'planning', step: 0, steps: 0, batches: [], nodes: [], analyses: [], events: [], maxUnavailable: 1, maxDisrupted: 0, disrupted: 0, poolBudget: true, startedAt };
@@ -58,7 +64,7 @@ export function rolloutStatus(st: RolloutState, cfg: RollingUpdateConfig): Rollo
     id: st.id,
     pool: st.pool,
     strategy: cfg.strategy,
-    phase: st.phase,
+    phase: effectivePhase(st),
     ...(st.reason ?? st.hold?.reason ? { reason: st.reason ?? st.hold?.reason } : {}),
     target: cfg.target.model,
     step: st.step,
