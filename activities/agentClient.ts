@@ -58,8 +58,10 @@ export class AgentClient {
   uncordon(): Promise<DrainState> {
     return this.call('POST', '/uncordon', {});
   }
-  drain(timeoutSeconds: number, force = false): Promise<DrainState> {
-    return this.call('POST', '/drain', { timeoutSeconds, force });
+  /** Starts (or continues) a drain; with waitSeconds the agent answers once it settles or that time passes. */
+  drain(timeoutSeconds: number, force = false, waitSeconds = 0): Promise<DrainState> {
+    if (waitSeconds <= 0) return this.call('POST', '/drain', { timeoutSeconds, force });
+    return this.call('POST', '/drain', { timeoutSeconds, force, waitSeconds }, this.timeoutMs + waitSeconds * 1000);
   }
   drainStatus(): Promise<DrainState> {
     return this.call('GET', '/drain');

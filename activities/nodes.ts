@@ -25,8 +25,8 @@ export interface ProvisionResult {
 const UNREACHABLE_AFTER_MS = 15_000;
 export const POLL_MS = 500;
 const AGENT_URL_TTL_MS = 5000;
-/** Drains are polled fast at first (most finish in a second or two), then every POLL_MS. */
-const DRAIN_FIRST_POLL_MS = 100;
+/** Drain requests long-poll the agent this long, so a finished drain is seen at once; heartbeats go between. */
+const DRAIN_WAIT_SECONDS = 5;
 
 export interface NodeActivityDeps {
   pools: PoolRegistry;
@@ -116,8 +116,19 @@ export function createNodeActivities(deps: NodeActivityDeps) {
      */
     async drainNode(ref: NodeRef & { timeoutSeconds: number; force: boolean }): Promise<DrainResult> {
       const ctx = Context.current();
-      let last: DrainState | 'unreachable' = await withAgent(ref, (a) => a.drain(ref.timeoutSeconds));
-      let wait = DRAIN_FIRST_POLL_MS;
+      // Agents older than the long-poll reject waitSeconds (400): poll those every POLL_MS instead.
+      let longPoll = true;
+      const settle = async (a: AgentClient): Promise<DrainState> => {
+        if (!longPoll) return a.drainStatus();
+        try {
+          return await a.drain(ref.timeoutSeconds, false, DRAIN_WAIT_SECONDS);
+        } catch (err) {
+          if (!(err instanceof AgentHttpError && err.status === 400 && /waitSeconds/.test(err.message))) throw err;
+          longPoll = false;
+          return a.drain(ref.timeoutSeconds);
+        }
+      };
+      let last: DrainState | 'unreachable' = await withAgent(ref, settle);
       for (;;) {
         if (last === 'unreachable') return { outcome: 'unreachable', inFlight: 0, cancelled: 0 };
         ctx.heartbeat({ state: last.state, inFlight: last.inFlight, deadline: last.deadline });
@@ -128,9 +139,8 @@ export function createNodeActivities(deps: NodeActivityDeps) {
           const cancelled = forced === 'unreachable' ? last.inFlight : forced.cancelled;
           return { outcome: 'forced', inFlight: 0, cancelled };
         }
-        await ctx.sleep(wait);
-        wait = Math.min(POLL_MS, Math.round(wait * 1.5));
-        last = await withAgent(ref, (a) => a.drainStatus());
+        if (!longPoll) await ctx.sleep(POLL_MS);
+        last = await withAgent(ref, settle);
       }
     },
 

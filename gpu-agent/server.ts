@@ -16,6 +16,8 @@ import { CordonedError, WorkTracker } from './work.ts';
 
 export const AGENT_VERSION = '0.2.0';
 export const DEFAULT_DRAIN_TIMEOUT_SECONDS = 300;
+/** Longest a drain request may long-poll (waitSeconds) before answering with the status so far. */
+export const MAX_DRAIN_WAIT_SECONDS = 30;
 
 export interface Agent {
   server: Server;
@@ -146,9 +148,12 @@ export function createAgent(config: AgentConfig): Agent {
     'POST /uncordon': async (b) => (allowOnly(b, []), [200, work.uncordon()]),
     'GET /drain': async () => [200, work.status()],
     'POST /drain': async (b) => {
-      allowOnly(b, ['timeoutSeconds', 'force']);
+      allowOnly(b, ['timeoutSeconds', 'force', 'waitSeconds']);
       const timeout = optionalNumber(b, 'timeoutSeconds', 0, DEFAULT_DRAIN_TIMEOUT_SECONDS);
-      return [200, work.drain(timeout, optionalBoolean(b, 'force', false))];
+      const wait = optionalNumber(b, 'waitSeconds', 0, 0);
+      if (wait > MAX_DRAIN_WAIT_SECONDS) throw new HttpError(400, `waitSeconds: at most ${MAX_DRAIN_WAIT_SECONDS}`);
+      work.drain(timeout, optionalBoolean(b, 'force', false));
+      return [200, await work.settled(wait * 1000)];
     },
     'POST /jobs': async (b) => {
       allowOnly(b, ['seconds']);

@@ -45,6 +45,8 @@ export class WorkTracker {
   private drainDeadline?: Date;
   private cancelled = 0;
   private loadTimer?: NodeJS.Timeout;
+  /** Long-polling drain requests, woken whenever work ends or the node is uncordoned. */
+  private waiters = new Set<() => void>();
 
   constructor(private readonly onChange: (inFlight: number) => void = () => {}) {}
 
@@ -105,6 +107,7 @@ export class WorkTracker {
     this.state = 'active';
     this.drainStartedAt = undefined;
     this.drainDeadline = undefined;
+    this.wake();
     return this.status();
   }
 
@@ -116,6 +119,26 @@ export class WorkTracker {
       this.drainDeadline = new Date(this.drainStartedAt.getTime() + timeoutSeconds * 1000);
     }
     if (force) this.cancelAll();
+    return this.status();
+  }
+
+  /**
+   * The drain status once it settles (drained or past its deadline), or after `ms` at most, so a
+   * caller learns the moment a drain finishes without polling.
+   */
+  async settled(ms: number): Promise<DrainStatus> {
+    const now = this.status();
+    if (now.state !== 'draining' || ms <= 0) return now;
+    const untilDeadline = this.drainDeadline ? Math.max(0, this.drainDeadline.getTime() - Date.now()) : ms;
+    await new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.waiters.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, Math.min(ms, untilDeadline + 1));
+      this.waiters.add(wake);
+    });
     return this.status();
   }
 
@@ -159,5 +182,10 @@ export class WorkTracker {
   private end(id: number): void {
     if (!this.items.delete(id)) return;
     this.onChange(this.items.size);
+    if (this.items.size === 0) this.wake();
+  }
+
+  private wake(): void {
+    for (const w of [...this.waiters]) w();
   }
 }

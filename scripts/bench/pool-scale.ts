@@ -12,9 +12,9 @@
  * the breaker opened on the burst. Writes the figures to --out (default
  * scripts/fleet-sim/results/pool-scale-<N>.json).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -23,6 +23,7 @@ import type { FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import type { PoolStatus } from '../../workflows/pool/api.ts';
 import { waitFor, workflowBundle } from '../../test/helpers/fleet.ts';
 import { startDevServer } from '../../test/helpers/temporal.ts';
+import { procStats, spawnUntilReady } from './processes.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -47,32 +48,7 @@ const POOL = 'sim';
 const TQ = 'pool-scale';
 const token = randomBytes(24).toString('hex');
 
-function child(args: string[], env: Record<string, string>, ready: RegExp): Promise<{ proc: ChildProcess; line: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const on = (d: Buffer) => {
-      out = (out + d).slice(-20_000);
-      const m = ready.exec(out);
-      if (m) resolve({ proc, line: m[0] });
-    };
-    proc.stdout!.on('data', on);
-    proc.stderr!.on('data', (d: Buffer) => (out = (out + d).slice(-20_000)));
-    proc.once('exit', (code, signal) => {
-      if (signal !== 'SIGKILL') console.error(`${args[0]} exited (${code ?? signal}): ${out.slice(-3000)}`);
-      reject(new Error(`${args[0]} exited ${code}`));
-    });
-  });
-}
 
-/** utime + stime of a process in seconds, and its RSS in MiB, from /proc. */
-function procStats(pid: number): { cpuS: number; rssMiB: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(f[11]) + Number(f[12]);
-  const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return { cpuS: ticks / 100, rssMiB: rss ? Number(rss[1]) / 1024 : 0 };
-}
 
 const pct = (xs: number[], p: number) => {
   if (xs.length === 0) return NaN;
@@ -85,7 +61,7 @@ async function main(): Promise<void> {
   const env = await startDevServer();
   const procs: ChildProcess[] = [];
   try {
-    const sim = await child(['scripts/fleet-sim/main.ts', '--rack-size', String(RACK), '--boot-seconds', '2'], { DRYDOCK_AGENT_TOKEN: token }, /http:\/\/127\.0\.0\.1:\d+/);
+    const sim = await spawnUntilReady(['scripts/fleet-sim/main.ts', '--rack-size', String(RACK), '--boot-seconds', '2'], { DRYDOCK_AGENT_TOKEN: token }, /http:\/\/127\.0\.0\.1:\d+/);
     procs.push(sim.proc);
     const simUrl = sim.line;
     const ctl = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
@@ -103,7 +79,7 @@ async function main(): Promise<void> {
     }
     console.log(`${N} simulated nodes up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
-    const worker = await child(
+    const worker = await spawnUntilReady(
       ['scripts/fleet-sim/worker.ts'],
       { TEMPORAL_ADDRESS: env.address, DRYDOCK_TASK_QUEUE: TQ, DRYDOCK_AGENT_TOKEN: token, FLEET_SIM_URL: simUrl, FLEET_SIM_POOL: POOL, DRYDOCK_WORKFLOW_BUNDLE: await workflowBundle() },
       /fleet-sim worker: ready/,

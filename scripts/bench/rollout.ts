@@ -15,9 +15,9 @@
  * lease goes through the pool's disruption budget. Writes the figures to --out (default
  * scripts/fleet-sim/results/rollout-<N>.json).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -32,6 +32,7 @@ import type { PoolStatus } from '../../workflows/pool/api.ts';
 import type { RolloutResult, RolloutStatus } from '../../workflows/rollout/api.ts';
 import { waitFor, workflowBundle } from '../../test/helpers/fleet.ts';
 import { startDevServer } from '../../test/helpers/temporal.ts';
+import { procStats, spawnUntilReady } from './processes.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -57,30 +58,7 @@ const BASE_MODEL = '/models/bench-base.gguf';
 const TARGET = { uri: '/models/bench-next.gguf', sha256: simulatedModelSha256('/models/bench-next.gguf') };
 const token = randomBytes(24).toString('hex');
 
-function child(args: string[], env: Record<string, string>, ready: RegExp): Promise<{ proc: ChildProcess; line: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const on = (d: Buffer) => {
-      out = (out + d).slice(-20_000);
-      const m = ready.exec(out);
-      if (m) resolve({ proc, line: m[0] });
-    };
-    proc.stdout!.on('data', on);
-    proc.stderr!.on('data', (d: Buffer) => (out = (out + d).slice(-20_000)));
-    proc.once('exit', (code, signal) => {
-      if (signal !== 'SIGKILL') console.error(`${args[0]} exited (${code ?? signal}): ${out.slice(-3000)}`);
-      reject(new Error(`${args[0]} exited ${code}`));
-    });
-  });
-}
 
-/** utime + stime of a process in seconds, from /proc. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
 
 const s2 = (ms: number) => (ms / 1000).toFixed(2);
 const mean = (xs: number[]) => (xs.length ? xs.reduce((x, y) => x + y, 0) / xs.length : NaN);
@@ -190,7 +168,7 @@ async function main(): Promise<void> {
   const env = await startDevServer();
   const procs: ChildProcess[] = [];
   try {
-    const sim = await child(
+    const sim = await spawnUntilReady(
       ['scripts/fleet-sim/main.ts', '--boot-seconds', '2', '--inference', '--swap-seconds', a.swap, '--drain-seconds', a.drain,
         '--generation-ms', a['generation-ms'], '--seed', a.seed, '--initial-model', BASE_MODEL],
       { DRYDOCK_AGENT_TOKEN: token },
@@ -217,7 +195,7 @@ async function main(): Promise<void> {
     await waitFor(async () => (await Promise.all(list.map((n) => ready(n.agentUrl)))).every(Boolean), 120_000, 'every agent to serve the base model');
     console.log(`${N} simulated nodes serving ${BASE_MODEL} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
-    const worker = await child(
+    const worker = await spawnUntilReady(
       ['scripts/fleet-sim/worker.ts'],
       { TEMPORAL_ADDRESS: env.address, DRYDOCK_TASK_QUEUE: TQ, DRYDOCK_AGENT_TOKEN: token, FLEET_SIM_URL: simUrl, FLEET_SIM_POOL: POOL, DRYDOCK_WORKFLOW_BUNDLE: await workflowBundle() },
       /fleet-sim worker: ready/,
@@ -254,7 +232,7 @@ async function main(): Promise<void> {
       drainTimeoutSeconds: 60,
     };
     const id = `rollout/${POOL}/bench-${Date.now()}`;
-    const cpu0 = cpuSeconds(wpid);
+    const cpu0 = procStats(wpid).cpuS;
     const tStart = Date.now();
     const handle = await env.client.workflow.start('rollingUpdate', { taskQueue: TQ, workflowId: id, args: [input] });
     let result: RolloutResult;
@@ -272,7 +250,7 @@ async function main(): Promise<void> {
       throw err;
     }
     const totalMs = Date.now() - tStart;
-    const cpu1 = cpuSeconds(wpid);
+    const cpu1 = procStats(wpid).cpuS;
     const st: RolloutStatus = result.status;
     if (result.outcome !== 'succeeded') throw new Error(`rollout ended ${result.outcome}: ${st.reason}`);
 

@@ -107,6 +107,23 @@ describe('gpu-agent HTTP API', () => {
     await call('POST', '/uncordon', { body: '{}' });
   });
 
+  it('a drain with waitSeconds answers the moment the last work ends, or with the status so far when the wait runs out', async () => {
+    await call('POST', '/jobs', { body: '{"seconds": 2}' });
+    const t0 = Date.now();
+    const waited = await (await call('POST', '/drain', { body: '{"timeoutSeconds": 30, "waitSeconds": 0.3}' })).json();
+    assert.equal(waited.state, 'draining', 'the job is still running when the wait runs out');
+    assert.equal(waited.inFlight, 1);
+    assert.ok(Date.now() - t0 >= 250, 'the agent held the answer for waitSeconds');
+    const settled = await (await call('POST', '/drain', { body: '{"timeoutSeconds": 30, "waitSeconds": 10}' })).json();
+    const ms = Date.now() - t0;
+    assert.equal(settled.state, 'drained');
+    assert.ok(ms >= 1900 && ms < 5000, `answered when the 2 s job ended, not after the 10 s wait (${ms} ms)`);
+    const tooLong = await call('POST', '/drain', { body: '{"waitSeconds": 31}' });
+    assert.equal(tooLong.status, 400);
+    assert.match((await tooLong.json()).error, /^waitSeconds: at most 30/);
+    await call('POST', '/uncordon', { body: '{}' });
+  });
+
   it('without a model, inference answers 503 naming the fix, /v1/models is empty and /health says model: null', async () => {
     const res = await call('POST', '/v1/completions', { body: '{"prompt": "hi"}' });
     assert.equal(res.status, 503);
