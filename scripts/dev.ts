@@ -10,6 +10,7 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalProvider, REPO_ROOT } from '../activities/providers/local.ts';
+import { devServerDynamicConfigArgs } from '../workers/serverSettings.ts';
 import { DRYDOCK_SEARCH_ATTRIBUTES } from '../workflows/searchAttributes.ts';
 import { devAgentToken, loadDevConfig } from './devConfig.ts';
 import { prepareDemoModels, type DemoModel } from './devModels.ts';
@@ -119,6 +120,7 @@ async function main(): Promise<void> {
     '--db-filename', join(config.dir, 'temporal.db'),
     '--log-level', 'warn',
     ...DRYDOCK_SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=${k.type}`]),
+    ...devServerDynamicConfigArgs(),
   ]);
   await waitFor('the Temporal server', () => portOpen(config.temporalPort), 60_000);
 

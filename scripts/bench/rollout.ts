@@ -240,7 +240,8 @@ async function main(): Promise<void> {
       const limit = Number(a['timeout-minutes']) * 60_000;
       result = await Promise.race([
         handle.result(),
-        sleep(limit).then(async () => {
+        // Unref'd: a finished rollout must not keep the process alive until the limit.
+        sleep(limit, undefined, { ref: false }).then(async () => {
           const s = await handle.query<RolloutStatus>('status').catch((e: Error) => e.message);
           throw new Error(`rollout not done after ${limit / 60_000} min: ${typeof s === 'string' ? s : `${s.phase}, ${JSON.stringify(s.counts)}, ${s.reason ?? ''}`}`);
         }),
