@@ -1,3 +1,5 @@
+import type { TrafficCounts } from '../gpu-agent/traffic.ts';
+
 /** HTTP client for a node's gpu-agent. The token is read by the worker and never leaves it. */
 export class AgentHttpError extends Error {
   constructor(readonly status: number, message: string) {
@@ -75,6 +77,10 @@ export class AgentClient {
   }
   smoke(prompt: string, maxTokens: number, timeoutMs: number): Promise<SmokeAnswer> {
     return this.call('POST', '/smoke', { prompt, max_tokens: maxTokens }, timeoutMs);
+  }
+  /** Client inference traffic the agent answered since it started. */
+  traffic(): Promise<TrafficCounts> {
+    return this.call('GET', '/traffic');
   }
 }
 

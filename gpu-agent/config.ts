@@ -18,6 +18,11 @@ export interface SimInferenceConfig {
   failSha256: string[];
   /** Models (sha256) that load but generate text without the usual words, so a smoke check's `expect` fails. */
   badOutputSha256: string[];
+  /**
+   * Models (sha256) that load and answer short generations but fail (500, out of memory) any asking
+   * for more than SIM_OOM_MAX_TOKENS: a short smoke check passes, longer client traffic fails.
+   */
+  oomSha256: string[];
 }
 
 /** Everything the agent can be told, with defaults in one place. */
@@ -119,7 +124,7 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentCo
       policy: str, model: str, 'model-sha256': str, slots: str, 'slot-context': str, 'queue-size': str,
       'queue-timeout-ms': str, 'max-tokens': str, threads: str, 'tls-cert': str, 'tls-key': str,
       'boot-delay': str, 'sim-jobs': str, 'sim-job-seconds': str,
-      inference: str, 'sim-swap-seconds': str, 'sim-generation-ms': str, 'sim-token-ms': str, 'sim-fail-sha256': str, 'sim-bad-output-sha256': str,
+      inference: str, 'sim-swap-seconds': str, 'sim-generation-ms': str, 'sim-token-ms': str, 'sim-fail-sha256': str, 'sim-bad-output-sha256': str, 'sim-oom-sha256': str,
     },
   });
   const token = env.DRYDOCK_AGENT_TOKEN ?? '';
@@ -208,6 +213,7 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentCo
       tokenMs: num('sim-token-ms', v['sim-token-ms'], AGENT_DEFAULTS.simInference.tokenMs, 0),
       failSha256: shaList('sim-fail-sha256', v['sim-fail-sha256']),
       badOutputSha256: shaList('sim-bad-output-sha256', v['sim-bad-output-sha256']),
+      oomSha256: shaList('sim-oom-sha256', v['sim-oom-sha256']),
     },
   };
 }

@@ -12,6 +12,7 @@ import { SHA256_RE } from './inference/modelFile.ts';
 import { chatCompletions, completions, models, smoke, type OpenAiDeps } from './inference/openai.ts';
 import { LlamaInference, ModelSwapError, type InferenceService } from './inference/service.ts';
 import { SimulatedInference } from './inference/simulated.ts';
+import { TrafficCounter } from './traffic.ts';
 import { CordonedError, WorkTracker } from './work.ts';
 
 export const AGENT_VERSION = '0.2.0';
@@ -46,6 +47,7 @@ type RawHandler = (req: IncomingMessage, res: ServerResponse, body: Body) => Pro
 export function createAgent(config: AgentConfig): Agent {
   const policy = config.policy;
   const metrics = new AgentMetrics();
+  const traffic = new TrafficCounter();
   const xids = new XidLog(256, (e) => metrics.recordXid(e));
   const gpu = selectGpuBackend(config, (e) => xids.record(e));
   const inference: InferenceService = config.inference === 'simulated' ? new SimulatedInference(config) : new LlamaInference(config);
@@ -147,6 +149,7 @@ export function createAgent(config: AgentConfig): Agent {
     'POST /cordon': async (b) => (allowOnly(b, []), [200, work.cordon()]),
     'POST /uncordon': async (b) => (allowOnly(b, []), [200, work.uncordon()]),
     'GET /drain': async () => [200, work.status()],
+    'GET /traffic': async () => [200, traffic.read()],
     'POST /drain': async (b) => {
       allowOnly(b, ['timeoutSeconds', 'force', 'waitSeconds']);
       const timeout = optionalNumber(b, 'timeoutSeconds', 0, DEFAULT_DRAIN_TIMEOUT_SECONDS);
@@ -223,7 +226,7 @@ export function createAgent(config: AgentConfig): Agent {
       const key = `${req.method} ${path}`;
       const known = key in routes || key in rawRoutes;
       const stop = metrics.latency.startTimer({ route: known ? key : 'other' });
-      res.once('finish', () => stop({ status: String(res.statusCode) }));
+      res.once('finish', () => traffic.record(key, res.statusCode, stop({ status: String(res.statusCode) })));
       try {
         if (req.method === 'GET' && path === '/livez') return sendJson(res, 200, { ok: true });
         if (!bearerMatches(req.headers.authorization, config.token)) {

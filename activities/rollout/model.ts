@@ -3,6 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { ModelRef, RollingUpdateConfig } from '../../workflows/inputs/rollingUpdate.ts';
 import { AgentHttpError, type AgentClient } from '../agentClient.ts';
 import { nodeAccess, POLL_MS, type NodeActivityDeps, type NodeRef } from '../nodes.ts';
+import { trafficBetween, type Traffic, type TrafficCounts } from './traffic.ts';
 
 /** Longest a single model load may take on an agent (big models from slow disks). */
 const SWAP_TIMEOUT_MS = 30 * 60_000;
@@ -23,6 +24,17 @@ export interface SmokeResult {
   reason?: string;
 }
 
+export interface AnalysisOutcome {
+  ok: boolean;
+  checks: number;
+  failures: number;
+  maxLatencyMs: number;
+  meanLatencyMs: number;
+  /** Client inference traffic the analysed nodes served meanwhile (nodes whose metrics could not be read are left out). */
+  traffic: { requests: number; errors: number; meanLatencyMs: number };
+  reason?: string;
+}
+
 /** A node's model: swap with verification, smoke checks and readiness (used by rollouts). */
 export function createRolloutModelActivities(deps: NodeActivityDeps) {
   const { agentFor } = nodeAccess(deps);
@@ -31,6 +43,41 @@ export function createRolloutModelActivities(deps: NodeActivityDeps) {
     const agent = await agentFor(ref);
     if (!agent) throw new Error(`node ${ref.nodeId} has no agent address yet`); // retried
     return agent;
+  }
+
+  /** Each node's client-traffic counters; undefined for a node that does not answer (or an agent without GET /traffic). */
+  function readTraffic(pool: string, nodes: { nodeId: string }[]): Promise<(TrafficCounts | undefined)[]> {
+    return Promise.all(
+      nodes.map(async ({ nodeId }) => {
+        try {
+          return await (await agentOf({ pool, nodeId })).traffic();
+        } catch {
+          return undefined;
+        }
+      }),
+    );
+  }
+
+  /** Traffic summed over the nodes since `before` (a node read only once, or restarted, is left out). */
+  async function trafficSince(pool: string, nodes: { nodeId: string }[], before: (TrafficCounts | undefined)[]): Promise<Traffic> {
+    const after = await readTraffic(pool, nodes);
+    const sum: Traffic = { requests: 0, errors: 0, seconds: 0 };
+    after.forEach((a, i) => {
+      const b = before[i];
+      const d = a && b ? trafficBetween(b, a) : undefined;
+      if (!d) return;
+      sum.requests += d.requests;
+      sum.errors += d.errors;
+      sum.seconds += d.seconds;
+    });
+    return sum;
+  }
+
+  /** Why the traffic fails the analysis, or undefined; too few requests are not judged. */
+  function judgeTraffic(t: Traffic, a: { maxErrorRate: number; minRequests: number }): string | undefined {
+    if (t.requests < a.minRequests || t.errors / t.requests <= a.maxErrorRate) return undefined;
+    const pct = (x: number) => `${Math.round(x * 1000) / 10} %`;
+    return `client error rate ${pct(t.errors / t.requests)} (${t.errors} of ${t.requests} inference requests answered 5xx), above maxErrorRate ${pct(a.maxErrorRate)}`;
   }
 
   /** One smoke generation; every way it can fail becomes a reason instead of an exception. */
@@ -163,9 +210,11 @@ export function createRolloutModelActivities(deps: NodeActivityDeps) {
      * Analysis: rounds of smoke checks on `nodes` for `intervalSeconds` (one round when 0). Fails
      * when failures exceed `failureLimit` or one node fails `consecutiveErrorLimit` times in a row.
      */
-    async analyzeNodes(input: { pool: string; nodes: { nodeId: string; sha256: string }[] } & RollingUpdateConfig['analysis']): Promise<{ ok: boolean; checks: number; failures: number; maxLatencyMs: number; meanLatencyMs: number; reason?: string }> {
+    async analyzeNodes(input: { pool: string; nodes: { nodeId: string; sha256: string }[] } & RollingUpdateConfig['analysis']): Promise<AnalysisOutcome> {
       const ctx = Context.current();
       const until = Date.now() + input.intervalSeconds * 1000;
+      // Client traffic counters at the start, read while the first round of checks runs.
+      const before = readTraffic(input.pool, input.nodes);
       const streak = new Map<string, number>();
       let checks = 0;
       let failures = 0;
@@ -190,9 +239,15 @@ export function createRolloutModelActivities(deps: NodeActivityDeps) {
         }
         const summary = { checks, failures, maxLatencyMs: max, meanLatencyMs: checks ? Math.round(total / checks) : 0 };
         const worst = [...streak.entries()].find(([, n]) => n >= input.consecutiveErrorLimit);
-        if (failures > input.failureLimit) return { ok: false, ...summary, reason: `${failures} failed check(s), limit ${input.failureLimit}; last: ${lastReason}` };
-        if (worst) return { ok: false, ...summary, reason: `${worst[1]} failed checks in a row on ${worst[0]}; last: ${lastReason}` };
-        if (Date.now() + input.everySeconds * 1000 > until) return { ok: true, ...summary };
+        let failed: string | undefined;
+        if (failures > input.failureLimit) failed = `${failures} failed check(s), limit ${input.failureLimit}; last: ${lastReason}`;
+        else if (worst) failed = `${worst[1]} failed checks in a row on ${worst[0]}; last: ${lastReason}`;
+        if (failed || Date.now() + input.everySeconds * 1000 > until) {
+          const traffic = await trafficSince(input.pool, input.nodes, await before);
+          if (!failed) failed = judgeTraffic(traffic, input);
+          const served = { requests: traffic.requests, errors: traffic.errors, meanLatencyMs: traffic.requests ? Math.round((traffic.seconds / traffic.requests) * 1000) : 0 };
+          return { ok: !failed, ...summary, traffic: served, ...(failed ? { reason: failed } : {}) };
+        }
         ctx.heartbeat(summary);
         await ctx.sleep(input.everySeconds * 1000);
       }

@@ -31,13 +31,16 @@ const BAD_WORDS = ['####', '�', 'zx', 'qq', '####', 'll'];
 /** Tokens a generation produces when max_tokens does not cut it short. */
 const NATURAL_TOKENS = 16;
 const MAX_TIMINGS = 1000;
+/** Longest generation (max_tokens) a model listed in `oomSha256` survives. */
+export const SIM_OOM_MAX_TOKENS = 16;
 
 /**
  * A stand-in for node-llama-cpp that loads no file: a swap takes `swapSeconds`, a generation
  * `generationMs` (+ `tokenMs` per token) and answers deterministic text that starts with
  * "hello from <model id>". Generations hold a slot (same queueing as the real backend) and run as
  * the agent's tracked work, so cordon / drain see them. Models listed in `failSha256` fail their
- * load's smoke generation (422); those in `badOutputSha256` load but answer garbage.
+ * load's smoke generation (422); those in `badOutputSha256` load but answer garbage; those in
+ * `oomSha256` fail generations longer than SIM_OOM_MAX_TOKENS.
  */
 export class SimulatedInference implements InferenceService {
   private current?: { info: ModelInfo; pool: SlotPool };
@@ -109,6 +112,9 @@ export class SimulatedInference implements InferenceService {
     const startedAt = Date.now();
     let ok = false;
     try {
+      if (this.opts.simInference.oomSha256.includes(s.info.sha256) && req.maxTokens > SIM_OOM_MAX_TOKENS) {
+        throw new Error(`out of memory generating ${req.maxTokens} tokens (simulated: this model fails above ${SIM_OOM_MAX_TOKENS})`);
+      }
       const words = this.words(s.info, req);
       const limit = Math.min(req.maxTokens, NATURAL_TOKENS);
       const { generationMs, tokenMs } = this.opts.simInference;

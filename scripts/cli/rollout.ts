@@ -56,6 +56,7 @@ export interface StartFlags {
   prompt?: string;
   maxLatencyMs?: number;
   analysisSeconds?: number;
+  maxErrorRate?: number;
   scaleDownDelay?: number;
   pauseBeforeSwitch?: boolean;
   spec?: string;
@@ -76,12 +77,18 @@ const FLAG_OF_FIELD: [field: string, flag: keyof StartFlags, name: string][] = [
   ['analysis.prompt', 'prompt', '--prompt'],
   ['analysis.maxLatencyMs', 'maxLatencyMs', '--max-latency-ms'],
   ['analysis.intervalSeconds', 'analysisSeconds', '--analysis-seconds'],
+  ['analysis.maxErrorRate', 'maxErrorRate', '--max-error-rate'],
   ['scaleDownDelaySeconds', 'scaleDownDelay', '--scale-down-delay'],
   ['pauseBeforeSwitch', 'pauseBeforeSwitch', '--pause-before-switch'],
 ];
 
 function wholeNumber(v: string): number {
   if (!/^\d+$/.test(v)) throw new InvalidArgumentError('expected a whole number');
+  return Number(v);
+}
+
+function decimalNumber(v: string): number {
+  if (!/^\d+(\.\d+)?$/.test(v.trim())) throw new InvalidArgumentError('expected a number such as 0.05');
   return Number(v);
 }
 
@@ -169,6 +176,7 @@ export async function rolloutInput(flags: StartFlags): Promise<{ input: RollingU
   setA('prompt', flags.prompt);
   setA('maxLatencyMs', flags.maxLatencyMs);
   setA('intervalSeconds', flags.analysisSeconds);
+  setA('maxErrorRate', flags.maxErrorRate);
   if (Object.keys(analysis).length) input.analysis = analysis;
 
   if (input.pool === undefined) throw badInput('pool: is required (--pool)');
@@ -282,7 +290,8 @@ export function rolloutChanges(prev: RolloutStatus | undefined, s: RolloutStatus
 function describeAnalysis(a: RolloutStatus['analyses'][number]): string {
   return (
     `analysis of batch ${a.batch + 1} ${a.ok ? 'passed' : 'FAILED'}: ${a.checks} checks, ${a.failures} failed, ` +
-    `latency max ${Math.round(a.maxLatencyMs)} ms mean ${Math.round(a.meanLatencyMs)} ms${a.reason ? ` (${a.reason})` : ''}`
+    `latency max ${Math.round(a.maxLatencyMs)} ms mean ${Math.round(a.meanLatencyMs)} ms` +
+    `${a.traffic?.requests ? `; client traffic ${a.traffic.requests} requests, ${a.traffic.errors} 5xx, mean ${a.traffic.meanLatencyMs} ms` : ''}${a.reason ? ` (${a.reason})` : ''}`
   );
 }
 
@@ -432,6 +441,7 @@ export function registerRolloutCommands(program: Command): void {
     .option('--prompt <text>', 'analysis: prompt of the smoke generation')
     .option('--max-latency-ms <ms>', 'analysis: slowest acceptable smoke generation', wholeNumber)
     .option('--analysis-seconds <s>', 'analysis: how long to watch each batch (0 checks once)', wholeNumber)
+    .option('--max-error-rate <r>', 'analysis: largest share (0-1) of 5xx answers to client requests on updated nodes (default 0.05)', decimalNumber)
     .option('--scale-down-delay <s>', 'blue-green: seconds blue is kept after the switch', wholeNumber)
     .option('--pause-before-switch', "blue-green: wait for 'rollout promote' before switching")
     .option('--spec <file>', 'the full rollingUpdate input as JSON (or YAML); flags override its fields')

@@ -5,7 +5,7 @@
  * Simulated inference on every agent (no model files): `--inference` plus per-node durations as
  * `X` or `MIN-MAX` (drawn per node, seeded): `--swap-seconds 2-4 --drain-seconds 0.5-2
  * --generation-ms 100-300 [--seed N] [--initial-model /models/base.gguf]
- * [--fail-sha256 A,B] [--bad-output-sha256 C]`. Measured durations: GET /timings?pool=P.
+ * [--fail-sha256 A,B] [--bad-output-sha256 C] [--oom-sha256 D]`. Measured durations: GET /timings?pool=P.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +18,7 @@ const { values } = parseArgs({
   options: {
     port: { type: 'string', default: '0' }, 'boot-seconds': { type: 'string', default: '2' }, 'rack-size': { type: 'string', default: '25' },
     inference: { type: 'boolean', default: false }, 'swap-seconds': { type: 'string', default: '2-4' }, 'drain-seconds': { type: 'string', default: '0.5-2' },
-    'generation-ms': { type: 'string', default: '100-300' }, seed: { type: 'string', default: '1' }, 'initial-model': str, 'fail-sha256': str, 'bad-output-sha256': str,
+    'generation-ms': { type: 'string', default: '100-300' }, seed: { type: 'string', default: '1' }, 'initial-model': str, 'fail-sha256': str, 'bad-output-sha256': str, 'oom-sha256': str,
   },
 });
 const token = process.env.DRYDOCK_AGENT_TOKEN ?? '';
@@ -51,6 +51,7 @@ const sim = new FleetSimulator({
         initialModel: values['initial-model'],
         failSha256: list(values['fail-sha256']),
         badOutputSha256: list(values['bad-output-sha256']),
+        oomSha256: list(values['oom-sha256']),
       }
     : undefined,
 });

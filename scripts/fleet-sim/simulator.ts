@@ -50,6 +50,8 @@ export interface SimInferenceOptions {
   failSha256?: string[];
   /** Models that load but generate text without "hello". */
   badOutputSha256?: string[];
+  /** Models that pass a short smoke generation but fail (500) client generations longer than 16 tokens. */
+  oomSha256?: string[];
 }
 
 /** The durations drawn for one node. */
@@ -140,6 +142,7 @@ export class FleetSimulator {
       ...(o.initialModel ? ['--model', o.initialModel, '--model-sha256', simulatedModelSha256(o.initialModel)] : []),
       ...(o.failSha256?.length ? ['--sim-fail-sha256', o.failSha256.join(',')] : []),
       ...(o.badOutputSha256?.length ? ['--sim-bad-output-sha256', o.badOutputSha256.join(',')] : []),
+      ...(o.oomSha256?.length ? ['--sim-oom-sha256', o.oomSha256.join(',')] : []),
     ];
   }
 

@@ -80,6 +80,7 @@ describe('drydock rollout start: input from flags and --spec, checked before any
     await rejects({ pool: 'p1', model, sha256: 'abc' }, /^target\.model\.sha256: .*64 hex digits \(from --sha256\)$/);
     await rejects({ pool: 'p1' }, /^target\.model\.uri: is required \(--model FILE/);
     await rejects({ pool: 'p1', model, id: '-bad id' }, /^--id: '-bad id' is not valid/);
+    await rejects({ pool: 'p1', model, maxErrorRate: 5 }, /^analysis\.maxErrorRate: must be between 0 and 1, got 5 \(from --max-error-rate\)$/);
     const spec = join(dir, 'bad.json');
     writeFileSync(spec, JSON.stringify({ pool: 'p1', target: { model: { uri: model, sha256: modelSha } }, analysis: { failureLimit: -1 } }));
     await rejects({ spec }, new RegExp(`^analysis\\.failureLimit: must be between 0 and 10000, got -1 \\(in ${spec.replace(/[.]/g, '\\.')}\\)$`));

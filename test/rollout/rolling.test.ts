@@ -108,6 +108,7 @@ describe(`rollingUpdate on ${NODES} real agents serving tiny GGUF models`, () =>
       [{ target: { model }, steps: [{ batch: 0 }] }, 'steps[0].batch'],
       [{ target: { model }, steps: [{ pause: { seconds: -1 } }] }, 'steps[0].pause.seconds'],
       [{ target: { model }, analysis: { failureLimit: -1 } }, 'analysis.failureLimit'],
+      [{ target: { model }, analysis: { maxErrorRate: 'low' } }, 'analysis.maxErrorRate'],
       [{ target: { model }, onFailure: 'ignore' }, 'onFailure'],
       [{ target: { model }, strategy: 'blueGreen', steps: [{ batch: 1 }] }, 'steps'],
       [{ target: { model }, colour: 'blue' }, 'colour'],

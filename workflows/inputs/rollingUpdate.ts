@@ -4,6 +4,7 @@ import {
   nested,
   optionalBoolean,
   optionalInteger,
+  optionalNumber,
   optionalString,
   POOL_NAME,
   POOL_NAME_HELP,
@@ -47,6 +48,13 @@ export interface RollingUpdateInput {
     failureLimit?: number;
     /** This many failed checks in a row on one node fails it. */
     consecutiveErrorLimit?: number;
+    /**
+     * Client traffic on the analysed nodes during the analysis (their agents' inference requests):
+     * a larger share of 5xx answers than this (0-1) fails it.
+     */
+    maxErrorRate?: number;
+    /** Fewer client requests than this in an analysis are too few to judge the error rate. */
+    minRequests?: number;
   };
   /** When a node or an analysis fails: roll updated nodes back to their previous model, or pause for an operator. */
   onFailure?: 'rollback' | 'pause';
@@ -81,6 +89,8 @@ export interface RollingUpdateConfig {
     everySeconds: number;
     failureLimit: number;
     consecutiveErrorLimit: number;
+    maxErrorRate: number;
+    minRequests: number;
   };
   onFailure: 'rollback' | 'pause';
   drainTimeoutSeconds: number;
@@ -94,7 +104,7 @@ export const ROLLING_UPDATE_DEFAULTS = {
   strategy: 'rolling',
   maxUnavailable: { count: 1 },
   maxSurge: { percent: 100 },
-  analysis: { prompt: 'Say hello.', maxTokens: 8, maxLatencyMs: 10_000, intervalSeconds: 30, everySeconds: 5, failureLimit: 0, consecutiveErrorLimit: 3 },
+  analysis: { prompt: 'Say hello.', maxTokens: 8, maxLatencyMs: 10_000, intervalSeconds: 30, everySeconds: 5, failureLimit: 0, consecutiveErrorLimit: 3, maxErrorRate: 0.05, minRequests: 20 },
   onFailure: 'rollback',
   drainTimeoutSeconds: 300,
   forceDrain: false,
@@ -169,7 +179,7 @@ export function parseRollingUpdateInput(raw: unknown): RollingUpdateConfig {
 
   const as = section(obj, 'analysis');
   const analysis = nested('analysis.', () => {
-    rejectUnknown(as, ['prompt', 'maxTokens', 'expect', 'maxLatencyMs', 'intervalSeconds', 'everySeconds', 'failureLimit', 'consecutiveErrorLimit']);
+    rejectUnknown(as, ['prompt', 'maxTokens', 'expect', 'maxLatencyMs', 'intervalSeconds', 'everySeconds', 'failureLimit', 'consecutiveErrorLimit', 'maxErrorRate', 'minRequests']);
     const A = D.analysis;
     const prompt = optionalString(as, 'prompt', 2000) ?? A.prompt;
     if (prompt === '') throw invalidArgument('prompt', 'must not be empty');
@@ -183,6 +193,8 @@ export function parseRollingUpdateInput(raw: unknown): RollingUpdateConfig {
       everySeconds: optionalInteger(as, 'everySeconds', 1, 3600, A.everySeconds),
       failureLimit: optionalInteger(as, 'failureLimit', 0, 10_000, A.failureLimit),
       consecutiveErrorLimit: optionalInteger(as, 'consecutiveErrorLimit', 1, 10_000, A.consecutiveErrorLimit),
+      maxErrorRate: optionalNumber(as, 'maxErrorRate', 0, 1, A.maxErrorRate),
+      minRequests: optionalInteger(as, 'minRequests', 1, 1_000_000, A.minRequests),
     };
   });
 

@@ -41,6 +41,14 @@ export function optionalInteger(obj: Obj, field: string, min: number, max: numbe
   return v;
 }
 
+export function optionalNumber(obj: Obj, field: string, min: number, max: number, fallback: number): number {
+  const v = obj[field];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw invalidArgument(field, `expected a number, got ${describe(v)}`);
+  if (v < min || v > max) throw invalidArgument(field, `must be between ${min} and ${max}, got ${v}`);
+  return v;
+}
+
 export function optionalBoolean(obj: Obj, field: string, fallback: boolean): boolean {
   const v = obj[field];
   if (v === undefined) return fallback;

@@ -8,7 +8,7 @@ export async function analyze(rt: Rollout, batch: number, nodeIds: string[], wha
     const r = await rt.acts.analysis.analyzeNodes.executeWithOptions({ summary: `${what} (${nodes.length} node(s), ${cfg.analysis.intervalSeconds} s)` }, [
       { pool: cfg.pool, nodes, ...cfg.analysis },
     ]);
-    st.analyses.push({ batch, ok: r.ok, checks: r.checks, failures: r.failures, maxLatencyMs: r.maxLatencyMs, meanLatencyMs: r.meanLatencyMs, ...(r.reason ? { reason: r.reason } : {}), at: new Date().toISOString() });
+    st.analyses.push({ batch, ok: r.ok, checks: r.checks, failures: r.failures, maxLatencyMs: r.maxLatencyMs, meanLatencyMs: r.meanLatencyMs, traffic: r.traffic, ...(r.reason ? { reason: r.reason } : {}), at: new Date().toISOString() });
     rt.event(`${what}: ${r.ok ? 'passed' : `failed: ${r.reason}`} (${r.checks} checks, max ${r.maxLatencyMs} ms)`);
     return r;
   } catch (err) {

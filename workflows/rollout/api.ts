@@ -74,6 +74,8 @@ export interface AnalysisResult {
   /** Slowest smoke generation seen (ms). */
   maxLatencyMs: number;
   meanLatencyMs: number;
+  /** Client inference requests the analysed nodes served during the analysis, and how many got a 5xx. */
+  traffic?: { requests: number; errors: number; meanLatencyMs: number };
   reason?: string;
   at: string;
 }

@@ -93,7 +93,7 @@ export function rolloutDetails(s: RolloutStatus): string {
     `**rollout ${s.id}** of pool **${s.pool}** (${s.strategy}) — **${s.phase}**${s.reason ? `: ${s.reason}` : ''}`,
     `target ${short(s.target)} · step ${Math.min(s.step + 1, Math.max(s.steps, 1))}/${Math.max(s.steps, 1)} · maxUnavailable ${s.maxUnavailable}${s.poolBudget ? ' (and the pool budget)' : ''}`,
     `nodes ${c.done}/${c.total} done · ${c.inProgress} in progress · ${c.pending} pending · ${c.failed} failed · ${c.rolledBack} rolled back`,
-    ...(last ? [`last analysis (batch ${last.batch + 1}): ${last.ok ? 'passed' : 'FAILED'} · ${last.checks} checks, ${last.failures} failed, max ${last.maxLatencyMs} ms${last.reason ? ` · ${last.reason}` : ''}`] : []),
+    ...(last ? [`last analysis (batch ${last.batch + 1}): ${last.ok ? 'passed' : 'FAILED'} · ${last.checks} checks, ${last.failures} failed, max ${last.maxLatencyMs} ms${last.traffic?.requests ? ` · traffic ${last.traffic.requests} requests, ${last.traffic.errors} 5xx` : ''}${last.reason ? ` · ${last.reason}` : ''}`] : []),
     '',
     ...[...byState.entries()].map(([state, ids]) => `- ${state}: ${ids.slice(0, 12).join(', ')}${ids.length > 12 ? ` … +${ids.length - 12}` : ''}`),
     '',
