@@ -208,7 +208,9 @@ export function createRolloutModelActivities(deps: NodeActivityDeps) {
 
     /**
      * Analysis: rounds of smoke checks on `nodes` for `intervalSeconds` (one round when 0). Fails
-     * when failures exceed `failureLimit` or one node fails `consecutiveErrorLimit` times in a row.
+     * when failures exceed `failureLimit`, one node fails `consecutiveErrorLimit` times in a row, or
+     * after any round, the client traffic the nodes answered since the start has more than
+     * `maxErrorRate` 5xx (judged from `minRequests` requests).
      */
     async analyzeNodes(input: { pool: string; nodes: { nodeId: string; sha256: string }[] } & RollingUpdateConfig['analysis']): Promise<AnalysisOutcome> {
       const ctx = Context.current();
@@ -237,17 +239,21 @@ export function createRolloutModelActivities(deps: NodeActivityDeps) {
           lastReason = `${nodeId}: ${r.reason}`;
           streak.set(nodeId, (streak.get(nodeId) ?? 0) + 1);
         }
-        const summary = { checks, failures, maxLatencyMs: max, meanLatencyMs: checks ? Math.round(total / checks) : 0 };
+        const traffic = await trafficSince(input.pool, input.nodes, await before);
+        const summary = {
+          checks,
+          failures,
+          maxLatencyMs: max,
+          meanLatencyMs: checks ? Math.round(total / checks) : 0,
+          traffic: { requests: traffic.requests, errors: traffic.errors, meanLatencyMs: traffic.requests ? Math.round((traffic.seconds / traffic.requests) * 1000) : 0 },
+        };
         const worst = [...streak.entries()].find(([, n]) => n >= input.consecutiveErrorLimit);
         let failed: string | undefined;
         if (failures > input.failureLimit) failed = `${failures} failed check(s), limit ${input.failureLimit}; last: ${lastReason}`;
         else if (worst) failed = `${worst[1]} failed checks in a row on ${worst[0]}; last: ${lastReason}`;
-        if (failed || Date.now() + input.everySeconds * 1000 > until) {
-          const traffic = await trafficSince(input.pool, input.nodes, await before);
-          if (!failed) failed = judgeTraffic(traffic, input);
-          const served = { requests: traffic.requests, errors: traffic.errors, meanLatencyMs: traffic.requests ? Math.round((traffic.seconds / traffic.requests) * 1000) : 0 };
-          return { ok: !failed, ...summary, traffic: served, ...(failed ? { reason: failed } : {}) };
-        }
+        else failed = judgeTraffic(traffic, input);
+        if (failed) return { ok: false, ...summary, reason: failed };
+        if (Date.now() + input.everySeconds * 1000 > until) return { ok: true, ...summary };
         ctx.heartbeat(summary);
         await ctx.sleep(input.everySeconds * 1000);
       }
