@@ -56,7 +56,7 @@ export interface AgentConfig {
   queueSize: number;
   queueTimeoutMs: number;
   maxTokens: number;
-  /** CPU threads for llama.cpp (0: its default). */
+  /** CPU threads for llama.cpp (0: its default, at most one per core when it runs on the CPU). */
   threads: number;
   tls?: { cert: Buffer; key: Buffer };
   bootDelaySeconds: number;

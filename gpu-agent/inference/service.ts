@@ -1,4 +1,5 @@
 import { statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import type { ChatHistoryItem, Llama, LlamaContext, LlamaContextSequence, LlamaModel } from 'node-llama-cpp';
 import type { AgentConfig } from '../config.ts';
@@ -107,7 +108,7 @@ export class LlamaInference implements InferenceService {
   private async getLlama(): Promise<Llama> {
     this.nlc = await import('node-llama-cpp');
     const { getLlama, LlamaLogLevel } = this.nlc;
-    return getLlama({
+    const llama = await getLlama({
       gpu: 'auto',
       build: 'never',
       logLevel: LlamaLogLevel.warn,
@@ -119,6 +120,10 @@ export class LlamaInference implements InferenceService {
       },
       ...(this.opts.threads > 0 ? { maxThreads: this.opts.threads } : {}),
     });
+    // On CPU node-llama-cpp uses at least 4 threads; on fewer cores llama.cpp's threads then spin
+    // against each other and a generation is ~40x slower (measured on 2 cores). Never more than the cores.
+    if (this.opts.threads === 0 && llama.gpu === false) llama.maxThreads = Math.min(llama.maxThreads, availableParallelism());
+    return llama;
   }
 
   private lib(): typeof import('node-llama-cpp') {
