@@ -226,7 +226,12 @@ export function createAgent(config: AgentConfig): Agent {
       const key = `${req.method} ${path}`;
       const known = key in routes || key in rawRoutes;
       const stop = metrics.latency.startTimer({ route: known ? key : 'other' });
-      res.once('finish', () => traffic.record(key, res.statusCode, stop({ status: String(res.statusCode) })));
+      // Requests a cordoned or draining node refuses are not traffic it failed: count only those that came while it served.
+      const inService = work.accepting;
+      res.once('finish', () => {
+        const seconds = stop({ status: String(res.statusCode) });
+        if (inService) traffic.record(key, res.statusCode, seconds);
+      });
       try {
         if (req.method === 'GET' && path === '/livez') return sendJson(res, 200, { ok: true });
         if (!bearerMatches(req.headers.authorization, config.token)) {

@@ -1,7 +1,11 @@
 /** Routes clients send inference to; smoke checks, health and drydock's own calls are not client traffic. */
 export const INFERENCE_ROUTES: readonly string[] = ['POST /v1/completions', 'POST /v1/chat/completions'];
 
-/** Cumulative client traffic since the agent started (`GET /traffic`): what a rollout's analysis judges. */
+/**
+ * Cumulative client traffic since the agent started (`GET /traffic`): what a rollout's analysis
+ * judges. Requests that arrive while the node is cordoned or draining are refused by design (503,
+ * send it elsewhere) and not counted.
+ */
 export interface TrafficCounts {
   /** When counting began; a different value between two readings means the agent restarted. */
   since: string;

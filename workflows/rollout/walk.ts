@@ -1,5 +1,6 @@
 import type { ModelRef } from '../inputs/rollingUpdate.ts';
 import type { RolloutNode } from './api.ts';
+import { INVALID_ARGUMENT } from '../errors.ts';
 import { failureMessage, failureType, StepFailed, type Rollout } from './runtime.ts';
 
 /** How long a node may take to report ready after its swap, and to take traffic after uncordon. */
@@ -61,6 +62,11 @@ async function withLease<T>(rt: Rollout, node: RolloutNode, fn: () => Promise<T>
   }
 }
 
+/** The node was terminated while it walked (the pool's remediation replaced it): nothing is left to restore. */
+function leftMidWalk(err: unknown): boolean {
+  return failureType(err) === INVALID_ARGUMENT && /no live node/.test(failureMessage(err));
+}
+
 /**
  * Walks one node to the target model. On failure the node is put back on its previous model at
  * once (still under its lease), so nothing is left cordoned or half-updated while the rollout
@@ -78,6 +84,11 @@ export async function updateNode(rt: Rollout, node: RolloutNode): Promise<boolea
         rt.set(node, 'done');
         return true;
       } catch (err) {
+        if (leftMidWalk(err)) {
+          rt.event('left the pool during its walk (replaced by remediation); a replacement is picked up when the rollout lists the pool again', node.id);
+          rt.set(node, 'left');
+          return true;
+        }
         const why = failureMessage(err);
         rt.event(`update failed: ${why}; restoring its previous model`, node.id);
         try {
@@ -118,6 +129,11 @@ export async function rollbackNode(rt: Rollout, node: RolloutNode): Promise<bool
     rt.set(node, 'rolled-back');
     return true;
   } catch (err) {
+    if (leftMidWalk(err)) {
+      rt.event('left the pool during its rollback (replaced by remediation)', node.id);
+      rt.set(node, 'left');
+      return true;
+    }
     node.error = `rollback failed: ${failureMessage(err)}`;
     rt.event(node.error, node.id);
     rt.set(node, 'failed');
