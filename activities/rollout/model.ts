@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ModelRef, RollingUpdateConfig } from '../../workflows/inputs/rollingUpdate.ts';
+import type { AnalysisTraffic } from '../../workflows/rollout/api.ts';
 import { AgentHttpError, type AgentClient } from '../agentClient.ts';
 import { nodeAccess, POLL_MS, type NodeActivityDeps, type NodeRef } from '../nodes.ts';
 import { trafficBetween, type Traffic, type TrafficCounts } from './traffic.ts';
@@ -30,8 +31,8 @@ export interface AnalysisOutcome {
   failures: number;
   maxLatencyMs: number;
   meanLatencyMs: number;
-  /** Client inference traffic the analysed nodes served meanwhile (nodes whose metrics could not be read are left out). */
-  traffic: { requests: number; errors: number; meanLatencyMs: number };
+  /** Client traffic the analysed nodes served meanwhile (nodes whose GET /traffic did not answer are left out). */
+  traffic: AnalysisTraffic;
   reason?: string;
 }
 

@@ -2,11 +2,8 @@ import type { TrafficCounts } from '../../gpu-agent/traffic.ts';
 
 export type { TrafficCounts };
 
-export interface Traffic {
-  requests: number;
-  errors: number;
-  seconds: number;
-}
+/** Traffic over an interval: the counters' differences. */
+export type Traffic = Omit<TrafficCounts, 'since'>;
 
 /** Client traffic between two readings of one agent's `GET /traffic`; undefined when it restarted in between. */
 export function trafficBetween(before: TrafficCounts, after: TrafficCounts): Traffic | undefined {

@@ -48,8 +48,6 @@ const POOL = 'sim';
 const TQ = 'pool-scale';
 const token = randomBytes(24).toString('hex');
 
-
-
 const pct = (xs: number[], p: number) => {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((x, y) => x - y);

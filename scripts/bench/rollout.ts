@@ -58,8 +58,6 @@ const BASE_MODEL = '/models/bench-base.gguf';
 const TARGET = { uri: '/models/bench-next.gguf', sha256: simulatedModelSha256('/models/bench-next.gguf') };
 const token = randomBytes(24).toString('hex');
 
-
-
 const s2 = (ms: number) => (ms / 1000).toFixed(2);
 const mean = (xs: number[]) => (xs.length ? xs.reduce((x, y) => x + y, 0) / xs.length : NaN);
 const pct = (xs: number[], p: number) => {

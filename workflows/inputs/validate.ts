@@ -33,20 +33,22 @@ export function optionalString(obj: Obj, field: string, maxLength: number): stri
   return v;
 }
 
-export function optionalInteger(obj: Obj, field: string, min: number, max: number, fallback: number): number {
+function optionalNumberIn(obj: Obj, field: string, min: number, max: number, fallback: number, integer: boolean): number {
   const v = obj[field];
   if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isInteger(v)) throw invalidArgument(field, `expected an integer, got ${describe(v)}`);
+  if (typeof v !== 'number' || !(integer ? Number.isInteger(v) : Number.isFinite(v))) {
+    throw invalidArgument(field, `expected ${integer ? 'an integer' : 'a number'}, got ${describe(v)}`);
+  }
   if (v < min || v > max) throw invalidArgument(field, `must be between ${min} and ${max}, got ${v}`);
   return v;
 }
 
+export function optionalInteger(obj: Obj, field: string, min: number, max: number, fallback: number): number {
+  return optionalNumberIn(obj, field, min, max, fallback, true);
+}
+
 export function optionalNumber(obj: Obj, field: string, min: number, max: number, fallback: number): number {
-  const v = obj[field];
-  if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw invalidArgument(field, `expected a number, got ${describe(v)}`);
-  if (v < min || v > max) throw invalidArgument(field, `must be between ${min} and ${max}, got ${v}`);
-  return v;
+  return optionalNumberIn(obj, field, min, max, fallback, false);
 }
 
 export function optionalBoolean(obj: Obj, field: string, fallback: boolean): boolean {

@@ -66,6 +66,13 @@ export interface RolloutNode {
   finishedAt?: string;
 }
 
+/** Client inference requests the analysed nodes served during an analysis, and how many got a 5xx. */
+export interface AnalysisTraffic {
+  requests: number;
+  errors: number;
+  meanLatencyMs: number;
+}
+
 export interface AnalysisResult {
   batch: number;
   ok: boolean;
@@ -74,8 +81,7 @@ export interface AnalysisResult {
   /** Slowest smoke generation seen (ms). */
   maxLatencyMs: number;
   meanLatencyMs: number;
-  /** Client inference requests the analysed nodes served during the analysis, and how many got a 5xx. */
-  traffic?: { requests: number; errors: number; meanLatencyMs: number };
+  traffic?: AnalysisTraffic;
   reason?: string;
   at: string;
 }

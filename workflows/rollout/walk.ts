@@ -62,9 +62,20 @@ async function withLease<T>(rt: Rollout, node: RolloutNode, fn: () => Promise<T>
   }
 }
 
-/** The node was terminated while it walked (the pool's remediation replaced it): nothing is left to restore. */
-function leftMidWalk(err: unknown): boolean {
-  return failureType(err) === INVALID_ARGUMENT && /no live node/.test(failureMessage(err));
+/**
+ * The node left the pool (remediation replaced it): its lease was refused before its turn, or it
+ * was terminated while it walked. That is no failure, and nothing is left to restore.
+ */
+function leftPool(err: unknown): boolean {
+  const type = failureType(err);
+  const why = failureMessage(err);
+  return (type === 'LeaseRefused' && /is not a member/.test(why)) || (type === INVALID_ARGUMENT && /no live node/.test(why));
+}
+
+function markLeft(rt: Rollout, node: RolloutNode, when: string): true {
+  rt.event(`left the pool ${when}; a replacement is picked up when the rollout lists the pool again`, node.id);
+  rt.set(node, 'left');
+  return true;
 }
 
 /**
@@ -84,11 +95,7 @@ export async function updateNode(rt: Rollout, node: RolloutNode): Promise<boolea
         rt.set(node, 'done');
         return true;
       } catch (err) {
-        if (leftMidWalk(err)) {
-          rt.event('left the pool during its walk (replaced by remediation); a replacement is picked up when the rollout lists the pool again', node.id);
-          rt.set(node, 'left');
-          return true;
-        }
+        if (leftPool(err)) return markLeft(rt, node, 'during its walk (replaced by remediation)');
         const why = failureMessage(err);
         rt.event(`update failed: ${why}; restoring its previous model`, node.id);
         try {
@@ -106,14 +113,9 @@ export async function updateNode(rt: Rollout, node: RolloutNode): Promise<boolea
       }
     });
   } catch (err) {
-    // No lease: nothing was touched. A node that left the pool (remediation replaced it) is no failure.
-    const why = failureMessage(err);
-    if (failureType(err) === 'LeaseRefused' && /is not a member/.test(why)) {
-      rt.event('left the pool before its turn; a replacement is picked up when the rollout lists the pool again', node.id);
-      rt.set(node, 'left');
-      return true;
-    }
-    node.error = why;
+    // No lease: nothing was touched.
+    if (leftPool(err)) return markLeft(rt, node, 'before its turn');
+    node.error = failureMessage(err);
     node.onPrevious = true;
     rt.set(node, 'failed');
     return false;
@@ -129,11 +131,7 @@ export async function rollbackNode(rt: Rollout, node: RolloutNode): Promise<bool
     rt.set(node, 'rolled-back');
     return true;
   } catch (err) {
-    if (leftMidWalk(err)) {
-      rt.event('left the pool during its rollback (replaced by remediation)', node.id);
-      rt.set(node, 'left');
-      return true;
-    }
+    if (leftPool(err)) return markLeft(rt, node, 'during its rollback (replaced by remediation)');
     node.error = `rollback failed: ${failureMessage(err)}`;
     rt.event(node.error, node.id);
     rt.set(node, 'failed');
