@@ -9,7 +9,9 @@ import { Client, Connection } from '@temporalio/client';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LocalProvider, REPO_ROOT } from '../activities/providers/local.ts';
+import { LocalProvider } from '../activities/providers/local.ts';
+import { REPO_ROOT } from './lib/paths.ts';
+import { waitFor } from './lib/waitFor.ts';
 import { devServerDynamicConfigArgs } from '../workers/serverSettings.ts';
 import { DRYDOCK_SEARCH_ATTRIBUTES } from '../workflows/searchAttributes.ts';
 import { devAgentToken, loadDevConfig } from './devConfig.ts';
@@ -41,14 +43,6 @@ function start(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv
   });
   children.push(child);
   return child;
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`dev: timed out waiting for ${what}`);
-    await sleep(200);
-  }
 }
 
 const token = devAgentToken(config.dir);
@@ -122,7 +116,7 @@ async function main(): Promise<void> {
     ...DRYDOCK_SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=${k.type}`]),
     ...devServerDynamicConfigArgs(),
   ]);
-  await waitFor('the Temporal server', () => portOpen(config.temporalPort), 60_000);
+  await waitFor(() => portOpen(config.temporalPort), 60_000, 'the Temporal server', 200);
 
   // The demo pool: created once, restarted on later runs.
   const poolsFile = join(config.dir, 'pools.yaml');
@@ -131,7 +125,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < config.nodes; i++) await provider.provision({ pool: config.pool.name, instanceType: config.pool.instanceType }, `dev/${config.pool.name}/${i}`);
   }
   await provider.ensureRunning(config.pool.name);
-  await waitFor('the demo agents', async () => (await provider.list(config.pool.name)).every((n) => n.state === 'running'), 60_000);
+  await waitFor(async () => (await provider.list(config.pool.name)).every((n) => n.state === 'running'), 60_000, 'the demo agents', 200);
 
   const worker = start('worker', process.execPath, ['--import', 'tsx', 'workers/control.ts'], {
     ...process.env,
@@ -143,10 +137,10 @@ async function main(): Promise<void> {
   });
   let workerOut = '';
   worker.stdout!.on('data', (d: Buffer) => (workerOut += d.toString()));
-  await waitFor('the control worker', async () => {
+  await waitFor(async () => {
     if (worker.exitCode !== null) throw new Error('dev: the control worker exited during start; see its output above');
     return workerOut.includes('control worker:');
-  }, 180_000);
+  }, 180_000, 'the control worker', 200);
 
   const trainer = start('trainer', process.execPath, ['--import', 'tsx', 'workers/trainer.ts'], {
     ...process.env,
@@ -169,10 +163,10 @@ async function main(): Promise<void> {
     sources: [{ name: 'models', path: join(config.dir, 'model-store') }],
   });
   await connection.close();
-  await waitFor('the trainer worker', async () => {
+  await waitFor(async () => {
     if (trainer.exitCode !== null) throw new Error('dev: the trainer worker exited during start; see its output above');
     return trainerOut.includes('trainer worker:');
-  }, 180_000);
+  }, 180_000, 'the trainer worker', 200);
 
   const nodes = await provider.list(config.pool.name);
   const target = nodes[0];
@@ -204,6 +198,7 @@ async function main(): Promise<void> {
 }
 
 main().catch(async (err) => {
-  console.error((err as Error).message);
+  const message = (err as Error).message;
+  console.error(message.startsWith('dev: ') ? message : `dev: ${message}`);
   await stop(1);
 });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../activities/providers/local.ts';
+import { REPO_ROOT } from './lib/paths.ts';
 import type { PoolConfig } from '../activities/pools.ts';
 import type { LocalProviderConfig } from '../activities/providers/config.ts';
 

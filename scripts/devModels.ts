@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { LocalProvider } from '../activities/providers/local.ts';
 import { AgentClient } from '../activities/agentClient.ts';
-import { writeTinyLlama } from '../test/fixtures/gguf/tinyLlama.ts';
+import { writeTinyLlama } from './lib/tinyLlama.ts';
 
 export interface DemoModel {
   path: string;

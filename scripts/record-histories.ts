@@ -9,11 +9,13 @@ import { execFileSync } from 'node:child_process';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
 import { PoolRegistry } from '../activities/pools.ts';
-import { REPO_ROOT } from '../activities/providers/local.ts';
-import { startFleet, waitFor, workflowBundle } from '../test/helpers/fleet.ts';
-import { writeTinyLlama } from '../test/fixtures/gguf/tinyLlama.ts';
-import { startReplace } from '../test/helpers/replace.ts';
-import { startDevServer, temporalBin } from '../test/helpers/temporal.ts';
+import { REPO_ROOT } from './lib/paths.ts';
+import { startFleet } from './lib/fleet.ts';
+import { waitFor } from './lib/waitFor.ts';
+import { workflowBundle } from './lib/bundle.ts';
+import { writeTinyLlama } from './lib/tinyLlama.ts';
+import { startReplace } from './lib/replace.ts';
+import { startDevServer, temporalBin } from './lib/temporal.ts';
 
 /** `npm run record-histories -- fleetPool` (or rollingUpdate) records only that type. */
 const only = process.argv[2];

@@ -193,7 +193,7 @@ function parseProvider(raw: unknown, path: string): ProviderConfig {
   const pv = new V(path);
   switch (o.type) {
     case 'local':
-      // Lenient on unknown fields for compatibility: test/helpers/fleet.ts writes its own options
+      // Lenient on unknown fields for compatibility: scripts/lib/fleet.ts writes its own options
       // (pool, nodes) into local entries. Credential-like fields are still refused.
       pv.only(Object.fromEntries(Object.entries(o).filter(([k]) => SECRET_LIKE.test(k))), [], '');
       return { type: 'local', name: pv.str(o, 'name', false, ENTRY_NAME, 'lowercase letters, digits and dashes'), ...parseLocalFields(o, pv) };

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadAgentConfig } from '../../gpu-agent/config.ts';
 import { createAgent } from '../../gpu-agent/server.ts';
-import { REPO_ROOT } from '../../activities/providers/local.ts';
+import { REPO_ROOT } from '../lib/paths.ts';
 
 const { values } = parseArgs({ options: { requests: { type: 'string', default: '200' } } });
 const N = Number(values.requests);

@@ -13,10 +13,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { getLlama, LlamaCompletion, LlamaLogLevel } from 'node-llama-cpp';
 import type { AddressInfo } from 'node:net';
-import { REPO_ROOT } from '../../activities/providers/local.ts';
+import { REPO_ROOT } from '../lib/paths.ts';
 import { loadAgentConfig } from '../../gpu-agent/config.ts';
 import { createAgent } from '../../gpu-agent/server.ts';
-import { writeTinyLlama } from '../../test/fixtures/gguf/tinyLlama.ts';
+import { writeTinyLlama } from '../lib/tinyLlama.ts';
 
 const { values: v } = parseArgs({
   options: {

@@ -18,11 +18,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { REPO_ROOT } from '../../activities/providers/local.ts';
+import { REPO_ROOT } from '../lib/paths.ts';
 import type { FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import type { PoolStatus } from '../../workflows/pool/api.ts';
-import { waitFor, workflowBundle } from '../../test/helpers/fleet.ts';
-import { startDevServer } from '../../test/helpers/temporal.ts';
+import { waitFor } from '../lib/waitFor.ts';
+import { workflowBundle } from '../lib/bundle.ts';
+import { startDevServer } from '../lib/temporal.ts';
 import { procStats, spawnUntilReady } from './processes.ts';
 
 const { values: a } = parseArgs({

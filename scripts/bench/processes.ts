@@ -1,7 +1,7 @@
 /** Child processes for the fleet benchmarks: spawned under tsx, measured from /proc. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { REPO_ROOT } from '../../activities/providers/local.ts';
+import { REPO_ROOT } from '../lib/paths.ts';
 
 /** Starts `node --import tsx ARGS` and resolves once its output matches `ready` (with the match). */
 export function spawnUntilReady(args: string[], env: Record<string, string>, ready: RegExp): Promise<{ proc: ChildProcess; line: string }> {

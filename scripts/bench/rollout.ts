@@ -23,15 +23,16 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { WorkflowFailedError } from '@temporalio/client';
-import { REPO_ROOT } from '../../activities/providers/local.ts';
+import { REPO_ROOT } from '../lib/paths.ts';
 import { simulatedModelSha256 } from '../../gpu-agent/inference/simulated.ts';
 import type { NodeTimings } from '../fleet-sim/simulator.ts';
 import type { FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import type { RollingUpdateInput } from '../../workflows/inputs/rollingUpdate.ts';
 import type { PoolStatus } from '../../workflows/pool/api.ts';
 import type { RolloutResult, RolloutStatus } from '../../workflows/rollout/api.ts';
-import { waitFor, workflowBundle } from '../../test/helpers/fleet.ts';
-import { startDevServer } from '../../test/helpers/temporal.ts';
+import { waitFor } from '../lib/waitFor.ts';
+import { workflowBundle } from '../lib/bundle.ts';
+import { startDevServer } from '../lib/temporal.ts';
 import { procStats, spawnUntilReady } from './processes.ts';
 
 const { values: a } = parseArgs({

@@ -17,9 +17,9 @@ import { Worker } from '@temporalio/worker';
 import { loadBackend } from '../../activities/training/backend.ts';
 import { batchOrder, gather, loadDataset } from '../../activities/training/data.ts';
 import { buildModel, evaluate, lossOf } from '../../activities/training/model.ts';
-import { workflowBundle } from '../../test/helpers/fleet.ts';
-import { startDevServer } from '../../test/helpers/temporal.ts';
-import { spawnTrainer, type TrainerProcess } from '../../test/training/helpers.ts';
+import { workflowBundle } from '../lib/bundle.ts';
+import { startDevServer } from '../lib/temporal.ts';
+import { spawnTrainer, type TrainerProcess } from '../lib/workers.ts';
 import { DRYDOCK_TRAIN_LOSS, type TrainingJobResult } from '../../workflows/trainingJob.ts';
 
 const { values: opts } = parseArgs({

@@ -8,7 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { loadAgentConfig } from '../../gpu-agent/config.ts';
 import { preflightModel } from '../../gpu-agent/inference/modelFile.ts';
 import { createAgent, type Agent } from '../../gpu-agent/server.ts';
-import { writeTinyLlama } from '../fixtures/gguf/tinyLlama.ts';
+import { writeTinyLlama } from '../../scripts/lib/tinyLlama.ts';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
 import { readSse } from './sse.ts';
 
 const TOKEN = 'inference-test-token-0123456789';
@@ -29,13 +30,6 @@ describe('gpu-agent inference (node-llama-cpp on a tiny GGUF)', () => {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   const json = async (method: string, path: string, body?: unknown) => (await call(method, path, body)).json();
-  const waitFor = async (what: string, cond: () => Promise<boolean>) => {
-    for (let i = 0; i < 200; i++) {
-      if (await cond()) return;
-      await sleep(50);
-    }
-    throw new Error(`timed out waiting for ${what}`);
-  };
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'agent-inference-'));
@@ -118,7 +112,7 @@ describe('gpu-agent inference (node-llama-cpp on a tiny GGUF)', () => {
     assert.equal((await json('GET', '/health')).slots.busy, 2);
 
     const queued = call('POST', '/v1/completions', { prompt: 'c', max_tokens: 4 });
-    await waitFor('a queued request', async () => (await json('GET', '/health')).slots.queued === 1);
+    await waitFor(async () => (await json('GET', '/health')).slots.queued === 1, 10_000, 'a queued request', 50);
     const full = await call('POST', '/v1/completions', { prompt: 'd', max_tokens: 4 });
     assert.equal(full.status, 503);
     assert.match((await full.json()).error.message, /queue size 1/);
@@ -199,7 +193,7 @@ describe('gpu-agent inference (node-llama-cpp on a tiny GGUF)', () => {
     assert.equal((await json('GET', '/health')).drain.inFlight, 1); // still generating on the old model
     hangUp.abort();
     await running.done.catch(() => undefined);
-    await waitFor('the hung-up request to free its slot', async () => (await json('GET', '/health')).drain.inFlight === 0);
+    await waitFor(async () => (await json('GET', '/health')).drain.inFlight === 0, 10_000, 'the hung-up request to free its slot', 50);
     assert.equal((await json('GET', '/health')).model.sha256, modelB.sha256);
     const next = await json('POST', '/v1/completions', { prompt: 'new model', max_tokens: 3 });
     assert.equal(next.model, 'tiny-b');

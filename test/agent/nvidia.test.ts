@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { REPO_ROOT } from '../../activities/providers/local.ts';
+import { REPO_ROOT } from '../../scripts/lib/paths.ts';
 
 const TOKEN = 'nvidia-test-token-0123456789';
 const SMI = join(REPO_ROOT, 'test/fixtures/nvidia-smi');

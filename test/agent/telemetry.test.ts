@@ -7,7 +7,7 @@ import { decodeThrottleReasons, parseQueryGpuCsv, QUERY_FIELDS } from '../../gpu
 import { NvidiaGpuBackend } from '../../gpu-agent/gpu/nvidia.ts';
 import { normalizePciBusId } from '../../gpu-agent/gpu/types.ts';
 import { parseXidLine, XidLog } from '../../gpu-agent/gpu/xid.ts';
-import { REPO_ROOT } from '../../activities/providers/local.ts';
+import { REPO_ROOT } from '../../scripts/lib/paths.ts';
 
 const SMI = join(REPO_ROOT, 'test/fixtures/nvidia-smi');
 const KLOG = join(REPO_ROOT, 'test/fixtures/kernel-log');

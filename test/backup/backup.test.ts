@@ -10,16 +10,18 @@ import { execFileSync } from 'node:child_process';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { listBackups } from '../../activities/backup/catalog.ts';
-import { REPO_ROOT } from '../../activities/providers/local.ts';
+import { REPO_ROOT } from '../../scripts/lib/paths.ts';
 import { manifestKey, type Manifest } from '../../activities/backup/layout.ts';
 import { FileStore, openStore, s3ClientFromEnv } from '../../activities/stores/index.ts';
 import type { BackupResult, BackupStatus } from '../../workflows/backup.ts';
 import type { BackupInput } from '../../workflows/inputs/backup.ts';
 import type { RestoreResult } from '../../workflows/restore.ts';
 import type { VerifyBackupResult } from '../../workflows/verifyBackup.ts';
-import { spawnWorker, startFleet, waitFor, type TestFleet, type WorkerProcess } from '../helpers/fleet.ts';
+import { spawnWorker, type WorkerProcess } from '../../scripts/lib/workers.ts';
+import { startFleet, type TestFleet } from '../../scripts/lib/fleet.ts';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
 import { startMoto, type Moto } from '../helpers/moto.ts';
-import { startDevServer, temporalBin } from '../helpers/temporal.ts';
+import { startDevServer, temporalBin } from '../../scripts/lib/temporal.ts';
 import {
   createBackupSchedule,
   createVerifySchedule,

@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, describe, it } from 'node:test';
-import { REPO_ROOT } from '../../activities/providers/local.ts';
+import { REPO_ROOT } from '../../scripts/lib/paths.ts';
 import { stackProcesses, startDevStack, type DevStack } from '../helpers/devStack.ts';
-import { temporalBin } from '../helpers/temporal.ts';
+import { temporalBin } from '../../scripts/lib/temporal.ts';
 
 /** Every ```sh block of the README whose first command is `temporal`, in order. */
 export function temporalExamples(readme: string): string[] {

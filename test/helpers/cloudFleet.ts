@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PoolRegistry } from '../../activities/pools.ts';
 import type { Provider } from '../../activities/providers/types.ts';
-import { removeFleetDir, spawnWorker, waitFor, type WorkerProcess } from './fleet.ts';
+import { removeFleetDir } from '../../scripts/lib/fleet.ts';
+import { spawnWorker, type WorkerProcess } from '../../scripts/lib/workers.ts';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
 
 /** One of moto's built-in AMIs (listing them all with DescribeImages returns 1,300 and takes seconds). */
 export const MOTO_IMAGE_ID = 'ami-03cf127a';

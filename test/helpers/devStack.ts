@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { REPO_ROOT } from '../../activities/providers/local.ts';
-import { waitFor } from './fleet.ts';
+import { REPO_ROOT } from '../../scripts/lib/paths.ts';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
 import { freePort } from './moto.ts';
-import { temporalBin } from './temporal.ts';
+import { temporalBin } from '../../scripts/lib/temporal.ts';
 
 /** Processes that belong to a dev stack: the server and agents name its dir, the workers' env does. */
 export function stackProcesses(dir: string): number[] {

@@ -1,8 +1,8 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../../activities/providers/local.ts';
-import { waitFor } from './fleet.ts';
+import { REPO_ROOT } from '../../scripts/lib/paths.ts';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -1,16 +1,6 @@
-import type { Client, WorkflowHandle } from '@temporalio/client';
-import { replaceNodeWorkflowId, type ReplaceNodeInput } from '../../workflows/inputs/replaceNode.ts';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { ReplaceNodeStatus } from '../../workflows/replaceNode.ts';
-import { waitFor } from './fleet.ts';
-
-export function startReplace(client: Client, taskQueue: string, input: ReplaceNodeInput, workflowId?: string): Promise<WorkflowHandle> {
-  return client.workflow.start('replaceNode', {
-    taskQueue,
-    workflowId: workflowId ?? replaceNodeWorkflowId(input.pool, input.nodeId),
-    args: [input],
-    staticSummary: `replace ${input.pool}/${input.nodeId}`,
-  });
-}
+import { waitFor } from '../../scripts/lib/waitFor.ts';
 
 export async function waitForPhase(handle: WorkflowHandle, phase: ReplaceNodeStatus['phase'], timeoutMs = 120_000): Promise<void> {
   await waitFor(

@@ -4,9 +4,10 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { localNodeId } from '../../activities/providers/local.ts';
 import type { ReplaceNodeResult } from '../../workflows/replaceNode.ts';
 import { activityAttempts, waitForRunningActivity } from '../helpers/history.ts';
-import { agentProcesses, spawnWorker, startFleet, type TestFleet, type WorkerProcess } from '../helpers/fleet.ts';
-import { startReplace } from '../helpers/replace.ts';
-import { startDevServer } from '../helpers/temporal.ts';
+import { agentProcesses, startFleet, type TestFleet } from '../../scripts/lib/fleet.ts';
+import { spawnWorker, type WorkerProcess } from '../../scripts/lib/workers.ts';
+import { startReplace } from '../../scripts/lib/replace.ts';
+import { startDevServer } from '../../scripts/lib/temporal.ts';
 
 const TQ = 'replace-crash';
 

@@ -9,11 +9,13 @@ import { keyHash } from '../../activities/providers/naming.ts';
 import { replaceNodeWorkflowId } from '../../workflows/inputs/replaceNode.ts';
 import type { ReplaceNodeResult, ReplaceNodeStatus } from '../../workflows/replaceNode.ts';
 import { MOTO_IMAGE_ID, spawnCloudWorker, startCloudFleet, type CloudFleet } from '../helpers/cloudFleet.ts';
-import { agentProcesses, waitFor, type WorkerProcess } from '../helpers/fleet.ts';
+import { agentProcesses } from '../../scripts/lib/fleet.ts';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
+import { type WorkerProcess } from '../../scripts/lib/workers.ts';
 import { activityAttempts } from '../helpers/history.ts';
 import { startMoto, type Moto } from '../helpers/moto.ts';
-import { startReplace } from '../helpers/replace.ts';
-import { startDevServer } from '../helpers/temporal.ts';
+import { startReplace } from '../../scripts/lib/replace.ts';
+import { startDevServer } from '../../scripts/lib/temporal.ts';
 
 const TQ = 'replace-aws';
 const POOL = 'ec2';

@@ -8,11 +8,13 @@ import { keyHash } from '../../activities/providers/naming.ts';
 import { replaceNodeWorkflowId } from '../../workflows/inputs/replaceNode.ts';
 import type { ReplaceNodeResult, ReplaceNodeStatus } from '../../workflows/replaceNode.ts';
 import { spawnCloudWorker, startCloudFleet, type CloudFleet } from '../helpers/cloudFleet.ts';
-import { agentProcesses, waitFor, type WorkerProcess } from '../helpers/fleet.ts';
+import { agentProcesses } from '../../scripts/lib/fleet.ts';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
+import { type WorkerProcess } from '../../scripts/lib/workers.ts';
 import { startGceFake, type GceFake } from '../fakes/gce/server.ts';
 import { activityAttempts } from '../helpers/history.ts';
-import { startReplace } from '../helpers/replace.ts';
-import { startDevServer } from '../helpers/temporal.ts';
+import { startReplace } from '../../scripts/lib/replace.ts';
+import { startDevServer } from '../../scripts/lib/temporal.ts';
 
 const TQ = 'replace-gce';
 const POOL = 'gpu';

@@ -5,9 +5,11 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { AgentClient } from '../../activities/agentClient.ts';
 import type { ReplaceNodeResult, ReplaceNodeStatus } from '../../workflows/replaceNode.ts';
-import { agentProcesses, spawnWorker, startFleet, type TestFleet, type WorkerProcess } from '../helpers/fleet.ts';
-import { startReplace, waitForPhase } from '../helpers/replace.ts';
-import { startDevServer } from '../helpers/temporal.ts';
+import { agentProcesses, startFleet, type TestFleet } from '../../scripts/lib/fleet.ts';
+import { spawnWorker, type WorkerProcess } from '../../scripts/lib/workers.ts';
+import { startReplace } from '../../scripts/lib/replace.ts';
+import { waitForPhase } from '../helpers/replace.ts';
+import { startDevServer } from '../../scripts/lib/temporal.ts';
 
 const TQ = 'replace-e2e';
 

@@ -6,11 +6,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { ReplaceNodeResult } from '../../workflows/replaceNode.ts';
-import { agentProcesses, spawnWorker, startFleet, type TestFleet, type WorkerProcess } from '../helpers/fleet.ts';
+import { agentProcesses, startFleet, type TestFleet } from '../../scripts/lib/fleet.ts';
+import { spawnWorker, type WorkerProcess } from '../../scripts/lib/workers.ts';
 import { freePort } from '../helpers/moto.ts';
 import { waitForRunningActivity } from '../helpers/history.ts';
-import { startReplace } from '../helpers/replace.ts';
-import { startDevServer } from '../helpers/temporal.ts';
+import { startReplace } from '../../scripts/lib/replace.ts';
+import { startDevServer } from '../../scripts/lib/temporal.ts';
 
 describe('replaceNode survives a Temporal server restart', () => {
   let env: TestWorkflowEnvironment | undefined;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { parsePoolsDocument } from '../../activities/providers/config.ts';
-import { REPO_ROOT } from '../../activities/providers/local.ts';
+import { REPO_ROOT } from '../../scripts/lib/paths.ts';
 import { loadAgentConfig } from '../../gpu-agent/config.ts';
 import { AgentMetrics } from '../../gpu-agent/metrics.ts';
 import { DrydockMetrics } from '../../workers/metrics.ts';

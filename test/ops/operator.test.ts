@@ -9,14 +9,16 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { REPO_ROOT } from '../../activities/providers/local.ts';
+import { REPO_ROOT } from '../../scripts/lib/paths.ts';
 import { codecFromEnv, ENCODING_ENCRYPTED } from '../../workers/codec.ts';
 import { createCodecServer } from '../../workers/codecServer.ts';
 import { SETUP_SEARCH_ATTRIBUTES } from '../../scripts/cli/setup.ts';
-import { spawnWorker, startFleet, waitFor, type TestFleet, type WorkerProcess } from '../helpers/fleet.ts';
+import { spawnWorker, type WorkerProcess } from '../../scripts/lib/workers.ts';
+import { startFleet, type TestFleet } from '../../scripts/lib/fleet.ts';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
 import { freePort } from '../helpers/moto.ts';
 import { cliUserEnv, runCli, type CliRun } from '../helpers/cli.ts';
-import { temporalBin } from '../helpers/temporal.ts';
+import { temporalBin } from '../../scripts/lib/temporal.ts';
 
 /**
  * The operator's journey on one real stack: a dev server with its Web UI (pointed at drydock's

@@ -4,9 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { spawnWorker, startFleet, waitFor, type TestFleet, type WorkerProcess } from '../helpers/fleet.ts';
+import { spawnWorker, type WorkerProcess } from '../../scripts/lib/workers.ts';
+import { startFleet, type TestFleet } from '../../scripts/lib/fleet.ts';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
 import { runCli } from '../helpers/cli.ts';
-import { startDevServer } from '../helpers/temporal.ts';
+import { startDevServer } from '../../scripts/lib/temporal.ts';
 
 /** `drydock pool apply | status | cordon | uncordon | replace` against a real pool manager on real agents. */
 const TQ = 'pool-cli';

@@ -10,7 +10,7 @@ import type { RolloutStatus } from '../../workflows/rollout/api.ts';
 import { defaultRolloutId, renderRolloutStatus, rolloutChanges, rolloutInput } from '../../scripts/cli/rollout.ts';
 import { CliError } from '../../scripts/cli/runtime.ts';
 import { runCli } from '../helpers/cli.ts';
-import { waitFor } from '../helpers/fleet.ts';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
 import { allServing, rolloutHarness } from '../rollout/helpers.ts';
 
 /**

@@ -6,10 +6,11 @@ import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { DRYDOCK_TRAIN_LOSS } from '../../workflows/trainingJob.ts';
-import { waitFor, workflowBundle } from '../helpers/fleet.ts';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
+import { workflowBundle } from '../../scripts/lib/bundle.ts';
 import { runCli } from '../helpers/cli.ts';
-import { startDevServer } from '../helpers/temporal.ts';
-import { spawnTrainer, type TrainerProcess } from '../training/helpers.ts';
+import { startDevServer } from '../../scripts/lib/temporal.ts';
+import { spawnTrainer, type TrainerProcess } from '../../scripts/lib/workers.ts';
 
 /** `drydock train …` against a real dev server, a workflow worker and one real trainer process. */
 const TQ = 'train-cli';

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { REPO_ROOT } from '../../activities/providers/local.ts';
+import { REPO_ROOT } from '../../scripts/lib/paths.ts';
 import { loadMetricsConfig } from '../../workers/metrics.ts';
 import { freePort } from '../helpers/moto.ts';
 

@@ -4,8 +4,9 @@ import { AgentClient } from '../../activities/agentClient.ts';
 import type { FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import { acquireLeaseUpdate, releaseLeaseUpdate, resizeUpdate } from '../../workflows/pool/api.ts';
 import type { ReplaceNodeStatus } from '../../workflows/replaceNode.ts';
-import { agentProcesses, waitFor } from '../helpers/fleet.ts';
-import { startReplace } from '../helpers/replace.ts';
+import { agentProcesses } from '../../scripts/lib/fleet.ts';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
+import { startReplace } from '../../scripts/lib/replace.ts';
 import { injectFatal, liveIds, poolHarness, poolStatus, waitStatus } from './helpers.ts';
 
 const TQ = 'pool-durability';

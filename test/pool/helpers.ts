@@ -4,8 +4,10 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { LocalProviderOptions } from '../../activities/providers/local.ts';
 import { fleetPoolWorkflowId, type FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import type { PoolStatus } from '../../workflows/pool/api.ts';
-import { spawnWorker, startFleet, waitFor, type TestFleet, type WorkerProcess } from '../helpers/fleet.ts';
-import { startDevServer } from '../helpers/temporal.ts';
+import { spawnWorker, type WorkerProcess } from '../../scripts/lib/workers.ts';
+import { startFleet, type TestFleet } from '../../scripts/lib/fleet.ts';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
+import { startDevServer } from '../../scripts/lib/temporal.ts';
 
 export function startPool(client: Client, taskQueue: string, spec: FleetPoolSpec, workflowId = fleetPoolWorkflowId(spec.name)): Promise<WorkflowHandle> {
   return client.workflow.start('fleetPool', { taskQueue, workflowId, args: [spec], staticSummary: `pool ${spec.name}` });

@@ -12,7 +12,8 @@ import {
   uncordonNodeUpdate,
 } from '../../workflows/pool/api.ts';
 import { rejectsNaming } from '../helpers/failures.ts';
-import { agentProcesses, waitFor } from '../helpers/fleet.ts';
+import { agentProcesses } from '../../scripts/lib/fleet.ts';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
 import { clearFaults, injectFatal, liveIds, poolHarness, poolStatus, startPool, waitStatus } from './helpers.ts';
 
 const TQ = 'pool-remediation';

@@ -3,7 +3,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AgentClient } from '../../activities/agentClient.ts';
-import { agentProcesses, startFleet, waitFor, type TestFleet } from '../helpers/fleet.ts';
+import { agentProcesses, startFleet, type TestFleet } from '../../scripts/lib/fleet.ts';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
 
 describe('local provider', () => {
   let fleet: TestFleet;

@@ -4,8 +4,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { Worker } from '@temporalio/worker';
-import { REPO_ROOT } from '../../activities/providers/local.ts';
-import { workflowBundle } from '../helpers/fleet.ts';
+import { REPO_ROOT } from '../../scripts/lib/paths.ts';
+import { workflowBundle } from '../../scripts/lib/bundle.ts';
 
 /**
  * Replays every recorded history against today's workflow code: a change that breaks

@@ -10,8 +10,10 @@ import { SIM_OOM_MAX_TOKENS, simulatedModelSha256 } from '../../gpu-agent/infere
 import { FleetSimulator } from '../../scripts/fleet-sim/simulator.ts';
 import { rollingUpdateWorkflowId, type RollingUpdateInput } from '../../workflows/inputs/rollingUpdate.ts';
 import type { RolloutResult } from '../../workflows/rollout/api.ts';
-import { spawnWorkerProcess, waitFor, workflowBundle, type WorkerProcess } from '../helpers/fleet.ts';
-import { startDevServer } from '../helpers/temporal.ts';
+import { spawnWorkerProcess, type WorkerProcess } from '../../scripts/lib/workers.ts';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
+import { workflowBundle } from '../../scripts/lib/bundle.ts';
+import { startDevServer } from '../../scripts/lib/temporal.ts';
 import { failsWith } from './helpers.ts';
 
 const TOKEN = 'rollout-analysis-test-token-0123456789';

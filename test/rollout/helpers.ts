@@ -7,8 +7,8 @@ import type { AgentHealth } from '../../activities/agentClient.ts';
 import type { FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import { rollingUpdateWorkflowId, type RollingUpdateInput } from '../../workflows/inputs/rollingUpdate.ts';
 import type { RolloutResult, RolloutStatus } from '../../workflows/rollout/api.ts';
-import { writeTinyLlama } from '../fixtures/gguf/tinyLlama.ts';
-import { waitFor } from '../helpers/fleet.ts';
+import { writeTinyLlama } from '../../scripts/lib/tinyLlama.ts';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
 export { rejectsNaming } from '../helpers/failures.ts';
 import { poolHarness, type PoolHarness } from '../pool/helpers.ts';
 

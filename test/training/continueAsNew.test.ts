@@ -9,8 +9,8 @@ import { createTrainingActivities } from '../../activities/training/activities.t
 import { listCheckpointRounds } from '../../activities/training/checkpoint.ts';
 import { openStore } from '../../activities/training/store.ts';
 import { DRYDOCK_TRAIN_LOSS, type TrainingJobResult, type TrainingProgress } from '../../workflows/trainingJob.ts';
-import { workflowBundle } from '../helpers/fleet.ts';
-import { startDevServer } from '../helpers/temporal.ts';
+import { workflowBundle } from '../../scripts/lib/bundle.ts';
+import { startDevServer } from '../../scripts/lib/temporal.ts';
 
 describe('trainingJob continues as new when its history grows, carrying its state', () => {
   let env: TestWorkflowEnvironment;

@@ -1,20 +1,4 @@
 import type { WorkflowHandle } from '@temporalio/client';
-import { spawnWorkerProcess, type WorkerProcess } from '../helpers/fleet.ts';
-
-export interface TrainerProcess extends WorkerProcess {
-  /** The worker identity it reports (lastWorkerIdentity of its activities). */
-  identity: string;
-}
-
-/** The real trainer worker (workers/trainer.ts) as a child process, so tests can SIGKILL it. */
-export async function spawnTrainer(address: string, taskQueue: string, env: NodeJS.ProcessEnv = {}): Promise<TrainerProcess> {
-  const worker = await spawnWorkerProcess(
-    'workers/trainer.ts',
-    { TEMPORAL_ADDRESS: address, DRYDOCK_TRAINER_TASK_QUEUE: taskQueue, DRYDOCK_METRICS_ADDRESS: '127.0.0.1:0', ...env },
-    'trainer worker:',
-  );
-  return { ...worker, identity: /trainer worker: (\S+),/.exec(worker.output())![1] };
-}
 
 export interface PendingActivity {
   type: string;

@@ -10,10 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from '@temporalio/worker';
 import { createTrainingActivities } from '../../activities/training/activities.ts';
-import { REPO_ROOT } from '../../activities/providers/local.ts';
+import { REPO_ROOT } from '../../scripts/lib/paths.ts';
 import { DRYDOCK_TRAIN_LOSS, type TrainingProgress } from '../../workflows/trainingJob.ts';
-import { waitFor, workflowBundle } from '../helpers/fleet.ts';
-import { startDevServer, temporalBin } from '../helpers/temporal.ts';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
+import { workflowBundle } from '../../scripts/lib/bundle.ts';
+import { startDevServer, temporalBin } from '../../scripts/lib/temporal.ts';
 
 const env = await startDevServer({ extraSearchAttributes: [DRYDOCK_TRAIN_LOSS] });
 const dir = mkdtempSync(join(tmpdir(), 'drydock-record-'));

@@ -14,10 +14,12 @@ import { listCheckpointRounds, loadCheckpoint, roundDir } from '../../activities
 import { openStore } from '../../activities/training/store.ts';
 import type { TrainingJobInput } from '../../workflows/inputs/trainingJob.ts';
 import { DRYDOCK_TRAIN_LOSS, type TrainingJobResult, type TrainingProgress } from '../../workflows/trainingJob.ts';
-import { waitFor, workflowBundle } from '../helpers/fleet.ts';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
+import { workflowBundle } from '../../scripts/lib/bundle.ts';
 import { startMoto, type Moto } from '../helpers/moto.ts';
-import { startDevServer } from '../helpers/temporal.ts';
-import { activityRuns, pendingActivities, spawnTrainer, type TrainerProcess } from './helpers.ts';
+import { startDevServer } from '../../scripts/lib/temporal.ts';
+import { activityRuns, pendingActivities } from './helpers.ts';
+import { spawnTrainer, type TrainerProcess } from '../../scripts/lib/workers.ts';
 
 const TQ = 'train-e2e';
 const TRAINER_TQ = 'train-e2e-trainers';

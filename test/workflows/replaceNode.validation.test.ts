@@ -6,8 +6,9 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities/index.ts';
 import { PoolRegistry } from '../../activities/pools.ts';
-import { startFleet, workflowBundle, type TestFleet } from '../helpers/fleet.ts';
-import { startDevServer } from '../helpers/temporal.ts';
+import { startFleet, type TestFleet } from '../../scripts/lib/fleet.ts';
+import { workflowBundle } from '../../scripts/lib/bundle.ts';
+import { startDevServer } from '../../scripts/lib/temporal.ts';
 
 const TQ = 'replace-validation';
 

@@ -1,0 +1,81 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { workflowBundle } from './bundle.ts';
+import type { TestFleet } from './fleet.ts';
+import { REPO_ROOT } from './paths.ts';
+import { waitFor } from './waitFor.ts';
+
+/**
+ * Every worker this process started. They stay referenced (the native Temporal client does not keep
+ * the event loop alive while a test awaits a result), so one a failed test left behind is killed at
+ * exit; `npm test` runs with --test-force-exit, so a finished file exits even with such a worker.
+ */
+const liveWorkers = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of liveWorkers) c.kill('SIGKILL');
+});
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  output: () => string;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/**
+ * A drydock worker entrypoint (workers/control.ts, workers/trainer.ts) as a real child process,
+ * started with `env` and ready once it prints `ready`; tests SIGKILL it to prove crash safety.
+ */
+export async function spawnWorkerProcess(script: string, env: NodeJS.ProcessEnv, ready: string): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, script)], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, TEMPORAL_NAMESPACE: 'default', ...env },
+  });
+  liveWorkers.add(child);
+  child.once('exit', () => liveWorkers.delete(child));
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  await waitFor(() => out.includes(ready) || child.exitCode !== null, 120_000, `${script} to start`);
+  if (child.exitCode !== null) throw new Error(`${script} exited: ${out}`);
+  return {
+    child,
+    output: () => out,
+    async kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const done = new Promise((r) => child.once('exit', r));
+      child.kill(signal);
+      await done;
+    },
+  };
+}
+
+/** The real control worker as a child process, serving the fleet's pools. */
+export async function spawnWorker(fleet: Pick<TestFleet, 'poolsFile' | 'token'>, address: string, taskQueue: string): Promise<WorkerProcess> {
+  return spawnWorkerProcess(
+    'workers/control.ts',
+    {
+      TEMPORAL_ADDRESS: address,
+      DRYDOCK_TASK_QUEUE: taskQueue,
+      DRYDOCK_POOLS_FILE: fleet.poolsFile,
+      DRYDOCK_AGENT_TOKEN: fleet.token,
+      DRYDOCK_WORKFLOW_BUNDLE: await workflowBundle(),
+    },
+    'control worker:',
+  );
+}
+
+export interface TrainerProcess extends WorkerProcess {
+  /** The worker identity it reports (lastWorkerIdentity of its activities). */
+  identity: string;
+}
+
+/** The real trainer worker (workers/trainer.ts) as a child process, so tests can SIGKILL it. */
+export async function spawnTrainer(address: string, taskQueue: string, env: NodeJS.ProcessEnv = {}): Promise<TrainerProcess> {
+  const worker = await spawnWorkerProcess(
+    'workers/trainer.ts',
+    { TEMPORAL_ADDRESS: address, DRYDOCK_TRAINER_TASK_QUEUE: taskQueue, DRYDOCK_METRICS_ADDRESS: '127.0.0.1:0', ...env },
+    'trainer worker:',
+  );
+  return { ...worker, identity: /trainer worker: (\S+),/.exec(worker.output())![1] };
+}
