@@ -8,7 +8,9 @@ export const SERVER_DYNAMIC_CONFIG = {
   'system.enableActivityEagerExecution': true,
 } as const;
 
-/** `temporal server start-dev` flags that apply SERVER_DYNAMIC_CONFIG. */
-export function devServerDynamicConfigArgs(): string[] {
-  return Object.entries(SERVER_DYNAMIC_CONFIG).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${JSON.stringify(value)}`]);
+export type ServerDynamicConfig = { [K in keyof typeof SERVER_DYNAMIC_CONFIG]: boolean };
+
+/** `temporal server start-dev` flags that apply SERVER_DYNAMIC_CONFIG, with `overrides` (the rollout benchmark's --no-eager). */
+export function devServerDynamicConfigArgs(overrides: Partial<ServerDynamicConfig> = {}): string[] {
+  return Object.entries({ ...SERVER_DYNAMIC_CONFIG, ...overrides }).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${JSON.stringify(value)}`]);
 }

@@ -9,7 +9,6 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { getLlama, LlamaCompletion, LlamaLogLevel } from 'node-llama-cpp';
 import type { AddressInfo } from 'node:net';
@@ -17,6 +16,7 @@ import { REPO_ROOT } from '../lib/paths.ts';
 import { loadAgentConfig } from '../../gpu-agent/config.ts';
 import { createAgent } from '../../gpu-agent/server.ts';
 import { writeTinyLlama } from '../lib/tinyLlama.ts';
+import { waitFor } from '../lib/waitFor.ts';
 
 const { values: v } = parseArgs({
   options: {
@@ -95,10 +95,10 @@ async function viaAgent() {
   const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'gpu-agent/main.ts'), '--gpu-backend', 'simulated', '--gpus', '1', '--port', '0',
     '--data-dir', dataDir, '--model', model.path, '--model-sha256', model.sha256, '--slots', String(SLOTS), '--threads', String(THREADS),
     '--queue-size', String(REQUESTS)], { cwd: REPO_ROOT, env: { ...process.env, DRYDOCK_AGENT_TOKEN: TOKEN }, stdio: 'inherit' });
-  while (!existsSync(join(dataDir, 'agent.json'))) await sleep(100);
+  await waitFor(() => existsSync(join(dataDir, 'agent.json')), 120_000, 'the agent to write agent.json');
   const { port } = JSON.parse(readFileSync(join(dataDir, 'agent.json'), 'utf8')) as { port: number };
   const base = `http://127.0.0.1:${port}`;
-  while ((await fetch(`${base}/ready`, { headers: { authorization: `Bearer ${TOKEN}` } })).status !== 200) await sleep(200);
+  await waitFor(async () => (await fetch(`${base}/ready`, { headers: { authorization: `Bearer ${TOKEN}` } })).status === 200, 120_000, 'the agent to load its model', 200);
   return { run: httpRunner(base), close: () => child.kill('SIGTERM') };
 }
 

@@ -1,30 +1,43 @@
 /**
- * Pool at scale: the real fleetPool workflow and a real control worker (its provider is the fleet
- * simulator: one process, one real gpu-agent HTTP server per node) against N nodes.
+ * Pool at scale: the real fleetPool workflow and a real control worker, with production's worker
+ * settings (its provider is the fleet simulator: one process, one real gpu-agent HTTP server per
+ * node) against N nodes.
  *
  *   node --import tsx scripts/bench/pool-scale.ts [--nodes 200] [--probe 10] [--faults 20]
- *     [--spread 180] [--rack-size 50] [--burst 0.4] [--max-unavailable 10] [--out FILE]
+ *     [--spread 180] [--rack-size 50] [--burst 0.4] [--max-unavailable 10] [--seed 1]
+ *     [--breaker-fraction 0.08] [--breaker-window 60] [--out FILE]
  *
- * Phase 1: `faults` fatal XIDs on random nodes, spread over `spread` seconds. Phase 2: a
- * correlated burst on `burst` of one rack. Prints time-to-detect and time-to-replace (p50/p99),
- * worker CPU and RSS, history events per hour (and per probe interval, against the N events a
- * per-node design would write), the most nodes disrupted at once (≤ maxUnavailable) and whether
- * the breaker opened on the burst. Writes the figures to --out (default
- * scripts/fleet-sim/results/pool-scale-<N>.json).
+ * Phase 1: `faults` fatal XIDs on nodes outside rack 0, one in each of `faults` equal slices of
+ * `spread` seconds (node and time within the slice drawn from `seed`); every one must be detected
+ * and replaced. Phase 2: a correlated burst on `burst` of rack 0. The breaker limit is fixed (not
+ * derived from the burst): `breaker-fraction` of the pool going bad within `breaker-window`
+ * seconds; the defaults (8 % in 60 s) sit above the default background (at most ~4 % of 200 nodes
+ * in any 60 s) and below the default burst (20 of 200 nodes, 10 %). The run expects the breaker
+ * to stay closed through phase 1; after the burst, open when the burst alone exceeds the limit,
+ * closed (and the burst's nodes replaced) when the burst plus the background faults still in the
+ * window do not, either in between.
+ *
+ * Prints time-to-detect and time-to-replace (p50/p99 over every injected fault), the probe
+ * activity's duration, worker CPU and RSS, history events per hour and per probe interval, the
+ * most nodes disrupted at once (≤ maxUnavailable) and the breaker. Exits 1 naming what failed: a
+ * fault not detected or not replaced in time, the budget exceeded, the breaker not as expected.
+ * Writes the figures to --out (default scripts/fleet-sim/results/pool-scale-<N>.json).
  */
-import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { REPO_ROOT } from '../lib/paths.ts';
+import { mulberry32 } from '../../activities/training/random.ts';
 import type { FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import type { PoolStatus } from '../../workflows/pool/api.ts';
-import { waitFor } from '../lib/waitFor.ts';
-import { workflowBundle } from '../lib/bundle.ts';
+import { REPO_ROOT } from '../lib/paths.ts';
 import { startDevServer } from '../lib/temporal.ts';
-import { procStats, spawnUntilReady } from './processes.ts';
+import { waitFor } from '../lib/waitFor.ts';
+import { procStats } from './processes.ts';
+import { startSimFleet, waitPoolAdopted } from './simFleet.ts';
+import { pct } from './stats.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -35,6 +48,10 @@ const { values: a } = parseArgs({
     'rack-size': { type: 'string', default: '50' },
     burst: { type: 'string', default: '0.4' },
     'max-unavailable': { type: 'string', default: '10' },
+    seed: { type: 'string', default: '1' },
+    'breaker-fraction': { type: 'string', default: '0.08' },
+    'breaker-window': { type: 'string', default: '60' },
+    'replace-timeout': { type: 'string', default: '240' },
     out: { type: 'string' },
   },
 });
@@ -45,80 +62,52 @@ const SPREAD = Number(a.spread);
 const RACK = Number(a['rack-size']);
 const BURST = Number(a.burst);
 const MAX_UNAVAILABLE = Number(a['max-unavailable']);
+const SEED = Number(a.seed);
+const BREAKER = { maxUnhealthyFraction: Number(a['breaker-fraction']), windowSeconds: Number(a['breaker-window']) };
+const REPLACE_TIMEOUT_S = Number(a['replace-timeout']);
 const POOL = 'sim';
 const TQ = 'pool-scale';
+const FATAL = { kind: 'xid', gpu: 0, code: 79 } as const;
 const token = randomBytes(24).toString('hex');
-
-const pct = (xs: number[], p: number) => {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((x, y) => x - y);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
-};
 const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
 
-async function main(): Promise<void> {
+async function main(): Promise<number> {
   const env = await startDevServer();
-  const procs: ChildProcess[] = [];
+  const failures: string[] = [];
+  const t0 = Date.now();
+  const fleet = await startSimFleet({ address: env.address, taskQueue: TQ, pool: POOL, nodes: N, token, simArgs: ['--rack-size', String(RACK), '--boot-seconds', '2'] }).catch(async (err) => {
+    await env.teardown();
+    throw err;
+  });
+  const { sim, procs, workerPid: wpid } = fleet;
   try {
-    const sim = await spawnUntilReady(['scripts/fleet-sim/main.ts', '--rack-size', String(RACK), '--boot-seconds', '2'], { DRYDOCK_AGENT_TOKEN: token }, /http:\/\/127\.0\.0\.1:\d+/);
-    procs.push(sim.proc);
-    const simUrl = sim.line;
-    const ctl = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
-      const res = await fetch(`${simUrl}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
-      return (await res.json()) as T;
-    };
-    const t0 = Date.now();
-    for (let i = 0; i < N; i += 50) {
-      await Promise.all(Array.from({ length: Math.min(50, N - i) }, (_, j) => ctl('POST', '/provision', { pool: POOL, key: `initial/${i + j}`, bootSeconds: 0 })));
-    }
-    console.log(`${N} simulated nodes up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-
-    const worker = await spawnUntilReady(
-      ['scripts/fleet-sim/worker.ts'],
-      { TEMPORAL_ADDRESS: env.address, DRYDOCK_TASK_QUEUE: TQ, DRYDOCK_AGENT_TOKEN: token, FLEET_SIM_URL: simUrl, FLEET_SIM_POOL: POOL, DRYDOCK_WORKFLOW_BUNDLE: await workflowBundle() },
-      /fleet-sim worker: ready/,
-    );
-    procs.push(worker.proc);
-    const wpid = worker.proc.pid!;
-
+    console.log(`${N} simulated nodes up and the worker ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const spec: FleetPoolSpec = {
       name: POOL,
       minNodes: N,
       maxNodes: N,
       health: { probeIntervalSeconds: PROBE, unhealthyAfter: 2, drainTimeoutSeconds: 30 },
-      // Tuned to this run's background rate: the burst, not the background, should trip it.
-      disruption: { maxUnavailable: MAX_UNAVAILABLE, breaker: { maxUnhealthyFraction: Math.max(0.02, (RACK * BURST) / N - 0.01), windowSeconds: 60 } },
+      disruption: { maxUnavailable: MAX_UNAVAILABLE, breaker: BREAKER },
     };
     const handle = await env.client.workflow.start('fleetPool', { taskQueue: TQ, workflowId: `pool/${POOL}`, args: [spec] });
     const status = () => handle.query<PoolStatus>('status');
-    const adopted = async () => {
-      try {
-        const s = await status();
-        return s.phase === 'running' && s.counts.healthy === N;
-      } catch {
-        return false;
-      }
-    };
-    await waitFor(adopted, 300_000, 'the pool to adopt every node');
-    console.log(`pool running: ${N} healthy nodes, breaker limit ${(spec.disruption!.breaker!.maxUnhealthyFraction! * 100).toFixed(1)} % in 60 s`);
+    await waitPoolAdopted(handle, N);
+    console.log(`pool running: ${N} healthy nodes, breaker limit ${(BREAKER.maxUnhealthyFraction * 100).toFixed(1)} % in ${BREAKER.windowSeconds} s (fixed)`);
 
-    // Observe: every status event (deduplicated), max leases, worker CPU / RSS.
+    // Observe: every status event (deduplicated), max leases, breaker, worker RSS.
     const seen = new Map<string, { at: number; nodeId?: string; message: string }>();
     let maxLeases = 0;
     /** How long each probe activity took (start → all agents answered), by probe start. */
     const probeMs = new Map<string, number>();
     let maxRss = 0;
+    let breakerOpenedAt: number | undefined;
     let polling = true;
     const poll = (async () => {
       while (polling) {
         try {
           const s = await status();
           maxLeases = Math.max(maxLeases, s.leases.length, s.maxDisrupted);
+          if (s.breaker.open) breakerOpenedAt ??= Date.now();
           if (s.lastProbe && !probeMs.has(s.lastProbe.at)) probeMs.set(s.lastProbe.at, s.lastProbe.tookMs);
           for (const e of s.events) seen.set(`${e.at}|${e.nodeId}|${e.message}`, { at: Date.parse(e.at), nodeId: e.nodeId, message: e.message });
         } catch {
@@ -130,44 +119,66 @@ async function main(): Promise<void> {
     })();
     const cpu0 = procStats(wpid).cpuS;
     const tStart = Date.now();
+    const replacedOf = (id: string) => [...seen.values()].find((e) => e.nodeId === id && e.message.startsWith('replaced by'));
+    const detectedOf = (id: string) => [...seen.values()].filter((e) => e.nodeId === id && e.message.startsWith('unhealthy')).sort((x, y) => x.at - y.at)[0];
+    const waitReplaced = async (ids: string[], what: string) => {
+      await waitFor(() => ids.every((id) => replacedOf(id)), REPLACE_TIMEOUT_S * 1000, what).catch(() => {
+        const missing = ids.filter((id) => !replacedOf(id));
+        failures.push(`${missing.length} of ${ids.length} ${what} not replaced within ${REPLACE_TIMEOUT_S} s: ${missing.join(', ')}`);
+      });
+    };
 
-    // Phase 1: background fatal faults, uniformly spread.
-    const list = await ctl<{ id: string; tags: Record<string, string> }[]>('GET', `/list?pool=${POOL}`);
+    // Phase 1: background fatal faults, one per time slice, seeded.
+    const rand = mulberry32(SEED);
     const burstRack = 0;
-    const candidates = list.filter((n) => n.tags.rack !== String(burstRack)).map((n) => n.id);
+    const candidates = (await sim.list(POOL)).filter((n) => n.tags.rack !== String(burstRack)).map((n) => n.id);
     const injected = new Map<string, number>();
-    const times = Array.from({ length: FAULTS }, (_, i) => (SPREAD * 1000 * (i + Math.random())) / FAULTS);
+    const times = Array.from({ length: FAULTS }, (_, i) => (SPREAD * 1000 * (i + rand())) / FAULTS);
     for (const at of times) {
       await sleep(Math.max(0, tStart + at - Date.now()));
-      const id = candidates.splice(Math.floor(Math.random() * candidates.length), 1)[0];
+      const id = candidates.splice(Math.floor(rand() * candidates.length), 1)[0];
       injected.set(id, Date.now());
-      await ctl('POST', '/fault', { id, fault: { kind: 'xid', gpu: 0, code: 79 } });
+      await sim.fault(id, FATAL);
     }
-    console.log(`${FAULTS} faults injected over ${SPREAD} s; waiting for their replacements`);
-    const replacedOf = (id: string) => [...seen.values()].find((e) => e.nodeId === id && e.message.startsWith('replaced by'));
-    await waitFor(() => [...injected.keys()].every((id) => replacedOf(id)), 240_000, 'every background fault to be replaced').catch((e: Error) => console.log(e.message));
+    console.log(`${FAULTS} faults injected over ${SPREAD} s (seed ${SEED}); waiting for their replacements`);
+    await waitReplaced([...injected.keys()], 'background faults');
+    const breakerBeforeBurst = breakerOpenedAt !== undefined;
+    if (breakerBeforeBurst) failures.push(`the breaker opened during the background faults (${(await status()).breaker.reason}), below its limit`);
 
     // Phase 2: correlated burst on one rack.
-    const rack = await ctl<string[]>('GET', `/rack?pool=${POOL}&rack=${burstRack}`);
+    const rack = await sim.rack(POOL, burstRack);
     const burstNodes = rack.slice(0, Math.round(rack.length * BURST));
     const tBurst = Date.now();
-    await Promise.all(burstNodes.map((id) => ctl('POST', '/fault', { id, fault: { kind: 'xid', gpu: 0, code: 79 } })));
-    console.log(`burst: ${burstNodes.length} nodes of rack ${burstRack} fatal at once`);
-    await sleep((PROBE * 3 + 5) * 1000);
+    // The breaker counts distinct nodes gone bad in its window: the burst, and background faults still
+    // in it (counted generously: a fault is seen up to two probe intervals after its injection).
+    const backgroundInWindow = [...injected.values()].filter((at) => at > tBurst - (BREAKER.windowSeconds + 2 * PROBE) * 1000).length;
+    const expected: 'open' | 'closed' | 'either' =
+      burstNodes.length / N > BREAKER.maxUnhealthyFraction ? 'open' : (burstNodes.length + backgroundInWindow) / N <= BREAKER.maxUnhealthyFraction ? 'closed' : 'either';
+    const expectOpen = expected === 'open';
+    await Promise.all(burstNodes.map((id) => sim.fault(id, FATAL)));
+    console.log(`burst: ${burstNodes.length} nodes of rack ${burstRack} fatal at once (${((100 * burstNodes.length) / N).toFixed(1)} % of the pool, ${backgroundInWindow} background faults in the window: breaker expected ${expected})`);
+    if (expected === 'closed') await waitReplaced(burstNodes, 'burst nodes (breaker closed)');
+    else await sleep((PROBE * 3 + 5) * 1000);
     const after = await status();
     const tEnd = Date.now();
     polling = false;
     await poll;
     const cpu1 = procStats(wpid).cpuS;
+    if (!breakerBeforeBurst && expected !== 'either' && after.breaker.open !== expectOpen) {
+      failures.push(`after the burst the breaker is ${after.breaker.open ? `open (${after.breaker.reason})` : 'closed'}, expected ${expected}`);
+    }
 
     const detect: number[] = [];
     const replace: number[] = [];
     for (const [id, at] of injected) {
-      const d = [...seen.values()].filter((e) => e.nodeId === id && e.message.startsWith('unhealthy')).sort((x, y) => x.at - y.at)[0];
+      const d = detectedOf(id);
       if (d) detect.push((d.at - at) / 1000);
       const r = replacedOf(id);
       if (r) replace.push((r.at - at) / 1000);
     }
+    const undetected = [...injected.keys()].filter((id) => !detectedOf(id));
+    if (undetected.length) failures.push(`${undetected.length} background faults never detected: ${undetected.join(', ')}`);
+    if (maxLeases > MAX_UNAVAILABLE) failures.push(`${maxLeases} nodes disrupted at once, above maxUnavailable ${MAX_UNAVAILABLE}`);
     let historyEvents = 0;
     let runs = 0;
     for await (const w of env.client.workflow.list({ query: `WorkflowId = 'pool/${POOL}'` })) {
@@ -181,6 +192,7 @@ async function main(): Promise<void> {
       probeIntervalSeconds: PROBE,
       faults: FAULTS,
       spreadSeconds: SPREAD,
+      seed: SEED,
       detectedOf: detect.length,
       replacedOf: replace.length,
       timeToDetectS: { p50: pct(detect, 50), p99: pct(detect, 99), goalP99: PROBE + 1 },
@@ -190,23 +202,36 @@ async function main(): Promise<void> {
       workerMaxRssMiB: maxRss,
       historyEventsPerHour: historyEvents / hours,
       historyEventsPerProbeInterval: historyEvents / intervals,
-      perNodeDesignEventsPerProbeInterval: N,
       runs,
       maxDisrupted: maxLeases,
       maxUnavailable: MAX_UNAVAILABLE,
-      burst: { nodes: burstNodes.length, breakerOpened: after.breaker.open, reason: after.breaker.reason, secondsAfterBurst: (tEnd - tBurst) / 1000 },
-      machine: `${(await import('node:os')).cpus().length} cores`,
+      breakerLimit: BREAKER,
+      burst: {
+        nodes: burstNodes.length,
+        fraction: burstNodes.length / N,
+        backgroundFaultsInWindow: backgroundInWindow,
+        breakerExpected: expected,
+        breakerOpened: after.breaker.open,
+        openedBeforeBurst: breakerBeforeBurst,
+        reason: after.breaker.reason,
+        secondsAfterBurst: (tEnd - tBurst) / 1000,
+      },
+      wallSeconds: (tEnd - t0) / 1000,
+      failures,
+      machine: `${cpus().length} cores`,
       at: new Date().toISOString(),
     };
     console.log(`
-pool-scale: ${N} nodes, probe every ${PROBE} s, ${FAULTS} fatal faults over ${SPREAD} s
+pool-scale: ${N} nodes, probe every ${PROBE} s, ${FAULTS} fatal faults over ${SPREAD} s (seed ${SEED})
   time to detect   p50 ${f1(results.timeToDetectS.p50)} s   p99 ${f1(results.timeToDetectS.p99)} s   (goal p99 <= ${PROBE + 1} s; ${detect.length}/${FAULTS} seen)
   probe activity   p50 ${f1(results.probeActivityMs.p50)} ms   max ${f1(results.probeActivityMs.max)} ms (all ${N} agents, from the worker)
   time to replace  p50 ${f1(results.timeToReplaceS.p50)} s   p99 ${f1(results.timeToReplaceS.p99)} s   (${replace.length}/${FAULTS} replaced)
   control worker   CPU ${f1(results.workerCpuPercent)} %   max RSS ${f1(maxRss)} MiB
-  history          ${results.historyEventsPerHour.toFixed(0)} events/hour = ${results.historyEventsPerProbeInterval.toFixed(1)} per probe interval (a per-node design: ${N}, ratio ${(results.historyEventsPerProbeInterval / N).toFixed(3)}); ${runs} run(s)
+  history          ${results.historyEventsPerHour.toFixed(0)} events/hour = ${results.historyEventsPerProbeInterval.toFixed(1)} per probe interval for the whole pool; ${runs} run(s)
   disruption       max ${maxLeases} nodes disrupted at once (maxUnavailable ${MAX_UNAVAILABLE}) ${maxLeases <= MAX_UNAVAILABLE ? 'OK' : 'VIOLATED'}
-  burst            ${burstNodes.length} nodes of one rack: breaker ${after.breaker.open ? `OPENED (${after.breaker.reason})` : 'stayed closed'}`);
+  breaker          limit ${(BREAKER.maxUnhealthyFraction * 100).toFixed(1)} % in ${BREAKER.windowSeconds} s; ${breakerBeforeBurst ? 'OPENED during the background' : 'closed through the background'}
+  burst            ${burstNodes.length} nodes of one rack: breaker ${after.breaker.open ? `OPENED (${after.breaker.reason})` : 'stayed closed'}, expected ${expected}
+  wall             ${f1(results.wallSeconds)} s from the simulator's start`);
     const out = a.out ?? join(REPO_ROOT, `scripts/fleet-sim/results/pool-scale-${N}.json`);
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
@@ -216,6 +241,12 @@ pool-scale: ${N} nodes, probe every ${PROBE} s, ${FAULTS} fatal faults over ${SP
     for (const p of procs) p.kill('SIGKILL');
     await env.teardown();
   }
+  if (failures.length) {
+    console.error(`\npool-scale FAILED:\n${failures.map((f) => `  - ${f}`).join('\n')}`);
+    return 1;
+  }
+  console.log('pool-scale: every check passed');
+  return 0;
 }
 
-await main();
+process.exitCode = await main();

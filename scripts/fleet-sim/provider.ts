@@ -1,34 +1,26 @@
 import { PoolRegistry, UnknownPoolError, type PoolConfig } from '../../activities/pools.ts';
 import { ProviderConfigError, type NodeInstance, type NodeSpec, type Provider, type Snapshot } from '../../activities/providers/types.ts';
+import { SimClient } from './client.ts';
 
 /** A Provider backed by the fleet simulator's control API (provision / terminate / describe / list). */
 export class SimProvider implements Provider {
   readonly name = 'fleet-sim';
-  constructor(private readonly url: string, private readonly token: string) {}
-
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await fetch(`${this.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(30_000),
-    });
-    const out = (await res.json()) as T & { error?: string };
-    if (!res.ok) throw new Error(`fleet-sim ${path}: ${res.status} ${out.error}`);
-    return out;
+  private readonly sim: SimClient;
+  constructor(url: string, token: string) {
+    this.sim = new SimClient(url, token);
   }
 
   provision(spec: NodeSpec, idempotencyKey: string): Promise<NodeInstance> {
-    return this.call('POST', '/provision', { pool: spec.pool, instanceType: spec.instanceType, key: idempotencyKey });
+    return this.sim.provision(spec.pool, idempotencyKey, { instanceType: spec.instanceType });
   }
-  async terminate(id: string): Promise<void> {
-    await this.call('POST', '/terminate', { id });
+  terminate(id: string): Promise<void> {
+    return this.sim.terminate(id);
   }
-  async describe(id: string): Promise<NodeInstance | undefined> {
-    return (await this.call<NodeInstance | null>('GET', `/describe?id=${encodeURIComponent(id)}`)) ?? undefined;
+  describe(id: string): Promise<NodeInstance | undefined> {
+    return this.sim.describe(id);
   }
   list(pool: string): Promise<NodeInstance[]> {
-    return this.call('GET', `/list?pool=${encodeURIComponent(pool)}`);
+    return this.sim.list(pool);
   }
   snapshot(): Promise<Snapshot> {
     throw new ProviderConfigError('fleet-sim: snapshots are not simulated');

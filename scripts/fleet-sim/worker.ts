@@ -1,14 +1,15 @@
 /**
- * A control worker whose one pool lives in the fleet simulator: the real workflows and
- * activities, only the provider differs. Env: TEMPORAL_ADDRESS, DRYDOCK_TASK_QUEUE,
- * DRYDOCK_AGENT_TOKEN, FLEET_SIM_URL, FLEET_SIM_POOL, optional DRYDOCK_WORKFLOW_BUNDLE.
+ * The control worker, with production's settings (workers/controlWorker.ts), whose one pool lives
+ * in the fleet simulator: the real workflows and activities, only the provider differs. Env: as
+ * workers/control.ts (TEMPORAL_ADDRESS, DRYDOCK_TASK_QUEUE, DRYDOCK_AGENT_TOKEN, optional
+ * DRYDOCK_WORKFLOW_BUNDLE, DRYDOCK_METRICS_ADDRESS, codec keys) but no pools file: FLEET_SIM_URL
+ * and FLEET_SIM_POOL instead.
  */
-import { NativeConnection, Worker } from '@temporalio/worker';
-import { createActivities } from '../../activities/index.ts';
-import { WORKFLOWS_PATH } from '../../workers/workflowsPath.ts';
+import { loadControlWorkerConfig } from '../../workers/config.ts';
+import { createControlWorker } from '../../workers/controlWorker.ts';
 import { SimPoolRegistry } from './provider.ts';
 
-const env = (k: string): string => {
+const required = (k: string): string => {
   const v = process.env[k];
   if (!v) {
     console.error(`fleet-sim worker: ${k} must be set`);
@@ -16,19 +17,14 @@ const env = (k: string): string => {
   }
   return v;
 };
-const token = env('DRYDOCK_AGENT_TOKEN');
-const pools = new SimPoolRegistry(env('FLEET_SIM_POOL'), env('FLEET_SIM_URL'), token);
-const connection = await NativeConnection.connect({ address: env('TEMPORAL_ADDRESS') });
-const bundle = process.env.DRYDOCK_WORKFLOW_BUNDLE;
-const worker = await Worker.create({
-  connection,
-  taskQueue: env('DRYDOCK_TASK_QUEUE'),
-  ...(bundle ? { workflowBundle: { codePath: bundle } } : { workflowsPath: WORKFLOWS_PATH }),
-  activities: createActivities({ pools, agentToken: token }),
-  // Hundreds of concurrent probes and replacements: room for them.
-  maxConcurrentActivityTaskExecutions: 200,
-});
+let config;
+try {
+  config = loadControlWorkerConfig(process.env);
+} catch (err) {
+  console.error(`fleet-sim worker: ${(err as Error).message}`);
+  process.exit(2);
+}
+const pools = new SimPoolRegistry(required('FLEET_SIM_POOL'), required('FLEET_SIM_URL'), config.agentToken);
+const { run } = await createControlWorker(config, pools);
 console.log(`fleet-sim worker: ready, pool ${pools.names()[0]}`);
-process.on('SIGTERM', () => worker.shutdown());
-await worker.run();
-await connection.close();
+await run();

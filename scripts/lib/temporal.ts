@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { devServerDynamicConfigArgs } from '../../workers/serverSettings.ts';
+import { devServerDynamicConfigArgs, type ServerDynamicConfig } from '../../workers/serverSettings.ts';
 import { DRYDOCK_SEARCH_ATTRIBUTES } from '../../workflows/searchAttributes.ts';
 
 /** The Temporal CLI built by scripts/install-temporal.sh (npm test exports its path). */
@@ -13,16 +13,22 @@ export function temporalBin(): string {
   return bin;
 }
 
-/** A real Temporal dev server with drydock's search attributes (and `extraSearchAttributes`) and server settings. */
+/** A real Temporal dev server with drydock's search attributes (and `extraSearchAttributes`) and server settings (changed by `dynamicConfig`). */
 export function startDevServer(
-  opts: { port?: number; dbFilename?: string; extraArgs?: string[]; extraSearchAttributes?: ReturnType<typeof defineSearchAttributeKey<SearchAttributeType>>[] } = {},
+  opts: {
+    port?: number;
+    dbFilename?: string;
+    extraArgs?: string[];
+    extraSearchAttributes?: ReturnType<typeof defineSearchAttributeKey<SearchAttributeType>>[];
+    dynamicConfig?: Partial<ServerDynamicConfig>;
+  } = {},
 ): Promise<TestWorkflowEnvironment> {
-  const { extraSearchAttributes = [], extraArgs = [], ...server } = opts;
+  const { extraSearchAttributes = [], extraArgs = [], dynamicConfig, ...server } = opts;
   return TestWorkflowEnvironment.createLocal({
     server: {
       executable: { type: 'existing-path', path: temporalBin() },
       searchAttributes: [...DRYDOCK_SEARCH_ATTRIBUTES, ...extraSearchAttributes],
-      extraArgs: [...devServerDynamicConfigArgs(), ...extraArgs],
+      extraArgs: [...devServerDynamicConfigArgs(dynamicConfig), ...extraArgs],
       ...server,
     },
   });
