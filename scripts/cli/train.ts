@@ -9,7 +9,7 @@ import { assignDefined, readSpecFile } from './spec.ts';
 import { runWorkflow } from './start.ts';
 import { frameView, watchWorkflow, type Frame } from './watch.ts';
 
-interface StartFlags {
+export interface StartFlags {
   spec?: string;
   name?: string;
   workers?: number;
@@ -22,7 +22,7 @@ interface StartFlags {
 }
 
 /** The job input from --spec (YAML or JSON) with flags on top, checked by the workflow's own parser. */
-function jobInput(flags: StartFlags): TrainingJobInput {
+export function jobInput(flags: StartFlags): TrainingJobInput {
   const input = flags.spec ? readSpecFile(flags.spec, '--spec', 'the trainingJob input') : {};
   assignDefined(input, { name: flags.name, workers: flags.workers, rounds: flags.rounds, innerSteps: flags.innerSteps, batchSize: flags.batchSize, model: flags.model });
   if (flags.checkpoint) input.checkpoint = { ...(input.checkpoint as object | undefined), uri: flags.checkpoint };
