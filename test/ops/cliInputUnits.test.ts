@@ -9,24 +9,17 @@ import { age, bytes, storeTable, workflowTable } from '../../scripts/cli/backup/
 import { checkPoolName, decimalNumber, isoDate, positiveNumber, positiveWholeNumber, wholeNumber } from '../../scripts/cli/flags.ts';
 import { main } from '../../scripts/cli/main.ts';
 import { readPoolSpec } from '../../scripts/cli/poolManager.ts';
-import { CliError, EXIT } from '../../scripts/cli/runtime.ts';
+import { EXIT } from '../../scripts/cli/runtime.ts';
 import { assignDefined, readSpecFile } from '../../scripts/cli/spec.ts';
 import { jobInput } from '../../scripts/cli/train.ts';
 import { webUiUrl } from '../../scripts/cli/webUi.ts';
+import { assertBadInput as badInput } from './cliTestKit.ts';
 
 /**
  * What the CLI checks before it connects, without a server: spec files, flag values, the backup
  * and training inputs built from --spec and flags (exit 2 naming the flag or field), the Web UI
  * link, and the backup tables.
  */
-
-const badInput = (fn: () => unknown, message: RegExp) =>
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof CliError, String(err));
-    assert.equal(err.exitCode, EXIT.badInput);
-    assert.match(err.message, message);
-    return true;
-  });
 
 let dir: string;
 const file = (name: string, text: string) => {
@@ -43,16 +36,16 @@ describe('drydock --spec and -f files', () => {
     assert.deepEqual(readSpecFile(file('a.json', '{"name":"a","sources":[]}'), '--spec', 'x'), { name: 'a', sources: [] });
   });
 
-  it('exit 2 naming the flag and the file: missing, not YAML, not one object', () => {
+  it('exit 2 naming the flag and the file: missing, not YAML, not one object', async () => {
     const missing = join(dir, 'absent.yaml');
-    badInput(() => readSpecFile(missing, '--spec', 'x'), new RegExp(`^--spec: cannot read ${missing}: ENOENT`));
-    badInput(() => readSpecFile(file('bad.yaml', 'a: [\n'), '-f', 'x'), /^-f: .*bad\.yaml is not valid YAML or JSON: /);
-    badInput(() => readSpecFile(file('list.json', '[1,2]'), '--spec', 'the backup input'), /^--spec: .*list\.json must hold one object \(the backup input\)$/);
-    badInput(() => readSpecFile(file('empty.yaml', ''), '--spec', 'the backup input'), /must hold one object/);
+    await badInput(() => readSpecFile(missing, '--spec', 'x'), new RegExp(`^--spec: cannot read ${missing}: ENOENT`));
+    await badInput(() => readSpecFile(file('bad.yaml', 'a: [\n'), '-f', 'x'), /^-f: .*bad\.yaml is not valid YAML or JSON: /);
+    await badInput(() => readSpecFile(file('list.json', '[1,2]'), '--spec', 'the backup input'), /^--spec: .*list\.json must hold one object \(the backup input\)$/);
+    await badInput(() => readSpecFile(file('empty.yaml', ''), '--spec', 'the backup input'), /must hold one object/);
   });
 
-  it('a pool spec is checked by the workflow parser, naming the field', () => {
-    badInput(() => readPoolSpec(file('pool.yaml', 'name: p1\nminNodes: 3\nmaxNodes: 2\n')), /^maxNodes: must be >= minNodes \(3\), got 2/);
+  it('a pool spec is checked by the workflow parser, naming the field', async () => {
+    await badInput(() => readPoolSpec(file('pool.yaml', 'name: p1\nminNodes: 3\nmaxNodes: 2\n')), /^maxNodes: must be >= minNodes \(3\), got 2/);
     assert.equal(readPoolSpec(file('ok.yaml', 'name: p1\nminNodes: 1\nmaxNodes: 2\n')).name, 'p1');
   });
 
@@ -89,9 +82,9 @@ describe('drydock flag values', () => {
     assert.equal(await main([...unreachable, 'backup', 'schedule', 'backfill', 'x', '--from', 'yesterday', '--to', 'now']), EXIT.badInput);
   });
 
-  it('pool names are checked as the workflows check them', () => {
+  it('pool names are checked as the workflows check them', async () => {
     checkPoolName('gpu-a100');
-    badInput(() => checkPoolName('Bad_Pool'), /^pool: 'Bad_Pool' is not valid: /);
+    await badInput(() => checkPoolName('Bad_Pool'), /^pool: 'Bad_Pool' is not valid: /);
   });
 });
 
@@ -118,11 +111,11 @@ describe('drydock backup run: the input from --spec and flags', () => {
     assert.equal(input.destination, 'file:///backups');
   });
 
-  it('exit 2 naming the flag or field', () => {
-    badInput(() => backupInput({ name: 'b', source: ['no-equals'], dest: 'file:///x' }), /^--source: 'no-equals' must be name=\/absolute\/path$/);
-    badInput(() => backupInput({ name: 'b', source: ['m=relative/dir'], dest: 'file:///x' }), /^sources\[0\]\.path: 'relative\/dir' must be an absolute path$/);
-    badInput(() => backupInput({ name: 'b', source: ['m=/x'], dest: 'gs://b/x' }), /^destination: unknown scheme/);
-    badInput(() => backupInput({ source: ['m=/x'], dest: 'file:///x' }), /^name: is required/);
+  it('exit 2 naming the flag or field', async () => {
+    await badInput(() => backupInput({ name: 'b', source: ['no-equals'], dest: 'file:///x' }), /^--source: 'no-equals' must be name=\/absolute\/path$/);
+    await badInput(() => backupInput({ name: 'b', source: ['m=relative/dir'], dest: 'file:///x' }), /^sources\[0\]\.path: 'relative\/dir' must be an absolute path$/);
+    await badInput(() => backupInput({ name: 'b', source: ['m=/x'], dest: 'gs://b/x' }), /^destination: unknown scheme/);
+    await badInput(() => backupInput({ source: ['m=/x'], dest: 'file:///x' }), /^name: is required/);
   });
 });
 
@@ -136,9 +129,9 @@ describe('drydock train start: the input from --spec and flags', () => {
     assert.deepEqual(input.checkpoint, { uri: 'file:///b', everyRounds: 2 });
   });
 
-  it('exit 2 naming the field the workflow would refuse', () => {
-    badInput(() => jobInput({ name: 'j', checkpoint: 'file:///b', workers: 65 }), /^workers: must be between 1 and 64/);
-    badInput(() => jobInput({ spec: file('list.yaml', '- 1\n') }), /^--spec: .* must hold one object \(the trainingJob input\)$/);
+  it('exit 2 naming the field the workflow would refuse', async () => {
+    await badInput(() => jobInput({ name: 'j', checkpoint: 'file:///b', workers: 65 }), /^workers: must be between 1 and 64/);
+    await badInput(() => jobInput({ spec: file('list.yaml', '- 1\n') }), /^--spec: .* must hold one object \(the trainingJob input\)$/);
   });
 });
 

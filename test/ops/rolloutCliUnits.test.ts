@@ -6,7 +6,8 @@ import type { RolloutResult, RolloutStatus } from '../../workflows/rollout/api.t
 import { checkMaxUnavailable, countOrPercent, rolloutInput, rolloutRef } from '../../scripts/cli/rollout/input.ts';
 import { resultText, rolloutTable, startedText, unansweredStatusText } from '../../scripts/cli/rollout/render.ts';
 import { rolloutFailure } from '../../scripts/cli/rollout/workflow.ts';
-import { CliError, EXIT } from '../../scripts/cli/runtime.ts';
+import { EXIT } from '../../scripts/cli/runtime.ts';
+import { assertBadInput as badInput, progressingRollout } from './cliTestKit.ts';
 
 /**
  * The pure parts of `drydock rollout`, without a server: which rollout a command names, the value
@@ -14,35 +15,17 @@ import { CliError, EXIT } from '../../scripts/cli/runtime.ts';
  * an exit code. (Flags → input and the watch's change lines: rolloutCli.test.ts.)
  */
 
-const badInput = (fn: () => unknown, message: RegExp) =>
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof CliError, String(err));
-    assert.equal(err.exitCode, EXIT.badInput);
-    assert.match(err.message, message);
-    return true;
-  });
-
 const status: RolloutStatus = {
-  id: 'r1',
-  pool: 'p1',
-  strategy: 'rolling',
+  ...progressingRollout,
   phase: 'rolled-back',
   reason: 'analysis of batch 1 failed',
-  target: { uri: '/models/new.gguf', sha256: 'a'.repeat(64) },
   step: 1,
-  steps: 2,
-  batches: [['n1'], ['n2']],
-  maxUnavailable: 1,
-  maxDisrupted: 1,
-  poolBudget: false,
   counts: { total: 2, pending: 0, inProgress: 0, done: 0, failed: 0, rolledBack: 1 },
   nodes: [
     { id: 'n1', state: 'rolled-back', direction: 'rollback', batch: 0 },
     { id: 'n2', state: 'pending', direction: 'forward', batch: 1 },
   ],
   analyses: [{ batch: 0, ok: false, checks: 3, failures: 3, maxLatencyMs: 41.6, meanLatencyMs: 30.2, reason: "no 'xyzzy' in the output", at: '2026-11-23T09:00:10.000Z' }],
-  events: [],
-  startedAt: '2026-11-23T09:00:00.000Z',
   finishedAt: '2026-11-23T09:00:42.000Z',
 };
 
@@ -53,12 +36,12 @@ describe('drydock rollout: which rollout a command names', () => {
     assert.deepEqual(rolloutRef('rollout/p1/r1', 'p1'), { pool: 'p1', id: 'r1', workflowId: 'rollout/p1/r1' }, 'a --pool that agrees is fine');
   });
 
-  it('exits 2 naming the flag or field: no pool, a pool that disagrees with the workflow id, a bad pool name or id', () => {
-    badInput(() => rolloutRef('r1', undefined), /^pool: is required \(--pool, or give the workflow id rollout\/<pool>\/<id>\)$/);
-    badInput(() => rolloutRef('rollout/p1/r1', 'p2'), /^--pool: 'p2' does not match the workflow id rollout\/p1\/r1$/);
-    badInput(() => rolloutRef('r1', 'Bad_Pool'), /^pool: 'Bad_Pool' is not valid: /);
-    badInput(() => rolloutRef('bad id', 'p1'), /^id: 'bad id' is not a rollout id/);
-    badInput(() => rolloutRef('rollout/p1/a/b', undefined), /^id: 'a\/b' is not a rollout id/);
+  it('exits 2 naming the flag or field: no pool, a pool that disagrees with the workflow id, a bad pool name or id', async () => {
+    await badInput(() => rolloutRef('r1', undefined), /^pool: is required \(--pool, or give the workflow id rollout\/<pool>\/<id>\)$/);
+    await badInput(() => rolloutRef('rollout/p1/r1', 'p2'), /^--pool: 'p2' does not match the workflow id rollout\/p1\/r1$/);
+    await badInput(() => rolloutRef('r1', 'Bad_Pool'), /^pool: 'Bad_Pool' is not valid: /);
+    await badInput(() => rolloutRef('bad id', 'p1'), /^id: 'bad id' is not a rollout id/);
+    await badInput(() => rolloutRef('rollout/p1/a/b', undefined), /^id: 'a\/b' is not a rollout id/);
   });
 });
 
@@ -70,10 +53,10 @@ describe('drydock rollout set-max-unavailable: the value is checked before conne
     assert.equal(countOrPercent('half'), 'half', 'anything else goes to the parser, which names the field');
   });
 
-  it('what the workflow would refuse exits 2 naming maxUnavailable', () => {
-    badInput(() => checkMaxUnavailable('0%'), /^maxUnavailable: expected a percent/);
-    badInput(() => checkMaxUnavailable('0'), /^maxUnavailable: /);
-    badInput(() => checkMaxUnavailable('half'), /^maxUnavailable: .*got 'half'/);
+  it('what the workflow would refuse exits 2 naming maxUnavailable', async () => {
+    await badInput(() => checkMaxUnavailable('0%'), /^maxUnavailable: expected a percent/);
+    await badInput(() => checkMaxUnavailable('0'), /^maxUnavailable: /);
+    await badInput(() => checkMaxUnavailable('half'), /^maxUnavailable: .*got 'half'/);
   });
 });
 
