@@ -30,7 +30,7 @@ export function jobInput(flags: StartFlags): TrainingJobInput {
   return input as unknown as TrainingJobInput;
 }
 
-function snapshotOf(p: TrainingProgress): Frame {
+function progressFrame(p: TrainingProgress): Frame {
   const total = Math.max(1, (p.rounds ?? p.round) - p.startRound);
   const m = p.metrics[p.metrics.length - 1];
   const stats = m ? ` loss ${m.loss.toFixed(4)}${m.accuracy !== undefined ? ` acc ${(m.accuracy * 100).toFixed(1)}%` : ''} on ${m.workers} workers` : '';
@@ -41,7 +41,7 @@ function watchTraining(handle: WorkflowHandle): Promise<TrainingJobResult> {
   const view = frameView<TrainingProgress, TrainingJobResult>(
     'rounds',
     () => handle.query<TrainingProgress>('progress'),
-    snapshotOf,
+    progressFrame,
     (r) => {
       const total = Math.max(1, r.rounds - r.startRound);
       return { done: total, total, label: `done: loss ${r.loss.toFixed(4)}${r.accuracy !== undefined ? `, accuracy ${(r.accuracy * 100).toFixed(1)}%` : ''}` };
@@ -109,7 +109,7 @@ export function registerTrainCommands(program: Command): void {
       const last = progress.metrics[progress.metrics.length - 1];
       output(o, { workflowId: desc.workflowId, status: desc.status.name, progress }, () =>
         [
-          `${desc.workflowId}: ${desc.status.name}, ${snapshotOf(progress).label}`,
+          `${desc.workflowId}: ${desc.status.name}, ${progressFrame(progress).label}`,
           last ? `  last round: ${last.samplesPerSecond.toFixed(0)} samples/s, ${last.roundSeconds.toFixed(1)} s, backends ${last.backends.join(', ')}` : '',
           progress.lastCheckpoint ? `  checkpoint ${progress.lastCheckpoint}` : '',
           progress.error ? `  error: ${progress.error}` : '',

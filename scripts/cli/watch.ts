@@ -7,6 +7,11 @@ import { CliError, isUnreachable, serverGone, workflowFailure } from './runtime.
  * The one watch loop of the CLI: poll a state (usually a workflow's query), draw it (a bar on a
  * terminal, a line per change otherwise), stop when the thing watched closes, and map how it
  * closed to the CLI's exit codes. Every command that follows something uses it.
+ *
+ * To follow something new: one workflow → watchWorkflow(handle, view), with frameView when its
+ * state draws as one line, or your own `frames` for several lines per poll (a loss curve, nodes
+ * finishing); something that is not one workflow (the workers of a task queue) → follow() with
+ * your own `closed` promise (Ctrl-C, a deadline).
  */
 
 /** One drawn state: a bar position on a terminal, one plain line otherwise. */
