@@ -3,7 +3,7 @@ import { ServiceError } from '@temporalio/client';
 import { Command, CommanderError } from 'commander';
 import { registerBackupCommands } from './backup.ts';
 import { registerPoolCommands } from './pool.ts';
-import { registerRolloutCommands } from './rollout.ts';
+import { registerRolloutCommands } from './rollout/commands.ts';
 import { CliError, EXIT } from './runtime.ts';
 import { registerSetupCommand } from './setup.ts';
 import { registerTrainCommands } from './train.ts';

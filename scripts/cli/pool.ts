@@ -1,23 +1,20 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { Command } from 'commander';
 import { parseReplaceNodeInput, replaceNodeWorkflowId, type ReplaceNodeInput } from '../../workflows/inputs/replaceNode.ts';
-import { POOL_NAME, POOL_NAME_HELP } from '../../workflows/inputs/validate.ts';
 import { fleetPoolWorkflowId } from '../../workflows/inputs/fleetPool.ts';
 import type { LeaseAnswer, PoolStatus } from '../../workflows/pool/api.ts';
 import type { ReplaceNodeResult, ReplaceNodeStatus } from '../../workflows/replaceNode.ts';
+import { checkPoolName, wholeNumber } from './flags.ts';
+import { describeIfExists } from './handles.ts';
 import { applySpec, describeLease, poolUpdate, readPoolSpec, renderPoolStatus, runningManager } from './poolManager.ts';
 import { createProgress } from './progress.ts';
 import { badInput, checkedInput, globals, output, withClient, type GlobalOptions } from './runtime.ts';
-import { watchWorkflow } from './watch.ts';
+import { startAndReport } from './start.ts';
+import { frameView, watchWorkflow } from './watch.ts';
 
 /** The phases of a successful replacement, in order; the bar counts them. */
 const REPLACE_PHASES = ['validating', 'cordoning', 'draining', 'terminating', 'provisioning', 'waiting-healthy'] as const;
-
-function integer(v: string): number {
-  if (!/^\d+$/.test(v)) throw new InvalidArgumentError('expected a whole number of seconds');
-  return Number(v);
-}
 
 /** Validates with the workflow's own parser, so the CLI rejects exactly what the workflow would. */
 function replaceInput(pool: string, nodeId: string, opts: { reason?: string; drainTimeout?: number; force?: boolean }): ReplaceNodeInput {
@@ -32,35 +29,35 @@ function replaceInput(pool: string, nodeId: string, opts: { reason?: string; dra
 /** Shows the replacement's phases while it runs; returns its result or throws its failure. */
 function watchReplace(handle: WorkflowHandle): Promise<ReplaceNodeResult> {
   const total = REPLACE_PHASES.length;
-  return watchWorkflow<ReplaceNodeResult>(
-    handle,
+  const view = frameView<ReplaceNodeStatus, ReplaceNodeResult>(
     'phases',
-    async () => {
-      const s = await handle.query<ReplaceNodeStatus>('status');
+    () => handle.query<ReplaceNodeStatus>('status'),
+    (s) => {
       const note = s.phases[s.phases.length - 1]?.note;
       const done = s.phase === 'done' ? total : Math.min(total, s.phases.filter((p) => p.endedAt).length);
       return { done, total, label: `${s.phase}${note ? ` (${note})` : ''}` };
     },
     (r) => ({ done: total, total, label: `done (${r.replacementNodeId})` }),
   );
+  return watchWorkflow(handle, view);
 }
 
-async function startReplace(client: Client, o: GlobalOptions, input: ReplaceNodeInput): Promise<WorkflowHandleWithFirstExecutionRunId> {
+/** Starts replaceNode directly (the pool has no manager) and prints that it started, or follows it with --wait. */
+function startReplace(client: Client, o: GlobalOptions, input: ReplaceNodeInput, wait: boolean): Promise<void> {
   const workflowId = replaceNodeWorkflowId(input.pool, input.nodeId);
-  try {
-    return await client.workflow.start('replaceNode', {
-      taskQueue: o.taskQueue,
+  return startAndReport(
+    client,
+    o,
+    {
+      type: 'replaceNode',
       workflowId,
-      args: [input],
-      staticSummary: `replace ${input.pool}/${input.nodeId}`,
-      staticDetails: `Started by the drydock CLI. Reason: ${input.reason ?? 'manual'}.`,
-    });
-  } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) {
-      throw badInput(`node ${input.nodeId} of pool ${input.pool} is already being replaced (${workflowId}); watch it with 'drydock pool status ${input.pool}'`);
-    }
-    throw err;
-  }
+      input,
+      summary: `replace ${input.pool}/${input.nodeId}`,
+      details: `Started by the drydock CLI. Reason: ${input.reason ?? 'manual'}.`,
+      alreadyStarted: `node ${input.nodeId} of pool ${input.pool} is already being replaced (${workflowId}); watch it with 'drydock pool status ${input.pool}'`,
+    },
+    { wait: wait ? watchReplace : undefined, resultText: (r) => replaceSummary(workflowId, r) },
+  );
 }
 
 /** The latest run of `replace/<pool>/<node>` that is not `previousRunId`: the one the pool started for us. */
@@ -71,23 +68,10 @@ async function newReplaceRun(
   progress: (label: string) => void,
 ): Promise<{ handle: WorkflowHandle; runId: string }> {
   for (;;) {
-    try {
-      const desc = await client.workflow.getHandle(workflowId).describe();
-      if (desc.runId !== previousRunId) return { handle: client.workflow.getHandle(workflowId, desc.runId), runId: desc.runId };
-    } catch (err) {
-      if (!(err instanceof WorkflowNotFoundError)) throw err;
-    }
+    const desc = await describeIfExists(client, workflowId);
+    if (desc && desc.runId !== previousRunId) return { handle: client.workflow.getHandle(workflowId, desc.runId), runId: desc.runId };
     progress('waiting for the disruption budget');
     await sleep(1_000);
-  }
-}
-
-async function latestRunId(client: Client, workflowId: string): Promise<string | undefined> {
-  try {
-    return (await client.workflow.getHandle(workflowId).describe()).runId;
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return undefined;
-    throw err;
   }
 }
 
@@ -96,10 +80,6 @@ function replaceSummary(workflowId: string, result: ReplaceNodeResult): string {
     `${workflowId}: replaced by ${result.replacementNodeId} in ${(result.totalMs / 1000).toFixed(1)} s`,
     ...result.phases.map((p) => `  ${p.phase.padEnd(16)} ${((p.durationMs ?? 0) / 1000).toFixed(1).padStart(7)} s  ${p.note ?? ''}`),
   ].join('\n');
-}
-
-function checkPoolName(pool: string): void {
-  if (!POOL_NAME.test(pool)) throw badInput(`pool: '${pool}' is not valid: ${POOL_NAME_HELP}`);
 }
 
 type ReplaceFlags = { reason?: string; drainTimeout?: number; force?: boolean; wait?: boolean };
@@ -129,7 +109,7 @@ export function registerPoolCommands(program: Command): void {
     .argument('<pool>', 'pool name')
     .argument('<node>', 'node id')
     .option('--reason <text>', 'why; shown in the Web UI and the status query')
-    .option('--drain-timeout <seconds>', 'how long to wait for in-flight work (default 300; without a manager only)', integer)
+    .option('--drain-timeout <seconds>', 'how long to wait for in-flight work (default 300; without a manager only)', wholeNumber)
     .option('--force', 'on drain timeout, cancel the remaining work instead of giving up')
     .option('--wait', 'wait for the end and show the phases; exit 1 if the replacement fails')
     .action(async (poolName: string, nodeId: string, opts: ReplaceFlags, cmd: Command) => {
@@ -137,35 +117,24 @@ export function registerPoolCommands(program: Command): void {
       const input = replaceInput(poolName, nodeId, opts);
       await withClient(o, async (client) => {
         const workflowId = replaceNodeWorkflowId(poolName, nodeId);
-        let handle: WorkflowHandle;
-        let runId: string | undefined;
-        let via: string | undefined;
-        if (await runningManager(client, poolName)) {
-          if (opts.drainTimeout !== undefined) throw badInput(`--drain-timeout: pool ${poolName} has a manager, which drains with its spec's health.drainTimeoutSeconds`);
-          const before = await latestRunId(client, workflowId);
-          const lease = await poolUpdate<LeaseAnswer>(client, poolName, 'replaceNode', { nodeId, reason: input.reason, force: input.force });
-          via = fleetPoolWorkflowId(poolName);
-          if (!opts.wait) {
-            output(o, { workflowId, via, lease, status: lease.granted ? 'RUNNING' : 'QUEUED' }, () => describeLease(`replace ${nodeId} via ${via}`, lease));
-            return;
-          }
-          const progress = createProgress(workflowId, 'phases');
-          try {
-            ({ handle, runId } = await newReplaceRun(client, workflowId, before, (label) => progress.update(0, REPLACE_PHASES.length, label)));
-          } finally {
-            progress.stop();
-          }
-        } else {
-          const started = await startReplace(client, o, input);
-          handle = started;
-          runId = started.firstExecutionRunId;
-          if (!opts.wait) {
-            output(o, { workflowId, runId, status: 'RUNNING' }, () => `started ${workflowId} (run ${runId})`);
-            return;
-          }
+        if (!(await runningManager(client, poolName))) return startReplace(client, o, input, Boolean(opts.wait));
+        if (opts.drainTimeout !== undefined) throw badInput(`--drain-timeout: pool ${poolName} has a manager, which drains with its spec's health.drainTimeoutSeconds`);
+        const before = (await describeIfExists(client, workflowId))?.runId;
+        const lease = await poolUpdate<LeaseAnswer>(client, poolName, 'replaceNode', { nodeId, reason: input.reason, force: input.force });
+        const via = fleetPoolWorkflowId(poolName);
+        if (!opts.wait) {
+          output(o, { workflowId, via, lease, status: lease.granted ? 'RUNNING' : 'QUEUED' }, () => describeLease(`replace ${nodeId} via ${via}`, lease));
+          return;
         }
-        const result = await watchReplace(handle);
-        output(o, { workflowId, runId, ...(via ? { via } : {}), status: 'COMPLETED', result }, () => replaceSummary(workflowId, result));
+        const progress = createProgress(workflowId, 'phases');
+        let run: { handle: WorkflowHandle; runId: string };
+        try {
+          run = await newReplaceRun(client, workflowId, before, (label) => progress.update(0, REPLACE_PHASES.length, label));
+        } finally {
+          progress.stop();
+        }
+        const result = await watchReplace(run.handle);
+        output(o, { workflowId, runId: run.runId, via, status: 'COMPLETED', result }, () => replaceSummary(workflowId, result));
       });
     });
 
@@ -194,7 +163,7 @@ export function registerPoolCommands(program: Command): void {
     .command('status')
     .description("the pool manager's view (members, health, disruption budget) and the pool's replacements, newest first")
     .argument('<pool>', 'pool name')
-    .option('--limit <n>', 'at most this many replacements', integer, 20)
+    .option('--limit <n>', 'at most this many replacements', wholeNumber, 20)
     .action(async (poolName: string, opts: { limit: number }, cmd: Command) => {
       const o = globals(cmd);
       checkPoolName(poolName);

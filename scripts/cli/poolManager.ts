@@ -1,36 +1,26 @@
-import { readFileSync } from 'node:fs';
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { parse as parseYaml } from 'yaml';
 import { INVALID_ARGUMENT } from '../../workflows/errors.ts';
 import { fleetPoolWorkflowId, parseFleetPoolSpec, type FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import type { LeaseAnswer, PoolStatus } from '../../workflows/pool/api.ts';
+import { describeIfExists } from './handles.ts';
 import { badInput, checkedInput, CliError, EXIT, type GlobalOptions } from './runtime.ts';
+import { readSpecFile } from './spec.ts';
+import { startWorkflow } from './start.ts';
 
 /** The pool's manager: the long-lived fleetPool workflow `pool/<name>`, driven by its updates. */
 
 /** Reads a pool spec (YAML or JSON) and checks it with the workflow's own parser. */
 export function readPoolSpec(file: string): FleetPoolSpec {
-  let doc: unknown;
-  try {
-    doc = parseYaml(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw badInput(`-f: cannot read ${file} as YAML or JSON: ${(err as Error).message}`);
-  }
+  const doc = readSpecFile(file, '-f', 'the fleetPool spec');
   checkedInput(() => parseFleetPoolSpec(doc));
-  return doc as FleetPoolSpec;
+  return doc as unknown as FleetPoolSpec;
 }
 
 /** The running manager of the pool, or undefined when the pool has none. */
 export async function runningManager(client: Client, pool: string): Promise<WorkflowHandle | undefined> {
-  const handle = client.workflow.getHandle(fleetPoolWorkflowId(pool));
-  try {
-    const desc = await handle.describe();
-    return desc.status.name === 'RUNNING' ? handle : undefined;
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return undefined;
-    throw err;
-  }
+  const desc = await describeIfExists(client, fleetPoolWorkflowId(pool));
+  return desc?.status.name === 'RUNNING' ? client.workflow.getHandle(desc.workflowId) : undefined;
 }
 
 /** Starts the pool's manager, or sends the new spec to the running one. */
@@ -38,12 +28,12 @@ export async function applySpec(client: Client, o: GlobalOptions, spec: FleetPoo
   const workflowId = fleetPoolWorkflowId(spec.name);
   if (!(await runningManager(client, spec.name))) {
     try {
-      await client.workflow.start('fleetPool', {
-        taskQueue: o.taskQueue,
+      await startWorkflow(client, o, {
+        type: 'fleetPool',
         workflowId,
-        args: [spec],
-        staticSummary: `pool ${spec.name}`,
-        staticDetails: `Managed by drydock: ${spec.minNodes}-${spec.maxNodes} nodes. Change it with 'drydock pool apply -f'.`,
+        input: spec,
+        summary: `pool ${spec.name}`,
+        details: `Managed by drydock: ${spec.minNodes}-${spec.maxNodes} nodes. Change it with 'drydock pool apply -f'.`,
       });
       return { workflowId, action: 'started' };
     } catch (err) {

@@ -6,7 +6,10 @@ export interface Progress {
   stop(): void;
 }
 
-export function createProgress(title: string, unit: string, stream: NodeJS.WriteStream = process.stderr): Progress {
+/** Where progress goes: stderr, so that stdout holds only the result (and --json stays parseable). */
+export type ProgressStream = NodeJS.WritableStream & { isTTY?: boolean };
+
+export function createProgress(title: string, unit: string, stream: ProgressStream = process.stderr): Progress {
   if (stream.isTTY) {
     const bar = new cliProgress.SingleBar(
       { stream, format: `${title} {bar} {value}/{total} ${unit} | {label}`, hideCursor: true, clearOnComplete: false },
@@ -15,6 +18,8 @@ export function createProgress(title: string, unit: string, stream: NodeJS.Write
     let started = false;
     return {
       update(done, total, label) {
+        // cli-progress draws 0/0 as a full bar: wait until the total is known.
+        if (!started && total <= 0) return;
         if (!started) {
           bar.start(total, done, { label });
           started = true;

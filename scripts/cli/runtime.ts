@@ -47,10 +47,20 @@ function applyConnectionFlags(o: GlobalOptions): void {
   if (o.profile) process.env.TEMPORAL_PROFILE = o.profile;
 }
 
+const grpcCodes = (err: unknown) => [err, (err as { cause?: unknown })?.cause].map((e) => (e as { code?: unknown })?.code);
+
 /** gRPC UNAVAILABLE (14) or DEADLINE_EXCEEDED (4) on a call: the server went away mid-command. */
-function isUnreachable(err: unknown): boolean {
-  const codes = [err, (err as { cause?: unknown })?.cause].map((e) => (e as { code?: unknown })?.code);
+export function isUnreachable(err: unknown): boolean {
+  const codes = grpcCodes(err);
   return codes.includes(14) || codes.includes(4);
+}
+
+/**
+ * gRPC UNAVAILABLE alone: the server itself is gone. A query no worker answers times out instead
+ * (DEADLINE_EXCEEDED), which is no reason to stop watching.
+ */
+export function serverGone(err: unknown): boolean {
+  return grpcCodes(err).includes(14);
 }
 
 /** Connects with the operator's Temporal settings (profile, TEMPORAL_* env, flags) and runs `fn`. */

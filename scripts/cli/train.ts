@@ -1,18 +1,15 @@
-import { readFileSync } from 'node:fs';
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { InvalidArgumentError, type Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
+import type { Client, WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
+import type { Command } from 'commander';
 import { parseTrainingJobInput, trainingJobWorkflowId, type TrainingJobInput } from '../../workflows/inputs/trainingJob.ts';
 import type { TrainingJobResult, TrainingProgress } from '../../workflows/trainingJob.ts';
-import { badInput, checkedInput, globals, output, withClient } from './runtime.ts';
-import { watchWorkflow, type Snapshot } from './watch.ts';
+import { positiveWholeNumber } from './flags.ts';
+import { existingWorkflow } from './handles.ts';
+import { checkedInput, globals, output, withClient } from './runtime.ts';
+import { assignDefined, readSpecFile } from './spec.ts';
+import { runWorkflow } from './start.ts';
+import { frameView, watchWorkflow, type Frame } from './watch.ts';
 
-function positiveInt(v: string): number {
-  if (!/^[1-9]\d*$/.test(v)) throw new InvalidArgumentError('expected a whole number above 0');
-  return Number(v);
-}
-
-interface StartFlags {
+export interface StartFlags {
   spec?: string;
   name?: string;
   workers?: number;
@@ -25,31 +22,15 @@ interface StartFlags {
 }
 
 /** The job input from --spec (YAML or JSON) with flags on top, checked by the workflow's own parser. */
-function jobInput(flags: StartFlags): TrainingJobInput {
-  let input: Record<string, unknown> = {};
-  if (flags.spec) {
-    let doc: unknown;
-    try {
-      doc = parseYaml(readFileSync(flags.spec, 'utf8'));
-    } catch (err) {
-      throw badInput(`--spec: cannot read ${flags.spec} as YAML or JSON: ${(err as Error).message}`);
-    }
-    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw badInput(`--spec: ${flags.spec} must hold one object (the trainingJob input)`);
-    input = doc as Record<string, unknown>;
-  }
-  const set = (k: string, v: unknown) => v !== undefined && (input[k] = v);
-  set('name', flags.name);
-  set('workers', flags.workers);
-  set('rounds', flags.rounds);
-  set('innerSteps', flags.innerSteps);
-  set('batchSize', flags.batchSize);
-  set('model', flags.model);
+export function jobInput(flags: StartFlags): TrainingJobInput {
+  const input = flags.spec ? readSpecFile(flags.spec, '--spec', 'the trainingJob input') : {};
+  assignDefined(input, { name: flags.name, workers: flags.workers, rounds: flags.rounds, innerSteps: flags.innerSteps, batchSize: flags.batchSize, model: flags.model });
   if (flags.checkpoint) input.checkpoint = { ...(input.checkpoint as object | undefined), uri: flags.checkpoint };
   checkedInput(() => parseTrainingJobInput(input));
   return input as unknown as TrainingJobInput;
 }
 
-function snapshotOf(p: TrainingProgress): Snapshot {
+function progressFrame(p: TrainingProgress): Frame {
   const total = Math.max(1, (p.rounds ?? p.round) - p.startRound);
   const m = p.metrics[p.metrics.length - 1];
   const stats = m ? ` loss ${m.loss.toFixed(4)}${m.accuracy !== undefined ? ` acc ${(m.accuracy * 100).toFixed(1)}%` : ''} on ${m.workers} workers` : '';
@@ -57,15 +38,16 @@ function snapshotOf(p: TrainingProgress): Snapshot {
 }
 
 function watchTraining(handle: WorkflowHandle): Promise<TrainingJobResult> {
-  return watchWorkflow<TrainingJobResult>(
-    handle,
+  const view = frameView<TrainingProgress, TrainingJobResult>(
     'rounds',
-    async () => snapshotOf(await handle.query<TrainingProgress>('progress')),
+    () => handle.query<TrainingProgress>('progress'),
+    progressFrame,
     (r) => {
       const total = Math.max(1, r.rounds - r.startRound);
       return { done: total, total, label: `done: loss ${r.loss.toFixed(4)}${r.accuracy !== undefined ? `, accuracy ${(r.accuracy * 100).toFixed(1)}%` : ''}` };
     },
   );
+  return watchWorkflow(handle, view);
 }
 
 function summary(r: TrainingJobResult): string {
@@ -76,16 +58,10 @@ function summary(r: TrainingJobResult): string {
   ].join('\n');
 }
 
-/** A handle on train/<name> that exists, or exit 2 saying so. */
-async function existingJob(client: Client, name: string): Promise<WorkflowHandle> {
-  const handle = client.workflow.getHandle(trainingJobWorkflowId(name));
-  try {
-    await handle.describe();
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw badInput(`no training job '${name}' (workflow ${handle.workflowId}); start one with 'drydock train start'`);
-    throw err;
-  }
-  return handle;
+/** A handle on train/<name> that exists, with its description, or exit 2 saying so. */
+function existingJob(client: Client, name: string): Promise<{ handle: WorkflowHandle; desc: WorkflowExecutionDescription }> {
+  const workflowId = trainingJobWorkflowId(name);
+  return existingWorkflow(client, workflowId, `no training job '${name}' (workflow ${workflowId}); start one with 'drydock train start'`);
 }
 
 export function registerTrainCommands(program: Command): void {
@@ -96,38 +72,28 @@ export function registerTrainCommands(program: Command): void {
     .description('start a training job from --spec and/or flags')
     .option('--spec <file>', 'the trainingJob input as YAML or JSON')
     .option('--name <name>', 'job name')
-    .option('--workers <n>', 'shards per round', positiveInt)
-    .option('--rounds <n>', 'train until this round', positiveInt)
-    .option('--inner-steps <n>', 'inner optimizer steps per shard per round', positiveInt)
-    .option('--batch-size <n>', 'batch size', positiveInt)
+    .option('--workers <n>', 'shards per round', positiveWholeNumber)
+    .option('--rounds <n>', 'train until this round', positiveWholeNumber)
+    .option('--inner-steps <n>', 'inner optimizer steps per shard per round', positiveWholeNumber)
+    .option('--batch-size <n>', 'batch size', positiveWholeNumber)
     .option('--model <model>', 'mlp or cnn')
     .option('--checkpoint <uri>', 'checkpoint store: file:///dir or s3://bucket/prefix')
     .option('--wait', 'wait for the end with a progress bar of rounds; exit 1 if the job fails')
     .action(async (flags: StartFlags, cmd: Command) => {
       const o = globals(cmd);
       const input = jobInput(flags);
-      await withClient(o, async (client) => {
-        let handle;
-        try {
-          handle = await client.workflow.start('trainingJob', {
-            taskQueue: o.taskQueue,
-            workflowId: trainingJobWorkflowId(input.name),
-            args: [input],
-            staticSummary: `train ${input.name}`,
-            staticDetails: `Started by the drydock CLI: ${input.workers ?? 'default'} workers, ${input.rounds ?? 'default'} rounds.`,
-          });
-        } catch (err) {
-          if (err instanceof WorkflowExecutionAlreadyStartedError) throw badInput(`training job '${input.name}' is already running; follow it with 'drydock train watch ${input.name}'`);
-          throw err;
-        }
-        const started = { workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
-        if (!flags.wait) {
-          output(o, { ...started, status: 'RUNNING' }, () => `started ${started.workflowId} (run ${started.runId})`);
-          return;
-        }
-        const result = await watchTraining(handle);
-        output(o, { ...started, status: 'COMPLETED', result }, () => summary(result));
-      });
+      await runWorkflow(
+        o,
+        {
+          type: 'trainingJob',
+          workflowId: trainingJobWorkflowId(input.name),
+          input,
+          summary: `train ${input.name}`,
+          details: `Started by the drydock CLI: ${input.workers ?? 'default'} workers, ${input.rounds ?? 'default'} rounds.`,
+          alreadyStarted: `training job '${input.name}' is already running; follow it with 'drydock train watch ${input.name}'`,
+        },
+        { wait: flags.wait ? watchTraining : undefined, resultText: summary },
+      );
     });
 
   train
@@ -137,14 +103,13 @@ export function registerTrainCommands(program: Command): void {
     .action(async (name: string, _opts, cmd: Command) => {
       const o = globals(cmd);
       const { desc, progress } = await withClient(o, async (client) => {
-        const handle = await existingJob(client, name);
-        const desc = await handle.describe();
+        const { handle, desc } = await existingJob(client, name);
         return { desc, progress: await handle.query<TrainingProgress>('progress') };
       });
       const last = progress.metrics[progress.metrics.length - 1];
       output(o, { workflowId: desc.workflowId, status: desc.status.name, progress }, () =>
         [
-          `${desc.workflowId}: ${desc.status.name}, ${snapshotOf(progress).label}`,
+          `${desc.workflowId}: ${desc.status.name}, ${progressFrame(progress).label}`,
           last ? `  last round: ${last.samplesPerSecond.toFixed(0)} samples/s, ${last.roundSeconds.toFixed(1)} s, backends ${last.backends.join(', ')}` : '',
           progress.lastCheckpoint ? `  checkpoint ${progress.lastCheckpoint}` : '',
           progress.error ? `  error: ${progress.error}` : '',
@@ -161,7 +126,7 @@ export function registerTrainCommands(program: Command): void {
     .action(async (name: string, _opts, cmd: Command) => {
       const o = globals(cmd);
       await withClient(o, async (client) => {
-        const handle = await existingJob(client, name);
+        const { handle } = await existingJob(client, name);
         const result = await watchTraining(handle);
         output(o, { workflowId: handle.workflowId, status: 'COMPLETED', result }, () => summary(result));
       });
@@ -174,7 +139,7 @@ export function registerTrainCommands(program: Command): void {
     .action(async (name: string, _opts, cmd: Command) => {
       const o = globals(cmd);
       const workflowId = await withClient(o, async (client) => {
-        const handle = await existingJob(client, name);
+        const { handle } = await existingJob(client, name);
         await handle.cancel();
         return handle.workflowId;
       });

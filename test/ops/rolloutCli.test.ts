@@ -7,10 +7,12 @@ import { after, before, describe, it } from 'node:test';
 import type { FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import { ROLLOUT_ID } from '../../workflows/inputs/rollingUpdate.ts';
 import type { RolloutStatus } from '../../workflows/rollout/api.ts';
-import { defaultRolloutId, renderRolloutStatus, rolloutChanges, rolloutInput } from '../../scripts/cli/rollout.ts';
-import { CliError } from '../../scripts/cli/runtime.ts';
+import { rolloutInput } from '../../scripts/cli/rollout/input.ts';
+import { defaultRolloutId } from '../../scripts/cli/rollout/model.ts';
+import { renderRolloutStatus, rolloutChanges } from '../../scripts/cli/rollout/render.ts';
 import { runCli } from '../helpers/cli.ts';
 import { waitFor } from '../../scripts/lib/waitFor.ts';
+import { assertBadInput, progressingRollout } from './cliTestKit.ts';
 import { allServing, rolloutHarness } from '../rollout/helpers.ts';
 
 /**
@@ -24,14 +26,7 @@ describe('drydock rollout start: input from flags and --spec, checked before any
   let modelSha: string;
   // Nothing listens on port 1: a command that gets as far as connecting exits 3.
   const cli = (args: string[]) => runCli<{ message: string }>(['--address', '127.0.0.1:1', ...args], {}, 60_000);
-  const rejects = async (flags: Parameters<typeof rolloutInput>[0], message: RegExp) => {
-    await assert.rejects(rolloutInput(flags), (err: unknown) => {
-      assert.ok(err instanceof CliError, String(err));
-      assert.equal(err.exitCode, 2);
-      assert.match(err.message, message);
-      return true;
-    });
-  };
+  const rejects = (flags: Parameters<typeof rolloutInput>[0], message: RegExp) => assertBadInput(() => rolloutInput(flags), message);
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'drydock-rollout-cli-'));
@@ -143,27 +138,7 @@ describe('drydock rollout start: input from flags and --spec, checked before any
 });
 
 describe('drydock rollout --wait: lines only when something changes', () => {
-  const base: RolloutStatus = {
-    id: 'r1',
-    pool: 'p1',
-    strategy: 'rolling',
-    phase: 'progressing',
-    target: { uri: '/models/new.gguf', sha256: 'a'.repeat(64) },
-    step: 0,
-    steps: 2,
-    batches: [['n1'], ['n2']],
-    maxUnavailable: 1,
-    maxDisrupted: 1,
-    poolBudget: false,
-    counts: { total: 2, pending: 1, inProgress: 1, done: 0, failed: 0, rolledBack: 0 },
-    nodes: [
-      { id: 'n1', state: 'draining', direction: 'forward', batch: 0 },
-      { id: 'n2', state: 'pending', direction: 'forward', batch: 1 },
-    ],
-    analyses: [],
-    events: [],
-    startedAt: '2026-11-23T09:00:00.000Z',
-  };
+  const base = progressingRollout;
 
   it('reports phase changes, nodes finishing or failing and new analyses, and nothing else', () => {
     assert.deepEqual(rolloutChanges(undefined, base), ['progressing']);
