@@ -1,7 +1,8 @@
 import { PoolRegistry, UnknownPoolError, type PoolConfig } from '../../activities/pools.ts';
+import { notRebootable } from '../../activities/providers/errors.ts';
 import { ProviderConfigError, type NodeInstance, type NodeSpec, type Provider, type Snapshot } from '../../activities/providers/types.ts';
 
-/** A Provider backed by the fleet simulator's control API (provision / terminate / describe / list). */
+/** A Provider backed by the fleet simulator's control API (provision / terminate / reboot / describe / list). */
 export class SimProvider implements Provider {
   readonly name = 'fleet-sim';
   constructor(private readonly url: string, private readonly token: string) {}
@@ -14,7 +15,7 @@ export class SimProvider implements Provider {
       signal: AbortSignal.timeout(30_000),
     });
     const out = (await res.json()) as T & { error?: string };
-    if (!res.ok) throw new Error(`fleet-sim ${path}: ${res.status} ${out.error}`);
+    if (!res.ok) throw Object.assign(new Error(`fleet-sim ${path}: ${res.status} ${out.error}`), { status: res.status });
     return out;
   }
 
@@ -23,6 +24,14 @@ export class SimProvider implements Provider {
   }
   async terminate(id: string): Promise<void> {
     await this.call('POST', '/terminate', { id });
+  }
+  async reboot(id: string, idempotencyKey?: string): Promise<void> {
+    try {
+      await this.call('POST', '/reboot', { id, key: idempotencyKey });
+    } catch (err) {
+      if ((err as { status?: number }).status === 409) throw notRebootable(this.name, id, (err as Error).message);
+      throw err;
+    }
   }
   async describe(id: string): Promise<NodeInstance | undefined> {
     return (await this.call<NodeInstance | null>('GET', `/describe?id=${encodeURIComponent(id)}`)) ?? undefined;
