@@ -1,12 +1,16 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
-import { PrivateIpAgent } from '../../activities/providers/bootHook.ts';
+import { LocalAgentBootHook, PrivateIpAgent } from '../../activities/providers/bootHook.ts';
 import { NODE_NOT_REBOOTABLE, PROVIDER_AUTH, PROVIDER_CONFIG } from '../../activities/providers/errors.ts';
 import { classifyGceError, fixedTokenAuth, gceErrorInfo, GceProvider, LABEL_REQUEST, type GceOptions } from '../../activities/providers/gce.ts';
 import { keyHash } from '../../activities/providers/naming.ts';
 import { CapacityError } from '../../activities/providers/types.ts';
 import { startGceFake, type GceFake } from '../fakes/gce/server.ts';
+import { removeFleetDir, waitFor } from '../helpers/fleet.ts';
 
 const TOKEN = 'fake-gce-token';
 
@@ -123,6 +127,39 @@ describe('gce provider (real @google-cloud/compute client) against the strict GC
     assert.equal(inst().resets, 2, 'no key: every call resets');
     const after = await p.describe(n.id);
     assert.deepEqual([after?.id, after?.state, after?.dead, after?.agentUrl], [n.id, 'running', undefined, n.agentUrl]);
+  });
+
+  it('with the local boot hook (dev and tests), a reset restarts the stand-in agent: its non-persistent faults are gone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'drydock-gce-hook-'));
+    const agentToken = 'gce-hook-agent-token';
+    const p = new GceProvider(
+      { project: fake.project, zone: 'us-central1-a', sourceImage: 'debian-12', apiEndpoint: '127.0.0.1', port: fake.port, protocol: 'http' },
+      new LocalAgentBootHook({ stateDir: dir, gpusPerNode: 2, bootSeconds: 0 }, agentToken),
+      'pool gpu',
+      fixedTokenAuth(TOKEN),
+    );
+    made.push(p);
+    const xids = async (url: string) => {
+      const res = await fetch(`${url}/health`, { headers: { authorization: `Bearer ${agentToken}` } });
+      return ((await res.json()) as { recentXids: unknown[] }).recentXids.length;
+    };
+    try {
+      const n = await p.provision(spec, 'hooked-node');
+      const url = async () => (await p.describe(n.id))?.agentUrl;
+      await waitFor(async () => (await url()) !== undefined, 30_000, 'the stand-in agent');
+      const first = (await url())!;
+      const inject = await fetch(`${first}/sim/faults`, { method: 'POST', headers: { authorization: `Bearer ${agentToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'xid', gpu: 0, code: 79 }) });
+      assert.equal(inject.status, 200);
+      assert.equal(await xids(first), 1);
+      await p.reboot(n.id, 'remedy/hooked/1');
+      await waitFor(async () => {
+        const u = await url();
+        return u !== undefined && u !== first;
+      }, 30_000, 'the restarted stand-in agent');
+      assert.equal(await xids((await url())!), 0);
+    } finally {
+      await removeFleetDir(dir);
+    }
   });
 
   it('a node GCE stopped or is repairing is dead at the provider: listed with GCE\'s reason, not rebootable, and terminate deletes it', async () => {
