@@ -15,11 +15,12 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import { AwsEc2Provider, classifyAwsError, healthFromStatus, TAG_REBOOT, TAG_REQUEST } from '../../activities/providers/aws.ts';
 import { PrivateIpAgent } from '../../activities/providers/bootHook.ts';
-import { NODE_NOT_REBOOTABLE, PROVIDER_CONFIG } from '../../activities/providers/errors.ts';
+import { PROVIDER_CONFIG } from '../../activities/providers/errors.ts';
 import { CapacityError } from '../../activities/providers/types.ts';
 import { keyHash } from '../../activities/providers/naming.ts';
 import { MOTO_IMAGE_ID } from '../helpers/cloudFleet.ts';
 import { startMoto, type Moto } from '../helpers/moto.ts';
+import { assertNotRebootable } from '../helpers/providers.ts';
 
 const REGION = 'us-east-1';
 
@@ -178,13 +179,6 @@ describe('aws-ec2 provider against moto', () => {
     const p = new AwsEc2Provider({ region: REGION, imageId, endpoint: moto.endpoint, zone: 'us-east-1a' }, new PrivateIpAgent(9400), 'pool gpu', client);
     return { p, client, sent };
   };
-  const notRebootable = async (promise: Promise<unknown>, message: RegExp) => {
-    const err = await promise.catch((e: unknown) => e);
-    assert.ok(err instanceof ApplicationFailure, String(err));
-    assert.equal(err.type, NODE_NOT_REBOOTABLE);
-    assert.equal(err.nonRetryable, true);
-    assert.match(err.message, message);
-  };
 
   it('pages through DescribeInstances with the SDK paginator: three nodes in pages of one', async () => {
     const { p, client, sent } = instrumented();
@@ -217,11 +211,11 @@ describe('aws-ec2 provider against moto', () => {
     const after = await p.describe(n.id);
     assert.deepEqual([after?.id, after?.providerId, after?.state, after?.dead], [n.id, n.providerId, 'running', undefined]);
 
-    await notRebootable(p.reboot('gpu-nosuchnode'), /no such instance/);
+    await assertNotRebootable(p.reboot('gpu-nosuchnode'), /no such instance/);
     await ec2.send(new StopInstancesCommand({ InstanceIds: [n.providerId!] }));
-    await notRebootable(p.reboot(n.id, 'remedy/gpu/3'), /the instance is stop(ping|ped).*Replace the node instead/);
+    await assertNotRebootable(p.reboot(n.id, 'remedy/gpu/3'), /the instance is stop(ping|ped).*Replace the node instead/);
     await ec2.send(new TerminateInstancesCommand({ InstanceIds: [n.providerId!] }));
-    await notRebootable(p.reboot(n.id, 'remedy/gpu/3'), /the instance is (shutting-down|terminated)/);
+    await assertNotRebootable(p.reboot(n.id, 'remedy/gpu/3'), /the instance is (shutting-down|terminated)/);
     assert.equal(sent.get('RebootInstancesCommand'), 3, 'nothing was sent for a node that cannot take a reboot');
     client.destroy();
   });

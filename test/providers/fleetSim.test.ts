@@ -4,11 +4,10 @@ import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ApplicationFailure } from '@temporalio/common';
-import { NODE_NOT_REBOOTABLE } from '../../activities/providers/errors.ts';
 import { SimProvider } from '../../scripts/fleet-sim/provider.ts';
 import { FleetSimulator } from '../../scripts/fleet-sim/simulator.ts';
 import { waitFor } from '../helpers/fleet.ts';
+import { assertNotRebootable } from '../helpers/providers.ts';
 
 const TOKEN = 'fleet-sim-provider-test-token';
 
@@ -34,13 +33,6 @@ describe('fleet simulator provider: reboot (simulated downtime) and dead instanc
   const xids = async (url: string) => {
     const res = await fetch(`${url}/health`, { headers: { authorization: `Bearer ${TOKEN}` } });
     return ((await res.json()) as { recentXids: { code: number }[] }).recentXids.map((x) => x.code).sort((a, b) => a - b);
-  };
-  const notRebootable = async (promise: Promise<unknown>, message: RegExp) => {
-    const err = await promise.catch((e: unknown) => e);
-    assert.ok(err instanceof ApplicationFailure, String(err));
-    assert.equal(err.type, NODE_NOT_REBOOTABLE);
-    assert.equal(err.nonRetryable, true);
-    assert.match(err.message, message);
   };
 
   it('a reboot takes the agent away for the downtime and brings back only the persistent faults; one per key; same node id', async () => {
@@ -68,9 +60,9 @@ describe('fleet simulator provider: reboot (simulated downtime) and dead instanc
     assert.deepEqual(listed.get(dead.id)?.dead, { reason: 'simulated host failure' });
     assert.equal(listed.get(dead.id)?.agentUrl, undefined);
     assert.equal(listed.get(fine.id)?.dead, undefined);
-    await notRebootable(provider.reboot(dead.id, 'remedy/dp/1'), /dead at the provider \(simulated host failure\)/);
+    await assertNotRebootable(provider.reboot(dead.id, 'remedy/dp/1'), /dead at the provider \(simulated host failure\)/);
     await provider.terminate(fine.id);
-    await notRebootable(provider.reboot(fine.id), /no live node/);
-    await notRebootable(provider.reboot('dp-nosuchnode'), /no live node/);
+    await assertNotRebootable(provider.reboot(fine.id), /no live node/);
+    await assertNotRebootable(provider.reboot('dp-nosuchnode'), /no live node/);
   });
 });

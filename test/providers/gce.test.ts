@@ -5,12 +5,13 @@ import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { LocalAgentBootHook, PrivateIpAgent } from '../../activities/providers/bootHook.ts';
-import { NODE_NOT_REBOOTABLE, PROVIDER_AUTH, PROVIDER_CONFIG } from '../../activities/providers/errors.ts';
+import { PROVIDER_AUTH, PROVIDER_CONFIG } from '../../activities/providers/errors.ts';
 import { classifyGceError, fixedTokenAuth, gceErrorInfo, GceProvider, LABEL_REQUEST, type GceOptions } from '../../activities/providers/gce.ts';
 import { keyHash } from '../../activities/providers/naming.ts';
 import { CapacityError } from '../../activities/providers/types.ts';
 import { startGceFake, type GceFake } from '../fakes/gce/server.ts';
 import { removeFleetDir, waitFor } from '../helpers/fleet.ts';
+import { assertNotRebootable } from '../helpers/providers.ts';
 
 const TOKEN = 'fake-gce-token';
 
@@ -177,13 +178,8 @@ describe('gce provider (real @google-cloud/compute client) against the strict GC
     assert.equal(listed.get(stopped.id)?.agentUrl, undefined);
     assert.deepEqual((await p.describe(stopped.id))?.dead, { reason: 'GCE status TERMINATED: Instance was preempted.' });
 
-    for (const id of [stopped.id, 'gpu-nosuchnode']) {
-      const err = await p.reboot(id, 'remedy/dead').catch((e: unknown) => e);
-      assert.ok(err instanceof ApplicationFailure, String(err));
-      assert.equal(err.type, NODE_NOT_REBOOTABLE);
-      assert.equal(err.nonRetryable, true);
-      assert.match(err.message, id === stopped.id ? /the instance is TERMINATED \(Instance was preempted.\).*Replace the node/ : /no such instance/);
-    }
+    await assertNotRebootable(p.reboot(stopped.id, 'remedy/dead'), /the instance is TERMINATED \(Instance was preempted.\).*Replace the node/);
+    await assertNotRebootable(p.reboot('gpu-nosuchnode', 'remedy/dead'), /no such instance/);
     assert.equal(fake.calls.get('instances.reset') ?? 0, 0, 'no reset was sent for a node that cannot take one');
     await p.terminate(stopped.id);
     assert.equal(await p.describe(stopped.id), undefined);

@@ -10,18 +10,10 @@ import { createNodeActivities } from '../../activities/nodes.ts';
 import { createProbeActivities, DEAD_AT_PROVIDER } from '../../activities/pool/probe.ts';
 import { PoolRegistry } from '../../activities/pools.ts';
 import { agentPid } from '../../activities/providers/agentProcess.ts';
-import { NODE_NOT_REBOOTABLE } from '../../activities/providers/errors.ts';
 import { LOCAL_REBOOT_GRACE_MS } from '../../activities/providers/local.ts';
 import { nodeIdFor } from '../../activities/providers/naming.ts';
 import { agentProcesses, startFleet, waitFor, type TestFleet } from '../helpers/fleet.ts';
-
-const notRebootable = async (promise: Promise<unknown>, message: RegExp) => {
-  const err = await promise.catch((e: unknown) => e);
-  assert.ok(err instanceof ApplicationFailure, String(err));
-  assert.equal(err.type, NODE_NOT_REBOOTABLE);
-  assert.equal(err.nonRetryable, true);
-  assert.match(err.message, message);
-};
+import { assertNotRebootable } from '../helpers/providers.ts';
 
 describe('local provider', () => {
   let fleet: TestFleet;
@@ -82,7 +74,7 @@ describe('local provider', () => {
 
     await fleet.provider.reboot(node.id, 'remedy/lp/1');
     assert.equal(agentPid(dataDir(node.id)), rebooted, 'a retry with the same key does not reboot again');
-    await notRebootable(fleet.provider.reboot('no-such-node'), /no such node.*Replace the node instead/);
+    await assertNotRebootable(fleet.provider.reboot('no-such-node'), /no such node.*Replace the node instead/);
     await agentPost(back!.agentUrl!, '/sim/faults/clear', {});
   });
 
@@ -141,7 +133,7 @@ describe('local provider', () => {
     assert.equal((await fleet.provider.describe(victim.id))?.state, 'terminated');
     assert.equal((await fleet.provider.list('lp')).some((n) => n.id === victim.id), false);
     await waitFor(() => agentProcesses(fleet.dir).length === 2, 30_000, 'the terminated agent to exit');
-    await notRebootable(fleet.provider.reboot(victim.id), /it is terminated/);
+    await assertNotRebootable(fleet.provider.reboot(victim.id), /it is terminated/);
   });
 
   it('lists nodes by pool only', async () => {
