@@ -164,10 +164,7 @@ export class LocalProvider implements Provider {
     const rec = this.readRecord(id);
     if (!rec || rec.state === 'terminated') throw notRebootable('local provider', id, rec ? 'it is terminated' : 'no such node');
     const key = idempotencyKey === undefined ? undefined : keyHash(idempotencyKey);
-    if (key && rec.rebootKey === key) {
-      this.startAgent(rec, 0); // done before; a node that has died since is started, not rebooted again
-      return;
-    }
+    if (key && rec.rebootKey === key) return; // done before, as the cloud providers' retries find
     this.writeRecord({ ...rec, state: 'running', rebootStartedAt: new Date().toISOString() });
     await restartAgentProcess(this.agentOptions(rec, this.opts.bootSeconds ?? 0));
     const now = this.readRecord(id)!;
