@@ -153,15 +153,17 @@ export function createNodeActivities(deps: NodeActivityDeps) {
       const ctx = Context.current();
       const { config, provider } = pool(input.pool);
       let node = await provider.provision({ pool: input.pool, instanceType: config.instanceType }, input.idempotencyKey);
-      while (node.state !== 'running' || !node.agentUrl) {
+      for (;;) {
         if (node.state === 'terminated') {
           throw ApplicationFailure.nonRetryable(`node ${node.id} for key ${input.idempotencyKey} was terminated while provisioning`, 'ProvisionFailed');
         }
+        // A retry would find the same dead instance for this key: fail now, for the caller to decide.
+        if (node.dead) throw ApplicationFailure.nonRetryable(`node ${node.id} for key ${input.idempotencyKey} is dead at the provider: ${node.dead.reason}`, 'ProvisionFailed');
+        if (node.state === 'running' && node.agentUrl) return { nodeId: node.id, agentUrl: node.agentUrl };
         ctx.heartbeat({ nodeId: node.id, state: node.state });
         await ctx.sleep(POLL_MS);
         node = (await provider.describe(node.id)) ?? node;
       }
-      return { nodeId: node.id, agentUrl: node.agentUrl };
     },
 
     /** Waits until the node's agent reports healthy and ready. */

@@ -187,7 +187,7 @@ export function createAgent(config: AgentConfig): Agent {
     'POST /smoke': async (b) => [200, await smoke(openai, b)],
     'POST /sim/faults': async (b) => {
       if (!(gpu instanceof SimulatedGpuBackend)) throw new HttpError(409, 'fault injection needs the simulated GPU backend');
-      allowOnly(b, ['kind', 'gpu', 'code', 'message', 'celsius', 'uncorrected', 'corrected', 'reasons']);
+      allowOnly(b, ['kind', 'gpu', 'code', 'message', 'celsius', 'uncorrected', 'corrected', 'reasons', 'persistent']);
       if (!SIMULATED_FAULT_KINDS.includes(b.kind as (typeof SIMULATED_FAULT_KINDS)[number])) {
         throw new HttpError(400, `kind: expected one of ${SIMULATED_FAULT_KINDS.join(', ')}`);
       }
@@ -198,7 +198,10 @@ export function createAgent(config: AgentConfig): Agent {
       if (b.kind === 'throttle' && !(Array.isArray(b.reasons) && b.reasons.every((r) => typeof r === 'string'))) {
         throw new HttpError(400, 'reasons: expected a list of throttle reasons, e.g. ["hw_thermal_slowdown"]');
       }
-      gpu.inject({ ...b, gpu: index } as SimulatedFault);
+      const persistent = optionalBoolean(b, 'persistent', false);
+      if (persistent && !gpu.faultsFile) throw new HttpError(400, 'persistent: needs the agent to run with --data-dir, where persistent faults are kept across restarts');
+      const { persistent: _p, ...fault } = b;
+      gpu.inject({ ...fault, gpu: index } as SimulatedFault, { persistent });
       return [200, await health()];
     },
     'POST /sim/faults/clear': async () => {

@@ -125,7 +125,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < config.nodes; i++) await provider.provision({ pool: config.pool.name, instanceType: config.pool.instanceType }, `dev/${config.pool.name}/${i}`);
   }
   await provider.ensureRunning(config.pool.name);
-  await waitFor(async () => (await provider.list(config.pool.name)).every((n) => n.state === 'running'), 60_000, 'the demo agents', 200);
+  await waitFor(async () => (await provider.list(config.pool.name)).every((n) => n.state === 'running' && n.agentUrl), 60_000, 'the demo agents', 200);
 
   const worker = start('worker', process.execPath, ['--import', 'tsx', 'workers/control.ts'], {
     ...process.env,

@@ -35,6 +35,12 @@ interface Observation {
   idle?: boolean;
 }
 
+/**
+ * Starts the probe's reason for a node the provider holds dead (NodeInstance.dead): its health stays
+ * 'unreachable', and this reason tells it from an agent that does not answer.
+ */
+export const DEAD_AT_PROVIDER = 'dead at the provider: ';
+
 const MAX_REASONS = 3;
 const MAX_IDLE = 16;
 
@@ -95,11 +101,13 @@ export function createProbeActivities({ pools, agentToken }: { pools: PoolRegist
         nodes,
         input.concurrency,
         async (n): Promise<Observation> => {
-          if (!n.agentUrl) return { health: 'unreachable', reasons: [`instance is ${n.state}; no agent address`] };
+          const dead = n.dead ? [`${DEAD_AT_PROVIDER}${n.dead.reason}`.slice(0, 160)] : [];
+          if (!n.agentUrl) return { health: 'unreachable', reasons: dead.length ? dead : [`instance is ${n.state}; no agent address`] };
           try {
+            // An agent that answers is believed, even on an instance the provider holds failed.
             return observe(await new AgentClient(n.agentUrl, agentToken, input.timeoutMs).health());
           } catch (err) {
-            return { health: 'unreachable', reasons: [`agent did not answer: ${(err as Error).message}`.slice(0, 160)] };
+            return { health: 'unreachable', reasons: [...dead, `agent did not answer: ${(err as Error).message}`.slice(0, 160)] };
           }
         },
         () => ctx.heartbeat(),

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -78,6 +78,9 @@ export function startAgentProcess(o: AgentProcessOptions): void {
   );
   child.unref();
   closeSync(log);
+  // The lock names the child at once (the agent takes it over as its own): a node is never seen with
+  // no live agent between this spawn and the agent's start, which would read as dead.
+  if (child.pid) writeFileSync(join(o.dataDir, 'agent.lock'), String(child.pid));
 }
 
 /** Stops the data dir's agent: SIGTERM, then SIGKILL after 5 s. */
@@ -87,4 +90,10 @@ export async function stopAgentProcess(dataDir: string): Promise<void> {
   process.kill(pid, 'SIGTERM');
   for (let i = 0; i < 50 && pidAlive(pid); i++) await sleep(100);
   if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+}
+
+/** What a reboot does to a node's agent: stop it (SIGTERM, then SIGKILL), then start a fresh process. */
+export async function restartAgentProcess(o: AgentProcessOptions): Promise<void> {
+  await stopAgentProcess(o.dataDir);
+  startAgentProcess(o);
 }

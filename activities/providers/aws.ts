@@ -1,12 +1,17 @@
 import {
   CreateSnapshotCommand,
+  CreateTagsCommand,
   CreateVolumeCommand,
   DeleteSnapshotCommand,
   DescribeInstanceStatusCommand,
   DescribeInstancesCommand,
-  DescribeSnapshotsCommand,
   DescribeVolumesCommand,
   EC2Client,
+  paginateDescribeInstanceStatus,
+  paginateDescribeInstances,
+  paginateDescribeSnapshots,
+  paginateDescribeVolumes,
+  RebootInstancesCommand,
   RunInstancesCommand,
   TerminateInstancesCommand,
   waitForInstanceRunning,
@@ -20,7 +25,7 @@ import {
   type Volume,
 } from '@aws-sdk/client-ec2';
 import { withAgent, type AgentLocator } from './bootHook.ts';
-import { providerFailure, type ErrorClass } from './errors.ts';
+import { notRebootable, providerFailure, type ErrorClass } from './errors.ts';
 import { beating } from './heartbeat.ts';
 import { ec2ClientToken, keyHash, nodeIdFor } from './naming.ts';
 import {
@@ -30,6 +35,7 @@ import {
   TAG_NODE,
   TAG_POOL,
   TAG_SNAPSHOT_KEY,
+  type DeadAtProvider,
   type Disk,
   type DiskFromSnapshotRequest,
   type InstanceHealth,
@@ -43,6 +49,8 @@ import {
 
 /** Carries a hash of the idempotency key, so a retried provision finds the instance by tag. */
 export const TAG_REQUEST = 'drydock-request';
+/** Carries a hash of the idempotency key of the instance's last reboot, so a retried reboot does not reboot again. */
+export const TAG_REBOOT = 'drydock-reboot';
 
 /** An `aws-ec2` entry of the pools file (see docs/providers.md). Credentials come from the standard chain. */
 export interface AwsEc2Options {
@@ -68,7 +76,7 @@ export interface AwsEc2Options {
   volumeTimeoutSeconds?: number;
 }
 
-export const AWS_DEFAULTS = { runningTimeoutSeconds: 600, volumeTimeoutSeconds: 600, waiterMinDelay: 1, waiterMaxDelay: 10 } as const;
+export const AWS_DEFAULTS = { runningTimeoutSeconds: 600, volumeTimeoutSeconds: 600, waiterMinDelay: 1, waiterMaxDelay: 10, statusIdsPerCall: 100 } as const;
 
 const CAPACITY_CODES = new Set([
   'InsufficientInstanceCapacity',
@@ -158,6 +166,21 @@ export function healthFromStatus(s: InstanceStatus | undefined): InstanceHealth 
 }
 
 /**
+ * Whether EC2 holds the instance failed: stopping, stopped or shutting down (drydock never stops
+ * instances, so someone or something else did), or running with a status check impaired.
+ */
+export function deadFromEc2(i: Instance, s: InstanceStatus | undefined): DeadAtProvider | undefined {
+  const st = i.State?.Name;
+  if (st === 'stopping' || st === 'stopped' || st === 'shutting-down') {
+    const why = i.StateReason?.Message || i.StateTransitionReason;
+    return { reason: `EC2 instance is ${st}${why ? `: ${why}` : ''}` };
+  }
+  if (st !== 'running' || !s) return undefined;
+  const impaired = [s.SystemStatus?.Status === 'impaired' ? 'system' : '', s.InstanceStatus?.Status === 'impaired' ? 'instance' : ''].filter(Boolean);
+  return impaired.length ? { reason: `EC2 ${impaired.join(' and ')} status check impaired` } : undefined;
+}
+
+/**
  * EC2 instances for one pool entry. Every instance carries the drydock tags; provision finds an
  * instance made for the same key by tag first and sends a ClientToken derived from the key, so a
  * retried call (after a worker crash, too) returns the same instance.
@@ -200,22 +223,50 @@ export class AwsEc2Provider implements Provider {
     return providerFailure(cls, scope, detail);
   }
 
+  /** Every page of a paginated call (the SDK's paginator), its errors sorted as call() sorts them. */
+  private async pages<P>(operation: string, pages: AsyncIterable<P>): Promise<P[]> {
+    const out: P[] = [];
+    try {
+      for await (const page of pages) out.push(page);
+    } catch (err) {
+      throw this.failure(operation, err);
+    }
+    return out;
+  }
+
   private async findInstances(filters: Filter[]): Promise<Instance[]> {
-    const out: Instance[] = [];
-    let NextToken: string | undefined;
-    do {
-      const res = await this.call('DescribeInstances', () =>
-        this.ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: `tag:${TAG_MANAGED}`, Values: ['true'] }, ...filters], NextToken })),
-      );
-      for (const r of res.Reservations ?? []) out.push(...(r.Instances ?? []));
-      NextToken = res.NextToken;
-    } while (NextToken);
+    const pages = await this.pages('DescribeInstances', paginateDescribeInstances({ client: this.ec2 }, { Filters: [{ Name: `tag:${TAG_MANAGED}`, Values: ['true'] }, ...filters] }));
+    const out = pages.flatMap((p) => (p.Reservations ?? []).flatMap((r) => r.Instances ?? []));
     // Live instances first, then the newest: a name may also match an instance long terminated.
     return out.sort((a, b) => Number(b.State?.Name !== 'terminated') - Number(a.State?.Name !== 'terminated') || (b.LaunchTime?.getTime() ?? 0) - (a.LaunchTime?.getTime() ?? 0));
   }
 
-  private toNode(i: Instance): NodeInstance {
+  /**
+   * Status checks of the running instances among `instances`, by instance id (DescribeInstanceStatus
+   * takes at most 100 ids a call). An id EC2 no longer knows costs the signal for this look-up only.
+   */
+  private async statusesOf(instances: Instance[]): Promise<Map<string, InstanceStatus>> {
+    const ids = instances.filter((i) => i.State?.Name === 'running' && i.InstanceId).map((i) => i.InstanceId!);
+    const chunks: string[][] = [];
+    for (let at = 0; at < ids.length; at += AWS_DEFAULTS.statusIdsPerCall) chunks.push(ids.slice(at, at + AWS_DEFAULTS.statusIdsPerCall));
+    const out = new Map<string, InstanceStatus>();
+    await Promise.all(
+      chunks.map(async (InstanceIds) => {
+        try {
+          for await (const page of paginateDescribeInstanceStatus({ client: this.ec2 }, { InstanceIds })) {
+            for (const st of page.InstanceStatuses ?? []) if (st.InstanceId) out.set(st.InstanceId, st);
+          }
+        } catch (err) {
+          if (classifyAwsError(err) !== 'not-found') throw this.failure('DescribeInstanceStatus', err);
+        }
+      }),
+    );
+    return out;
+  }
+
+  private toNode(i: Instance, status?: InstanceStatus): NodeInstance {
     const tags = tagMap(i.Tags);
+    const dead = deadFromEc2(i, status);
     return {
       id: tags[TAG_NODE] ?? i.InstanceId!,
       providerId: i.InstanceId,
@@ -223,6 +274,7 @@ export class AwsEc2Provider implements Provider {
       provider: this.name,
       instanceType: i.InstanceType ?? '',
       state: state(i.State?.Name),
+      ...(dead ? { dead } : {}),
       zone: i.Placement?.AvailabilityZone,
       privateIp: i.PrivateIpAddress,
       tags,
@@ -324,7 +376,9 @@ export class AwsEc2Provider implements Provider {
 
   async describe(id: string): Promise<NodeInstance | undefined> {
     const instance = await this.instanceOf(id);
-    return instance ? withAgent(this.locator, this.toNode(instance)) : undefined;
+    if (!instance) return undefined;
+    const statuses = await this.statusesOf([instance]);
+    return withAgent(this.locator, this.toNode(instance, statuses.get(instance.InstanceId!)));
   }
 
   async list(pool: string): Promise<NodeInstance[]> {
@@ -332,8 +386,28 @@ export class AwsEc2Provider implements Provider {
       { Name: `tag:${TAG_POOL}`, Values: [pool] },
       { Name: 'instance-state-name', Values: ['pending', 'running', 'shutting-down', 'stopping', 'stopped'] },
     ]);
-    const nodes = await Promise.all(instances.map((i) => withAgent(this.locator, this.toNode(i))));
+    const statuses = await this.statusesOf(instances);
+    const nodes = await Promise.all(instances.map((i) => withAgent(this.locator, this.toNode(i, statuses.get(i.InstanceId!)))));
     return nodes.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  /**
+   * RebootInstances (EC2 has no idempotency token for it): a key's hash is tagged on the instance
+   * after the reboot, so a retry once it is done does not reboot again.
+   */
+  async reboot(id: string, idempotencyKey?: string): Promise<void> {
+    const where = `${this.name} (${this.entry})`;
+    const instance = await this.instanceOf(id);
+    const st = instance?.State?.Name;
+    if (!instance || st === 'terminated' || st === 'shutting-down') throw notRebootable(where, id, instance ? `the instance is ${st}` : 'no such instance');
+    // Still starting: retryable, it runs soon. Stopped or stopping: drydock does not start instances again.
+    if (st === 'pending') throw new Error(`${where}: node ${id} is still starting (pending); reboot it once it runs`);
+    if (st !== 'running') throw notRebootable(where, id, `the instance is ${st}`);
+    const key = idempotencyKey === undefined ? undefined : keyHash(idempotencyKey);
+    if (key && tagMap(instance.Tags)[TAG_REBOOT] === key) return;
+    await this.call('RebootInstances', () => this.ec2.send(new RebootInstancesCommand({ InstanceIds: [instance.InstanceId!] })));
+    await this.locator.rebooted(this.toNode(instance));
+    if (key) await this.call('CreateTags', () => this.ec2.send(new CreateTagsCommand({ Resources: [instance.InstanceId!], Tags: [{ Key: TAG_REBOOT, Value: key }] })));
   }
 
   async instanceHealth(id: string): Promise<InstanceHealth | undefined> {
@@ -368,22 +442,14 @@ export class AwsEc2Provider implements Provider {
   }
 
   private async findSnapshots(tags: Record<string, string>): Promise<Snapshot[]> {
-    const out: Snapshot[] = [];
-    let NextToken: string | undefined;
-    do {
-      const res = await this.call('DescribeSnapshots', () =>
-        this.ec2.send(
-          new DescribeSnapshotsCommand({
-            OwnerIds: ['self'],
-            Filters: Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] })),
-            NextToken,
-          }),
-        ),
-      );
-      out.push(...(res.Snapshots ?? []).map((s) => this.toSnapshot(s)));
-      NextToken = res.NextToken;
-    } while (NextToken);
-    return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    const pages = await this.pages(
+      'DescribeSnapshots',
+      paginateDescribeSnapshots({ client: this.ec2 }, { OwnerIds: ['self'], Filters: Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] })) }),
+    );
+    return pages
+      .flatMap((p) => p.Snapshots ?? [])
+      .map((s) => this.toSnapshot(s))
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   }
 
   async snapshot(req: SnapshotRequest): Promise<Snapshot> {
@@ -429,15 +495,9 @@ export class AwsEc2Provider implements Provider {
   }
 
   private async findVolumes(filters: Filter[]): Promise<Volume[]> {
-    const out: Volume[] = [];
-    let NextToken: string | undefined;
-    do {
-      const res = await this.call('DescribeVolumes', () => this.ec2.send(new DescribeVolumesCommand({ Filters: filters, NextToken })));
-      out.push(...(res.Volumes ?? []));
-      NextToken = res.NextToken;
-    } while (NextToken);
+    const pages = await this.pages('DescribeVolumes', paginateDescribeVolumes({ client: this.ec2 }, { Filters: filters }));
     // A deleted volume for the same key does not count; prefer a live one.
-    return out.filter((v) => v.State !== 'deleting' && v.State !== 'deleted' && v.State !== 'error');
+    return pages.flatMap((p) => p.Volumes ?? []).filter((v) => v.State !== 'deleting' && v.State !== 'deleted' && v.State !== 'error');
   }
 
   /**

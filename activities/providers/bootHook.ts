@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { agentUrl, startAgentProcess, stopAgentProcess } from './agentProcess.ts';
+import { agentUrl, restartAgentProcess, startAgentProcess, stopAgentProcess, type AgentProcessOptions } from './agentProcess.ts';
 import type { NodeInstance } from './types.ts';
 
 /** Finds the gpu-agent of a cloud instance. */
@@ -8,6 +8,8 @@ export interface AgentLocator {
   locate(node: NodeInstance): string | undefined;
   /** The instance is gone: release whatever stood in for its agent. */
   gone(nodeId: string): Promise<void>;
+  /** The instance was rebooted: restart whatever stands in for its agent (a real instance reboots its own). */
+  rebooted(node: NodeInstance): Promise<void>;
 }
 
 export const DEFAULT_AGENT_PORT = 9400;
@@ -19,6 +21,7 @@ export class PrivateIpAgent implements AgentLocator {
     return node.state === 'running' && node.privateIp ? `http://${node.privateIp}:${this.port}` : undefined;
   }
   async gone(): Promise<void> {}
+  async rebooted(): Promise<void> {}
 }
 
 /** Settings of the local boot hook (pools file: `bootHook: { type: local-agent, … }`). */
@@ -44,22 +47,29 @@ export class LocalAgentBootHook implements AgentLocator {
     return join(this.opts.stateDir, 'nodes', nodeId);
   }
 
-  locate(node: NodeInstance): string | undefined {
-    if (node.state !== 'running') return undefined;
-    const dataDir = this.dir(node.id);
-    const url = agentUrl(dataDir);
-    if (url) return url;
-    startAgentProcess({
+  private agentOptions(node: NodeInstance): AgentProcessOptions {
+    return {
       nodeId: node.id,
       pool: node.pool,
-      dataDir,
+      dataDir: this.dir(node.id),
       token: this.token,
       gpus: this.opts.gpusPerNode,
       bootSeconds: this.opts.bootSeconds,
       simJobs: this.opts.simJobs,
       simJobSeconds: this.opts.simJobSeconds,
-    });
+    };
+  }
+
+  locate(node: NodeInstance): string | undefined {
+    if (node.state !== 'running') return undefined;
+    const url = agentUrl(this.dir(node.id));
+    if (url) return url;
+    startAgentProcess(this.agentOptions(node));
     return undefined;
+  }
+
+  rebooted(node: NodeInstance): Promise<void> {
+    return restartAgentProcess(this.agentOptions(node));
   }
 
   gone(nodeId: string): Promise<void> {

@@ -7,6 +7,8 @@ export type ErrorClass = 'capacity' | 'throttle' | 'auth' | 'invalid' | 'not-fou
 /** Failure types activities surface, so workflows and people can tell them apart. */
 export const PROVIDER_AUTH = 'ProviderAuth';
 export const PROVIDER_CONFIG = 'ProviderConfig';
+/** A reboot asked of an instance that cannot take one (gone, stopped, failed at the provider). */
+export const NODE_NOT_REBOOTABLE = 'NodeNotRebootable';
 
 /** Where an error happened, for messages that say what to fix. */
 export interface ErrorScope {
@@ -32,4 +34,9 @@ export function providerFailure(cls: ErrorClass, scope: ErrorScope, detail: stri
     default:
       return new Error(`${where} failed: ${detail}`);
   }
+}
+
+/** Non-retryable: the instance cannot be rebooted (`why`), so the caller replaces it instead. */
+export function notRebootable(where: string, nodeId: string, why: string): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(`${where}: cannot reboot node ${nodeId}: ${why}. Replace the node instead.`, NODE_NOT_REBOOTABLE);
 }

@@ -34,6 +34,7 @@ function lazy(name: string, load: () => Promise<Provider>): Provider {
       return p.createDiskFromSnapshot(req);
     },
     instanceHealth: async (id) => (await get()).instanceHealth?.(id),
+    reboot: async (id, key) => (await get()).reboot(id, key),
   };
 }
 

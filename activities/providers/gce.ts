@@ -3,7 +3,7 @@ import { OAuth2Client } from 'google-auth-library';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { withAgent, type AgentLocator } from './bootHook.ts';
-import { providerFailure, type ErrorClass } from './errors.ts';
+import { notRebootable, providerFailure, type ErrorClass } from './errors.ts';
 import { beat } from './heartbeat.ts';
 import { gceRequestId, keyHash, nodeIdFor } from './naming.ts';
 import {
@@ -12,6 +12,7 @@ import {
   TAG_NODE,
   TAG_POOL,
   TAG_SNAPSHOT_KEY,
+  type DeadAtProvider,
   type Disk,
   type DiskFromSnapshotRequest,
   type InstanceState,
@@ -118,16 +119,25 @@ function fieldOf(message: string): string | undefined {
 
 function instanceState(status: string | null | undefined): InstanceState {
   switch (status) {
+    case 'PENDING':
     case 'PROVISIONING':
     case 'STAGING':
       return 'provisioning';
     case 'RUNNING':
       return 'running';
-    case 'TERMINATED': // stopped, e.g. a preempted spot VM: no longer serving
-      return 'terminated';
     default:
+      // TERMINATED (stopped: preempted, or stopped for host maintenance), SUSPENDED, STOPPING, REPAIRING:
+      // out of service, and dead (deadFromGce). The instance and its disks exist until drydock deletes it.
       return 'terminating';
   }
+}
+
+const DEAD_STATUSES = new Set(['TERMINATED', 'SUSPENDING', 'SUSPENDED', 'STOPPING', 'REPAIRING']);
+
+/** Whether GCE holds the instance stopped or failed, with GCE's own message where it gives one. */
+export function deadFromGce(i: IInstance): DeadAtProvider | undefined {
+  if (!DEAD_STATUSES.has(i.status ?? '')) return undefined;
+  return { reason: `GCE status ${i.status}${i.statusMessage ? `: ${i.statusMessage}` : ''}` };
 }
 
 const last = (url: string | null | undefined) => (url ?? '').split('/').pop() ?? '';
@@ -229,6 +239,7 @@ export class GceProvider implements Provider {
 
   private toNode(i: IInstance): NodeInstance {
     const labels = (i.labels ?? {}) as Record<string, string>;
+    const dead = deadFromGce(i);
     return {
       id: i.name!,
       providerId: i.id ? String(i.id) : undefined,
@@ -236,6 +247,7 @@ export class GceProvider implements Provider {
       provider: this.name,
       instanceType: last(i.machineType),
       state: instanceState(i.status),
+      ...(dead ? { dead } : {}),
       zone: last(i.zone) || this.opts.zone,
       privateIp: i.networkInterfaces?.[0]?.networkIP ?? undefined,
       tags: labels,
@@ -310,6 +322,40 @@ export class GceProvider implements Provider {
     await this.locator.gone(id);
   }
 
+  /**
+   * instances.reset: a hard reset, the VM stays RUNNING. With a key the requestId is derived from it,
+   * so a retry gets the first operation back and GCE does not reset a second time.
+   */
+  async reboot(id: string, idempotencyKey?: string): Promise<void> {
+    const o = this.opts;
+    const where = `${this.name} (${this.entry})`;
+    const check = (i: IInstance | undefined): IInstance => {
+      if (!i) throw notRebootable(where, id, 'no such instance');
+      if (instanceState(i.status) === 'provisioning') throw new Error(`${where}: node ${id} is still starting (${i.status}); reset it once it runs`);
+      if (i.status !== 'RUNNING') throw notRebootable(where, id, `the instance is ${i.status}${i.statusMessage ? ` (${i.statusMessage})` : ''}`);
+      return i;
+    };
+    const instance = check(await this.getInstance(id));
+    let op: IOperation;
+    try {
+      const [lro] = await this.instances.reset({
+        project: o.project,
+        zone: o.zone,
+        instance: id,
+        ...(idempotencyKey === undefined ? {} : { requestId: gceRequestId(idempotencyKey, `${o.project}/${o.zone}/reset/${id}`) }),
+      });
+      op = lro.latestResponse as IOperation;
+    } catch (err) {
+      const info = gceErrorInfo(err);
+      // Deleted or stopped since the look-up (not ready): see what it is now. Still RUNNING: busy with another operation, retry.
+      if (info.http === 404 || info.reason === 'resourceNotReady') check(await this.getInstance(id));
+      if (info.reason === 'resourceNotReady') throw new Error(`${where} instances.reset: ${info.message} (busy with another operation; retry)`);
+      throw this.failure('instances.reset', info);
+    }
+    this.checkOp(await this.waitOp(op, `reset ${id}`), 'instances.reset');
+    await this.locator.rebooted(this.toNode(instance));
+  }
+
   async describe(id: string): Promise<NodeInstance | undefined> {
     const i = await this.getInstance(id);
     return i ? withAgent(this.locator, this.toNode(i)) : undefined;
@@ -380,8 +426,12 @@ export class GceProvider implements Provider {
       op = lro.latestResponse as IOperation;
     } catch (err) {
       const info = gceErrorInfo(err);
-      // Already made by an earlier call with this key (the name is derived from it).
       if (classifyGceError(info) !== 'conflict') throw this.failure('disks.createSnapshot', info);
+      // The name is taken: by an earlier call with this key (another requestId, e.g. from another zone), or by something else.
+      const existing = await this.getSnapshot(name);
+      if (existing?.labels?.[TAG_SNAPSHOT_KEY] !== keyHash(req.idempotencyKey)) {
+        throw providerFailure('invalid', { provider: this.name, entry: this.entry, operation: 'disks.createSnapshot' }, `snapshot name ${name} is taken by a snapshot drydock did not make for this request`, 'Delete or rename that snapshot.');
+      }
     }
     if (op) this.checkOp(await this.waitOp(op, `snapshot ${disk}`), 'disks.createSnapshot');
     const snap = await this.getSnapshot(name);

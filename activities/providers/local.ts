@@ -1,6 +1,7 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { agentPid, agentUrl, pidAlive, startAgentProcess, stopAgentProcess } from './agentProcess.ts';
+import { agentPid, agentUrl, pidAlive, restartAgentProcess, startAgentProcess, stopAgentProcess, type AgentProcessOptions } from './agentProcess.ts';
+import { notRebootable } from './errors.ts';
 import { keyHash, nodeIdFor } from './naming.ts';
 import {
   ProviderConfigError,
@@ -40,7 +41,14 @@ interface NodeRecord {
   state: 'provisioning' | 'running' | 'terminated';
   createdAt: string;
   terminatedAt?: string;
+  /** Set while a reboot restarts the agent: a node with no live agent then reads as rebooting, not dead. */
+  rebootStartedAt?: string;
+  /** Hash of the idempotency key of the last reboot that finished, so a retry does not reboot again. */
+  rebootKey?: string;
 }
+
+/** How long a reboot may leave a node without a live agent (a worker crash between stop and start) before it reads as dead. */
+export const LOCAL_REBOOT_GRACE_MS = 30_000;
 
 /** Node ids are derived from the idempotency key, which is what makes provisioning idempotent. */
 export const localNodeId = nodeIdFor;
@@ -74,20 +82,34 @@ export class LocalProvider implements Provider {
     const url = rec.state === 'terminated' ? undefined : agentUrl(this.nodeDir(rec.id));
     let state: InstanceState = rec.state;
     if (rec.state !== 'terminated') state = url ? 'running' : 'provisioning';
+    const dead = this.deadReason(rec);
+    // A node whose agent died is no longer starting: it is a running "instance" that failed.
+    if (dead) state = 'running';
     return {
       id: rec.id,
       pool: rec.pool,
       provider: this.name,
       instanceType: rec.instanceType,
       state,
+      ...(dead ? { dead: { reason: dead } } : {}),
       agentUrl: url,
       tags: { [TAG_POOL]: rec.pool, [TAG_NODE]: rec.id, [TAG_MANAGED]: 'true' },
       createdAt: rec.createdAt,
     };
   }
 
-  private startAgent(rec: NodeRecord, bootSeconds: number): void {
-    startAgentProcess({
+  /**
+   * A local node is dead when provisioning finished (record `running`) but no agent process holds its
+   * lock: the process was killed or exited. The lock is taken at spawn, so a booting agent counts as alive.
+   */
+  private deadReason(rec: NodeRecord): string | undefined {
+    if (rec.state !== 'running' || agentPid(this.nodeDir(rec.id))) return undefined;
+    if (rec.rebootStartedAt && Date.now() - Date.parse(rec.rebootStartedAt) < LOCAL_REBOOT_GRACE_MS) return undefined;
+    return 'agent process is not alive';
+  }
+
+  private agentOptions(rec: NodeRecord, bootSeconds: number): AgentProcessOptions {
+    return {
       nodeId: rec.id,
       pool: rec.pool,
       dataDir: this.nodeDir(rec.id),
@@ -96,7 +118,11 @@ export class LocalProvider implements Provider {
       bootSeconds,
       simJobs: this.opts.simJobs,
       simJobSeconds: this.opts.simJobSeconds,
-    });
+    };
+  }
+
+  private startAgent(rec: NodeRecord, bootSeconds: number): void {
+    startAgentProcess(this.agentOptions(rec, bootSeconds));
   }
 
   async provision(spec: NodeSpec, idempotencyKey: string): Promise<NodeInstance> {
@@ -129,8 +155,29 @@ export class LocalProvider implements Provider {
     this.writeRecord({ ...rec, state: 'terminated', terminatedAt: new Date().toISOString() });
   }
 
-  /** Stops every agent process without changing node records (used when the dev stack exits). */
-  /** SIGTERMs every agent; any still running after `graceMs` (e.g. stuck unloading a model) is SIGKILLed. */
+  /**
+   * Restarts the node's agent process, after `bootSeconds` of simulated boot like a new node: the
+   * fresh process starts with no simulated faults but the persistent ones. The record notes the
+   * reboot while it runs (so the node reads as rebooting, not dead) and the key once it is done.
+   */
+  async reboot(id: string, idempotencyKey?: string): Promise<void> {
+    const rec = this.readRecord(id);
+    if (!rec || rec.state === 'terminated') throw notRebootable('local provider', id, rec ? 'it is terminated' : 'no such node');
+    const key = idempotencyKey === undefined ? undefined : keyHash(idempotencyKey);
+    if (key && rec.rebootKey === key) return; // done before, as the cloud providers' retries find
+    this.writeRecord({ ...rec, state: 'running', rebootStartedAt: new Date().toISOString() });
+    await restartAgentProcess(this.agentOptions(rec, this.opts.bootSeconds ?? 0));
+    const now = this.readRecord(id)!;
+    if (now.state === 'terminated') {
+      // Terminated while it rebooted: the fresh agent must not outlive its node.
+      await stopAgentProcess(this.nodeDir(id));
+      throw notRebootable('local provider', id, 'it was terminated during the reboot');
+    }
+    const { rebootStartedAt: _done, ...rest } = now;
+    this.writeRecord({ ...rest, ...(key ? { rebootKey: key } : {}) });
+  }
+
+  /** SIGTERMs every agent, leaving node records as they are (the dev stack exits); any still running after `graceMs` (e.g. stuck unloading a model) is SIGKILLed. */
   async stopAgents(graceMs = 10_000): Promise<void> {
     const pids = this.records().map((rec) => agentPid(this.nodeDir(rec.id))).filter((p): p is number => p !== undefined);
     for (const pid of pids) process.kill(pid, 'SIGTERM');

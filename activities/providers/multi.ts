@@ -1,3 +1,4 @@
+import { notRebootable } from './errors.ts';
 import { beat } from './heartbeat.ts';
 import { keyNumber, nodeIdFor } from './naming.ts';
 import {
@@ -99,6 +100,13 @@ export class MultiProvider implements Provider {
     // Two entries in one EC2 region both see the region's instances: keep each node once.
     const byId = new Map(all.map((n) => [n.id, n]));
     return [...byId.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  /** Goes to the entry holding the node (its live instance first). */
+  async reboot(id: string, idempotencyKey?: string): Promise<void> {
+    const o = await this.owner(id);
+    if (!o) throw notRebootable(this.name, id, 'no such node in any entry of this pool');
+    await o.entry.provider.reboot(id, idempotencyKey);
   }
 
   async instanceHealth(id: string): Promise<InstanceHealth | undefined> {

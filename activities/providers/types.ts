@@ -16,12 +16,32 @@ export interface NodeSpec {
   instanceType: string;
 }
 
+/**
+ * The provider's own word that an instance is gone or failed: it will not serve again without a
+ * reboot or a replacement. EC2: a status check impaired, or the instance stopping, stopped or
+ * shutting down; GCE: status TERMINATED, SUSPENDED, SUSPENDING, STOPPING or REPAIRING; local: the
+ * node's agent process is not alive; fleet simulator: an injected `dead` fault.
+ */
+export interface DeadAtProvider {
+  /** What the provider says, e.g. `EC2 instance status check impaired`, `GCE status TERMINATED: Instance was preempted.` */
+  reason: string;
+}
+
+/**
+ * Three facts a pool tells apart: `dead` set → dead at the provider (out of service, whatever its
+ * agent might answer); no `dead`, `state` 'provisioning' → still starting (or rebooting, for the local
+ * provider); no `dead`, `state` 'running' with an `agentUrl` whose agent does not answer →
+ * unreachable, which only a probe can find out. `state` stays the instance's life-cycle state: a dead
+ * EC2 instance with a status check impaired is still 'running'.
+ */
 export interface NodeInstance {
   id: string;
   pool: string;
   provider: string;
   instanceType: string;
   state: InstanceState;
+  /** Set when the provider says the instance is gone or failed (see DeadAtProvider); absent otherwise. */
+  dead?: DeadAtProvider;
   /** Base URL of the node's gpu-agent, once it answers. */
   agentUrl?: string;
   /** Zone (or region) the instance runs in, where the provider has zones. */
@@ -124,6 +144,21 @@ export interface Provider {
    * checks), a signal next to the agent's. Providers without such checks leave it out.
    */
   instanceHealth?(id: string): Promise<InstanceHealth | undefined>;
+  /**
+   * Reboots the instance and returns once the provider has done it (EC2 RebootInstances accepted,
+   * GCE instances.reset DONE, local: the agent process restarted); the node keeps its id, and its
+   * agent answers again once it has booted. A reboot clears what a restart clears: on simulated
+   * GPUs, every fault not injected as persistent.
+   *
+   * Retries: with an idempotency key, a call after a reboot for the same key finished does not
+   * reboot again (GCE: the reset's requestId; EC2: a tag with the key's hash; local and fleet-sim:
+   * the key in the node's record); a retry after a crash mid-call may reboot a second time, which
+   * only delays the node's return. Without a key, every call reboots.
+   *
+   * An instance that cannot take a reboot (unknown, terminated, stopped, TERMINATED at GCE) fails
+   * non-retryably with type NodeNotRebootable: replace it instead. One still starting fails retryably.
+   */
+  reboot(id: string, idempotencyKey?: string): Promise<void>;
 }
 
 export interface InstanceHealth {

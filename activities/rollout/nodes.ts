@@ -55,7 +55,7 @@ export function createRolloutNodeActivities(deps: NodeActivityDeps) {
       } catch (err) {
         if (!noPool(err)) throw err;
         poolWorkflow = false;
-        ids = (await provider.list(input.pool)).filter((n) => n.state === 'running').map((n) => n.id);
+        ids = (await provider.list(input.pool)).filter((n) => n.state === 'running' && !n.dead).map((n) => n.id);
       }
       ids.sort();
       const nodes = await Promise.all(ids.map(async (id) => ({ id, model: await servedModel(input.pool, id) })));

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { GpuBackend, GpuInfo, GpuSnapshot, XidEvent } from './types.ts';
 
 /** A fault injected into a simulated GPU (or, for `smi-hang`, into the whole node). */
@@ -14,15 +15,29 @@ export const SIMULATED_FAULT_KINDS = ['xid', 'temperature', 'ecc', 'throttle', '
 
 const IDLE_C = 41;
 
+/** In the agent's data dir: the faults injected as persistent, applied again when the agent starts. */
+export const SIMULATED_FAULTS_FILE = 'sim-faults.json';
+
 /** N virtual GPUs with controllable telemetry and fault injection, used by the dev fleet, tests and the fleet simulator. */
 export class SimulatedGpuBackend implements GpuBackend {
   readonly name = 'simulated';
   private gpus: GpuInfo[];
   private missing = new Set<number>();
   private hung = false;
+  /** Faults injected as persistent, in order: kept in `faultsFile`, applied again when the agent starts. */
+  private persistent: SimulatedFault[] = [];
 
-  /** `onXid` receives injected XID events (the agent's XID log, as the kernel log watcher's would). */
-  constructor(readonly count: number, seed: string, private readonly onXid: (e: XidEvent) => void = () => {}) {
+  /**
+   * `onXid` receives injected XID events (the agent's XID log, as the kernel log watcher's would).
+   * `faultsFile` (in the agent's data dir) keeps persistent faults; those found there are applied
+   * at once, as a fault that outlives a reboot shows again when the node comes back.
+   */
+  constructor(
+    readonly count: number,
+    seed: string,
+    private readonly onXid: (e: XidEvent) => void = () => {},
+    readonly faultsFile?: string,
+  ) {
     this.gpus = Array.from({ length: count }, (_, i) => {
       const h = createHash('sha256').update(`${seed}/${i}`).digest('hex');
       return {
@@ -45,9 +60,29 @@ export class SimulatedGpuBackend implements GpuBackend {
         remappedRows: { correctable: 0, uncorrectable: 0, pending: false, failure: false },
       };
     });
+    if (faultsFile && existsSync(faultsFile)) {
+      let stored: SimulatedFault[];
+      try {
+        stored = JSON.parse(readFileSync(faultsFile, 'utf8')) as SimulatedFault[];
+      } catch (err) {
+        throw new Error(`persistent simulated faults in ${faultsFile} are unreadable (${(err as Error).message}); delete the file to start without them`);
+      }
+      for (const f of stored) this.inject(f, { persistent: true });
+    }
   }
 
-  inject(fault: SimulatedFault): void {
+  /** Applies a fault; a `persistent` one is also stored, so it comes back after the agent restarts (a reboot). */
+  inject(fault: SimulatedFault, opts: { persistent?: boolean } = {}): void {
+    if (opts.persistent && !this.faultsFile) throw new Error('persistent faults need the agent to run with a data dir (--data-dir), where they are kept');
+    this.apply(fault);
+    if (!opts.persistent) return;
+    this.persistent.push(fault);
+    const tmp = `${this.faultsFile!}.tmp`;
+    writeFileSync(tmp, JSON.stringify(this.persistent));
+    renameSync(tmp, this.faultsFile!);
+  }
+
+  private apply(fault: SimulatedFault): void {
     const gpu = this.gpus[fault.gpu];
     if (!gpu) throw new RangeError(`gpu: no simulated GPU ${fault.gpu} (this node has ${this.count})`);
     switch (fault.kind) {
@@ -81,7 +116,10 @@ export class SimulatedGpuBackend implements GpuBackend {
     }
   }
 
+  /** Clears every fault, the persistent ones too (their file goes). */
   clearFaults(): void {
+    this.persistent = [];
+    if (this.faultsFile) rmSync(this.faultsFile, { force: true });
     this.missing.clear();
     this.hung = false;
     for (const g of this.gpus) {

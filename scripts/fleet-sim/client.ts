@@ -13,7 +13,7 @@ export class SimClient {
       signal: AbortSignal.timeout(30_000),
     });
     const out = (await res.json()) as T & { error?: string };
-    if (!res.ok) throw new Error(`fleet-sim ${path}: ${res.status} ${out.error}`);
+    if (!res.ok) throw Object.assign(new Error(`fleet-sim ${path}: ${res.status} ${out.error}`), { status: res.status });
     return out;
   }
 

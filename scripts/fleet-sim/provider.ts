@@ -1,8 +1,9 @@
 import { PoolRegistry, UnknownPoolError, type PoolConfig } from '../../activities/pools.ts';
+import { notRebootable } from '../../activities/providers/errors.ts';
 import { ProviderConfigError, type NodeInstance, type NodeSpec, type Provider, type Snapshot } from '../../activities/providers/types.ts';
 import { SimClient } from './client.ts';
 
-/** A Provider backed by the fleet simulator's control API (provision / terminate / describe / list). */
+/** A Provider backed by the fleet simulator's control API (provision / terminate / reboot / describe / list). */
 export class SimProvider implements Provider {
   readonly name = 'fleet-sim';
   private readonly sim: SimClient;
@@ -15,6 +16,14 @@ export class SimProvider implements Provider {
   }
   terminate(id: string): Promise<void> {
     return this.sim.terminate(id);
+  }
+  async reboot(id: string, idempotencyKey?: string): Promise<void> {
+    try {
+      await this.sim.call('POST', '/reboot', { id, key: idempotencyKey });
+    } catch (err) {
+      if ((err as { status?: number }).status === 409) throw notRebootable(this.name, id, (err as Error).message);
+      throw err;
+    }
   }
   describe(id: string): Promise<NodeInstance | undefined> {
     return this.sim.describe(id);

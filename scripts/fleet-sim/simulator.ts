@@ -12,8 +12,12 @@ import { mixSeed, mulberry32 } from '../../activities/training/random.ts';
 import { nodeIdFor } from '../../activities/providers/naming.ts';
 import { TAG_MANAGED, TAG_NODE, TAG_POOL, type NodeInstance } from '../../activities/providers/types.ts';
 
-/** A fault the simulator can script: a GPU fault (as the agent's /sim/faults takes) or a dead agent. */
-export type SimFault = SimulatedFault | { kind: 'unreachable' } | { kind: 'recover' };
+/**
+ * A fault the simulator can script: a GPU fault (as the agent's /sim/faults takes; `persistent` ones
+ * survive a reboot), an agent that stops answering (a reboot brings it back), an instance dead at the
+ * provider (a reboot cannot help), or recovery from the GPU faults.
+ */
+export type SimFault = (SimulatedFault & { persistent?: boolean }) | { kind: 'unreachable' } | { kind: 'dead'; reason?: string } | { kind: 'recover' };
 
 interface SimNode {
   id: string;
@@ -27,6 +31,11 @@ interface SimNode {
   zone: string;
   agent?: Agent;
   url?: string;
+  /** Set by a `dead` fault: the provider holds the instance failed. */
+  dead?: string;
+  /** Reboots done, and the hash of the last one's idempotency key. */
+  reboots: number;
+  rebootKey?: string;
   /** Simulated inference: this node's durations and what it measured (kept after termination). */
   inference?: { durations: NodeDurations; backend?: SimulatedInference; drains: DrainTiming[] };
 }
@@ -83,10 +92,15 @@ export interface SimulatorOptions {
   gpusPerNode?: number;
   /** Seconds a provisioned node boots before its agent answers (initial nodes: `bootSeconds: 0` per call). */
   bootSeconds?: number;
+  /** Seconds a rebooted node is down before its agent answers again (default: bootSeconds). */
+  rebootSeconds?: number;
   rackSize?: number;
   racksPerZone?: number;
   inference?: SimInferenceOptions;
 }
+
+/** A function, not an inline test: TypeScript would keep a narrowing of `n.state` across the awaits of a boot. */
+const gone = (n: SimNode) => n.state === 'terminated';
 
 function fnv(text: string): number {
   let h = 0x811c9dc5;
@@ -107,6 +121,7 @@ export class FleetSimulator {
   constructor(private readonly opts: SimulatorOptions) {}
 
   private async boot(n: SimNode): Promise<void> {
+    if (gone(n)) return; // terminated while it waited to boot
     const dir = join(this.opts.dataDir, n.id);
     mkdirSync(dir, { recursive: true });
     const config = loadAgentConfig(
@@ -116,6 +131,7 @@ export class FleetSimulator {
     );
     const agent = createAgent(config);
     await new Promise<void>((resolve) => agent.server.listen(0, '127.0.0.1', resolve));
+    if (gone(n)) return void (await agent.close()); // terminated while it started
     n.agent = agent;
     if (n.inference && agent.inference instanceof SimulatedInference) {
       n.inference.backend = agent.inference;
@@ -221,6 +237,7 @@ export class FleetSimulator {
       provider: 'fleet-sim',
       instanceType: n.instanceType,
       state: n.state,
+      ...(n.dead && n.state !== 'terminated' ? { dead: { reason: n.dead } } : {}),
       agentUrl: n.state === 'running' ? n.url : undefined,
       zone: n.zone,
       tags: { [TAG_POOL]: n.pool, [TAG_NODE]: n.id, [TAG_MANAGED]: 'true', rack: String(n.rack) },
@@ -235,7 +252,7 @@ export class FleetSimulator {
     if (existing) return this.toInstance(existing);
     const rackSize = this.opts.rackSize ?? 25;
     const rack = Math.floor(this.count++ / rackSize);
-    const n: SimNode = { id, pool, key, instanceType, createdAt: new Date().toISOString(), state: 'provisioning', rack, zone: `zone-${Math.floor(rack / (this.opts.racksPerZone ?? 4))}` };
+    const n: SimNode = { id, pool, key, instanceType, createdAt: new Date().toISOString(), state: 'provisioning', reboots: 0, rack, zone: `zone-${Math.floor(rack / (this.opts.racksPerZone ?? 4))}` };
     this.nodes.set(id, n);
     if (bootSeconds > 0) setTimeout(() => void this.boot(n), bootSeconds * 1000).unref();
     else await this.boot(n);
@@ -248,6 +265,26 @@ export class FleetSimulator {
     n.state = 'terminated';
     await n.agent?.close();
     n.agent = undefined;
+  }
+
+  /**
+   * Simulated downtime: the agent goes away (no address) and a fresh one boots after `rebootSeconds`
+   * with only the persistent faults; the node keeps its id. A key makes a retry once done a no-op.
+   */
+  async reboot(id: string, key?: string, downtimeSeconds = this.opts.rebootSeconds ?? this.opts.bootSeconds ?? 2): Promise<void> {
+    const n = this.nodes.get(id);
+    if (!n || n.state === 'terminated') throw Object.assign(new Error(`cannot reboot node ${id}: no live node`), { status: 409 });
+    if (n.dead) throw Object.assign(new Error(`cannot reboot node ${id}: dead at the provider (${n.dead})`), { status: 409 });
+    if (key !== undefined && n.rebootKey === key) return;
+    n.reboots++;
+    n.rebootKey = key;
+    const agent = n.agent;
+    n.agent = undefined;
+    n.url = undefined;
+    n.state = 'provisioning';
+    await agent?.close();
+    if (downtimeSeconds > 0) setTimeout(() => void this.boot(n), downtimeSeconds * 1000).unref();
+    else await this.boot(n);
   }
 
   describe(id: string): NodeInstance | undefined {
@@ -275,12 +312,21 @@ export class FleetSimulator {
       });
       return;
     }
+    if (fault.kind === 'dead') {
+      n.dead = fault.reason ?? 'simulated instance failure';
+      const agent = n.agent;
+      n.agent = undefined;
+      n.url = undefined;
+      await agent.close();
+      return;
+    }
     if (fault.kind === 'recover') {
       (n.agent.gpu as SimulatedGpuBackend).clearFaults();
       n.agent.xids.clear();
       return;
     }
-    (n.agent.gpu as SimulatedGpuBackend).inject(fault);
+    const { persistent, ...gpuFault } = fault;
+    (n.agent.gpu as SimulatedGpuBackend).inject(gpuFault, { persistent });
   }
 
   async close(): Promise<void> {
@@ -292,6 +338,7 @@ export class FleetSimulator {
     const routes: Record<string, (b: Record<string, unknown>, q: URLSearchParams) => Promise<unknown>> = {
       'POST /provision': async (b) => this.provision(String(b.pool), String(b.instanceType ?? 'sim'), String(b.key), b.bootSeconds === undefined ? undefined : Number(b.bootSeconds)),
       'POST /terminate': async (b) => (await this.terminate(String(b.id)), {}),
+      'POST /reboot': async (b) => (await this.reboot(String(b.id), b.key === undefined ? undefined : String(b.key)), {}),
       'GET /describe': async (_b, q) => this.describe(q.get('id') ?? '') ?? null,
       'GET /list': async (_b, q) => this.list(q.get('pool') ?? ''),
       'GET /rack': async (_b, q) => this.rack(q.get('pool') ?? '', Number(q.get('rack'))),

@@ -1,14 +1,26 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { DescribeInstancesCommand, DescribeVolumesCommand, EC2Client, EC2ServiceException, TerminateInstancesCommand, type DescribeInstancesCommandOutput, type RunInstancesCommandOutput } from '@aws-sdk/client-ec2';
+import {
+  DescribeInstancesCommand,
+  DescribeVolumesCommand,
+  EC2Client,
+  EC2ServiceException,
+  StopInstancesCommand,
+  TerminateInstancesCommand,
+  type DescribeInstancesCommandInput,
+  type DescribeInstancesCommandOutput,
+  type DescribeInstanceStatusCommandOutput,
+  type RunInstancesCommandOutput,
+} from '@aws-sdk/client-ec2';
 import { ApplicationFailure } from '@temporalio/common';
-import { AwsEc2Provider, classifyAwsError, healthFromStatus, TAG_REQUEST } from '../../activities/providers/aws.ts';
+import { AwsEc2Provider, classifyAwsError, healthFromStatus, TAG_REBOOT, TAG_REQUEST } from '../../activities/providers/aws.ts';
 import { PrivateIpAgent } from '../../activities/providers/bootHook.ts';
 import { PROVIDER_CONFIG } from '../../activities/providers/errors.ts';
 import { CapacityError } from '../../activities/providers/types.ts';
 import { keyHash } from '../../activities/providers/naming.ts';
 import { MOTO_IMAGE_ID } from '../helpers/cloudFleet.ts';
 import { startMoto, type Moto } from '../helpers/moto.ts';
+import { assertNotRebootable } from '../helpers/providers.ts';
 
 const REGION = 'us-east-1';
 
@@ -149,6 +161,91 @@ describe('aws-ec2 provider against moto', () => {
     const all = await tagged('gpu');
     assert.deepEqual(all.map((i) => i.State?.Name).sort(), ['running', 'terminated']);
     assert.notEqual(all[0].ClientToken, all[1].ClientToken, 'the second launch used a new token');
+    client.destroy();
+  });
+
+  /** A provider on its own client, with `sent` counting the commands it sent by name and `mw` to add middleware. */
+  const instrumented = () => {
+    const client = new EC2Client({ region: REGION, endpoint: moto.endpoint });
+    const sent = new Map<string, number>();
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const name = context.commandName ?? '';
+        sent.set(name, (sent.get(name) ?? 0) + 1);
+        return next(args);
+      },
+      { step: 'initialize', name: 'countCommands' },
+    );
+    const p = new AwsEc2Provider({ region: REGION, imageId, endpoint: moto.endpoint, zone: 'us-east-1a' }, new PrivateIpAgent(9400), 'pool gpu', client);
+    return { p, client, sent };
+  };
+
+  it('pages through DescribeInstances with the SDK paginator: three nodes in pages of one', async () => {
+    const { p, client, sent } = instrumented();
+    const ids = await Promise.all(['pg1', 'pg2', 'pg3'].map(async (k) => (await p.provision(spec, k)).id));
+    // moto pages DescribeInstances at MaxResults (100 by default; it takes 1, where EC2 wants at least 5): ask for pages of one.
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'DescribeInstancesCommand') (args.input as DescribeInstancesCommandInput).MaxResults = 1;
+        return next(args);
+      },
+      { step: 'initialize', name: 'smallPages' },
+    );
+    sent.clear();
+    assert.deepEqual((await p.list('gpu')).map((n) => n.id).sort(), ids.sort());
+    assert.equal(sent.get('DescribeInstancesCommand'), 3, 'one page per instance');
+    client.destroy();
+  });
+
+  it('reboot is RebootInstances: once per key (tagged with its hash), every call without one; the node keeps its id', async () => {
+    const { p, client, sent } = instrumented();
+    const n = await p.provision(spec, 'reboot-node');
+    await p.reboot(n.id, 'remedy/gpu/1');
+    await p.reboot(n.id, 'remedy/gpu/1');
+    assert.equal(sent.get('RebootInstancesCommand'), 1, 'a retry after the reboot finished does not reboot again');
+    const tags = (await tagged('gpu')).find((i) => i.InstanceId === n.providerId)?.Tags ?? [];
+    assert.equal(tags.find((t) => t.Key === TAG_REBOOT)?.Value, keyHash('remedy/gpu/1'));
+    await p.reboot(n.id, 'remedy/gpu/2');
+    await p.reboot(n.id);
+    assert.equal(sent.get('RebootInstancesCommand'), 3, 'a new key, and no key, reboot');
+    const after = await p.describe(n.id);
+    assert.deepEqual([after?.id, after?.providerId, after?.state, after?.dead], [n.id, n.providerId, 'running', undefined]);
+
+    await assertNotRebootable(p.reboot('gpu-nosuchnode'), /no such instance/);
+    await ec2.send(new StopInstancesCommand({ InstanceIds: [n.providerId!] }));
+    await assertNotRebootable(p.reboot(n.id, 'remedy/gpu/3'), /the instance is stop(ping|ped).*Replace the node instead/);
+    await ec2.send(new TerminateInstancesCommand({ InstanceIds: [n.providerId!] }));
+    await assertNotRebootable(p.reboot(n.id, 'remedy/gpu/3'), /the instance is (shutting-down|terminated)/);
+    assert.equal(sent.get('RebootInstancesCommand'), 3, 'nothing was sent for a node that cannot take a reboot');
+    client.destroy();
+  });
+
+  it('dead at the provider: a status check impaired or a stopped instance, in list and describe, with the reason', async () => {
+    const { p, client } = instrumented();
+    const [impaired, stopped, fine] = await Promise.all(['d1', 'd2', 'd3'].map((k) => p.provision(spec, k)));
+    await ec2.send(new StopInstancesCommand({ InstanceIds: [stopped.providerId!] }));
+    // moto cannot impair an instance: a middleware on the real client reports `impaired` for one, as EC2 would.
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        if (context.commandName === 'DescribeInstanceStatusCommand') {
+          for (const st of (out.output as DescribeInstanceStatusCommandOutput).InstanceStatuses ?? []) {
+            if (st.InstanceId === impaired.providerId) st.InstanceStatus = { Status: 'impaired', Details: [{ Name: 'reachability', Status: 'failed' }] };
+          }
+        }
+        return out;
+      },
+      { step: 'initialize', name: 'impairOne' },
+    );
+    const listed = new Map((await p.list('gpu')).map((n) => [n.id, n]));
+    assert.deepEqual(listed.get(impaired.id)?.dead, { reason: 'EC2 instance status check impaired' });
+    assert.equal(listed.get(impaired.id)?.state, 'running', 'still running at EC2; its agent may even answer');
+    assert.ok(listed.get(impaired.id)?.agentUrl);
+    assert.match(listed.get(stopped.id)?.dead?.reason ?? '', /^EC2 instance is stop(ping|ped)/);
+    assert.equal(listed.get(stopped.id)?.agentUrl, undefined);
+    assert.equal(listed.get(fine.id)?.dead, undefined);
+    assert.deepEqual((await p.describe(impaired.id))?.dead, { reason: 'EC2 instance status check impaired' });
+    assert.equal((await p.describe(fine.id))?.dead, undefined);
     client.destroy();
   });
 

@@ -1,12 +1,18 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
-import { PrivateIpAgent } from '../../activities/providers/bootHook.ts';
+import { LocalAgentBootHook, PrivateIpAgent } from '../../activities/providers/bootHook.ts';
 import { PROVIDER_AUTH, PROVIDER_CONFIG } from '../../activities/providers/errors.ts';
 import { classifyGceError, fixedTokenAuth, gceErrorInfo, GceProvider, LABEL_REQUEST, type GceOptions } from '../../activities/providers/gce.ts';
 import { keyHash } from '../../activities/providers/naming.ts';
 import { CapacityError } from '../../activities/providers/types.ts';
 import { startGceFake, type GceFake } from '../fakes/gce/server.ts';
+import { removeFleetDir } from '../../scripts/lib/fleet.ts';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
+import { assertNotRebootable } from '../helpers/providers.ts';
 
 const TOKEN = 'fake-gce-token';
 
@@ -86,6 +92,98 @@ describe('gce provider (real @google-cloud/compute client) against the strict GC
     await p.deleteSnapshot(s1.id);
     assert.deepEqual(await p.listSnapshots({ tags: { 'drydock-backup': 'nightly' } }), []);
     assert.equal((await p.listSnapshots()).length, 1);
+  });
+
+  it('a snapshot name taken (409) is adopted only when it carries this key: another key\'s snapshot fails, naming what to fix', async () => {
+    const a = await provider().provision(spec, 'snap-adopt-a');
+    const b = await provider({ zone: 'us-central1-b' }).provision(spec, 'snap-adopt-b');
+    const req = { source: { nodeId: a.id }, idempotencyKey: 'backup/adopt/1', tags: { 'drydock-backup': 'adopt' } };
+    const first = await provider().snapshot(req);
+    // The same key through the entry of another zone: another requestId, so GCE answers 409 on the name; that snapshot is ours.
+    const adopted = await provider({ zone: 'us-central1-b' }).snapshot({ ...req, source: { nodeId: b.id } });
+    assert.equal(adopted.id, first.id);
+    // A snapshot holding the name this key derives, made by someone else (another key label): not adopted.
+    const key = 'backup/taken/1';
+    const name = `drydock-snap-${keyHash(key).slice(0, 20)}`;
+    const res = await fetch(`http://127.0.0.1:${fake.port}/compute/v1/projects/${fake.project}/zones/us-central1-a/disks/${a.id}/createSnapshot`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name, labels: { 'drydock-snapshot-key': keyHash('someone-else') } }),
+    });
+    assert.equal(res.status, 200);
+    const err = await provider().snapshot({ ...req, idempotencyKey: key }).catch((e: unknown) => e);
+    assert.ok(err instanceof ApplicationFailure, String(err));
+    assert.equal(err.type, PROVIDER_CONFIG);
+    assert.equal(err.nonRetryable, true);
+    assert.match(err.message, new RegExp(`snapshot name ${name} is taken by a snapshot drydock did not make.*Delete or rename that snapshot`, 's'));
+  });
+
+  it('reboot is instances.reset: once per key (a retry gets the first operation), every call without one; the node keeps its id', async () => {
+    const p = provider();
+    const n = await p.provision(spec, 'reboot-node');
+    const inst = () => fake.instances().find((i) => i.name === n.id)!;
+    await Promise.all([p.reboot(n.id, 'remedy/gpu/1'), p.reboot(n.id, 'remedy/gpu/1')]);
+    await p.reboot(n.id, 'remedy/gpu/1');
+    assert.equal(inst().resets, 1, 'one reset for one key');
+    await p.reboot(n.id);
+    assert.equal(inst().resets, 2, 'no key: every call resets');
+    const after = await p.describe(n.id);
+    assert.deepEqual([after?.id, after?.state, after?.dead, after?.agentUrl], [n.id, 'running', undefined, n.agentUrl]);
+  });
+
+  it('with the local boot hook (dev and tests), a reset restarts the stand-in agent: its non-persistent faults are gone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'drydock-gce-hook-'));
+    const agentToken = 'gce-hook-agent-token';
+    const p = new GceProvider(
+      { project: fake.project, zone: 'us-central1-a', sourceImage: 'debian-12', apiEndpoint: '127.0.0.1', port: fake.port, protocol: 'http' },
+      new LocalAgentBootHook({ stateDir: dir, gpusPerNode: 2, bootSeconds: 0 }, agentToken),
+      'pool gpu',
+      fixedTokenAuth(TOKEN),
+    );
+    made.push(p);
+    const xids = async (url: string) => {
+      const res = await fetch(`${url}/health`, { headers: { authorization: `Bearer ${agentToken}` } });
+      return ((await res.json()) as { recentXids: unknown[] }).recentXids.length;
+    };
+    try {
+      const n = await p.provision(spec, 'hooked-node');
+      const url = async () => (await p.describe(n.id))?.agentUrl;
+      await waitFor(async () => (await url()) !== undefined, 30_000, 'the stand-in agent');
+      const first = (await url())!;
+      const inject = await fetch(`${first}/sim/faults`, { method: 'POST', headers: { authorization: `Bearer ${agentToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'xid', gpu: 0, code: 79 }) });
+      assert.equal(inject.status, 200);
+      assert.equal(await xids(first), 1);
+      await p.reboot(n.id, 'remedy/hooked/1');
+      await waitFor(async () => {
+        const u = await url();
+        return u !== undefined && u !== first;
+      }, 30_000, 'the restarted stand-in agent');
+      assert.equal(await xids((await url())!), 0);
+    } finally {
+      await removeFleetDir(dir);
+    }
+  });
+
+  it('a node GCE stopped or is repairing is dead at the provider: listed with GCE\'s reason, not rebootable, and terminate deletes it', async () => {
+    const p = provider();
+    const [stopped, suspended, repairing, fine] = await Promise.all(['dead-1', 'dead-2', 'dead-3', 'dead-4'].map((k) => p.provision({ pool: 'deadpool', instanceType: 'a2-highgpu-1g' }, k)));
+    fake.setInstanceStatus('us-central1-a', stopped.id, 'TERMINATED', 'Instance was preempted.');
+    fake.setInstanceStatus('us-central1-a', suspended.id, 'SUSPENDED');
+    fake.setInstanceStatus('us-central1-a', repairing.id, 'REPAIRING');
+    const listed = new Map((await p.list('deadpool')).map((x) => [x.id, x]));
+    assert.equal(listed.size, 4, 'dead nodes stay listed: they exist, out of service, until drydock deletes them');
+    assert.deepEqual(listed.get(stopped.id)?.dead, { reason: 'GCE status TERMINATED: Instance was preempted.' });
+    assert.deepEqual(listed.get(suspended.id)?.dead, { reason: 'GCE status SUSPENDED' });
+    assert.deepEqual(listed.get(repairing.id)?.dead, { reason: 'GCE status REPAIRING' });
+    assert.equal(listed.get(fine.id)?.dead, undefined);
+    assert.equal(listed.get(stopped.id)?.agentUrl, undefined);
+    assert.deepEqual((await p.describe(stopped.id))?.dead, { reason: 'GCE status TERMINATED: Instance was preempted.' });
+
+    await assertNotRebootable(p.reboot(stopped.id, 'remedy/dead'), /the instance is TERMINATED \(Instance was preempted.\).*Replace the node/);
+    await assertNotRebootable(p.reboot('gpu-nosuchnode', 'remedy/dead'), /no such instance/);
+    assert.equal(fake.calls.get('instances.reset') ?? 0, 0, 'no reset was sent for a node that cannot take one');
+    await p.terminate(stopped.id);
+    assert.equal(await p.describe(stopped.id), undefined);
   });
 
   it('an exhausted zone is a capacity error (the pool tries its next zone), leaving no instance', async () => {

@@ -103,6 +103,45 @@ describe('GCE REST fake', () => {
     assert.equal(bad.status, 400);
   });
 
+  it('instances.reset: POST …/instances/<name>/reset with an empty body, a RUNNING instance only, one reset per requestId', async () => {
+    const done = async (op: Record<string, any>) => { // eslint-disable-line @typescript-eslint/no-explicit-any -- Google JSON
+      let cur = op;
+      while (cur.status !== 'DONE') cur = (await call('POST', `/zones/us-central1-a/operations/${cur.name}/wait`)).json;
+      return cur;
+    };
+    const inserted = await call('POST', `/zones/us-central1-a/instances?requestId=${rid(30)}`, instance('reset-me'));
+    // Still PROVISIONING: not ready for a reset, as GCE answers for a resource in the wrong state.
+    const early = await call('POST', '/zones/us-central1-a/instances/reset-me/reset');
+    assert.equal(early.status, 400);
+    assert.equal(early.json.error.errors[0].reason, 'resourceNotReady');
+    await done(inserted.json);
+    assert.equal((await call('POST', '/zones/us-central1-a/instances/nope/reset')).status, 404);
+    assert.match((await call('POST', '/zones/us-central1-a/instances/reset-me/reset', { force: true })).json.error.message, /Unknown name "force"/);
+    assert.match((await call('POST', '/zones/us-central1-a/instances/reset-me/reset?hard=1')).json.error.message, /Unknown name "hard"/);
+    assert.equal((await call('PUT', '/zones/us-central1-a/instances/reset-me/reset')).status, 404, 'only POST');
+
+    const first = await call('POST', `/zones/us-central1-a/instances/reset-me/reset?requestId=${rid(31)}`);
+    assert.equal(first.status, 200);
+    assert.equal(first.json.operationType, 'reset');
+    assert.match(first.json.targetLink, /\/instances\/reset-me$/);
+    const fin = await done(first.json);
+    assert.equal(fin.error, undefined);
+    const again = await call('POST', `/zones/us-central1-a/instances/reset-me/reset?requestId=${rid(31)}`);
+    assert.equal(again.json.id, first.json.id, 'same requestId, same operation');
+    const inst = fake.instances().find((i) => i.name === 'reset-me')!;
+    assert.equal(inst.resets, 1, 'one reset for one requestId');
+    assert.equal((await call('GET', '/zones/us-central1-a/instances/reset-me')).json.status, 'RUNNING', 'a reset instance stays RUNNING');
+
+    // Stopped on GCE's own account: shown with its message, and not ready for a reset.
+    fake.setInstanceStatus('us-central1-a', 'reset-me', 'TERMINATED', 'Instance was preempted.');
+    const got = await call('GET', '/zones/us-central1-a/instances/reset-me');
+    assert.deepEqual([got.json.status, got.json.statusMessage], ['TERMINATED', 'Instance was preempted.']);
+    const stopped = await call('POST', `/zones/us-central1-a/instances/reset-me/reset?requestId=${rid(32)}`);
+    assert.equal(stopped.status, 400);
+    assert.equal(stopped.json.error.errors[0].reason, 'resourceNotReady');
+    assert.equal(inst.resets, 1);
+  });
+
   it('can exhaust a zone: the insert operation ends with ZONE_RESOURCE_POOL_EXHAUSTED and no instance', async () => {
     fake.exhaustZone('europe-west4-a');
     const op = await call('POST', `/zones/europe-west4-a/instances?requestId=${rid(20)}`, instance('big', { machineType: 'zones/europe-west4-a/machineTypes/a3' }));

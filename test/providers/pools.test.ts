@@ -10,10 +10,12 @@ import { PrivateIpAgent } from '../../activities/providers/bootHook.ts';
 import { parsePoolsDocument } from '../../activities/providers/config.ts';
 import { fixedTokenAuth, GceProvider } from '../../activities/providers/gce.ts';
 import { MultiProvider, type MultiEntry } from '../../activities/providers/multi.ts';
+import { keyHash } from '../../activities/providers/naming.ts';
 import { CapacityError } from '../../activities/providers/types.ts';
 import { startGceFake, type GceFake } from '../fakes/gce/server.ts';
 import { MOTO_IMAGE_ID } from '../helpers/cloudFleet.ts';
 import { startMoto, type Moto } from '../helpers/moto.ts';
+import { assertNotRebootable } from '../helpers/providers.ts';
 
 const TOKEN = 'fake-gce-token';
 const aws = { type: 'aws-ec2', region: 'us-east-1', zone: 'us-east-1a', imageId: 'ami-0abc1234' };
@@ -169,6 +171,25 @@ describe('multi-provider pools: fail-over from an exhausted zone to the next', (
     const all = (await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'tag:drydock-pool', Values: ['gpu'] }] }))).Reservations!.flatMap((r) => r.Instances!);
     ec2.destroy();
     assert.deepEqual(all.map((i) => i.Placement?.AvailabilityZone), ['us-east-1b'], 'only the one node exists');
+  });
+
+  it('reboot goes to the entry that holds the node (gce reset, EC2 reboot), dead nodes show in the pool\'s list, an unknown node is not rebootable', async () => {
+    const pool = new MultiProvider([gceEntry('us-central1-b'), awsEntry('us-east-1d', new Set())], 'priority');
+    const onGce = await pool.provision({ pool: 'rb', instanceType: 'a2-highgpu-1g' }, 'rb/n1');
+    fake.exhaustZone('us-central1-b');
+    const onAws = await pool.provision({ pool: 'rb', instanceType: 'a2-highgpu-1g' }, 'rb/n2').finally(() => fake.exhaustZone('us-central1-b', false));
+    assert.deepEqual([onGce.provider, onAws.provider], ['gce', 'aws-ec2']);
+    await pool.reboot(onGce.id, 'remedy/rb/1');
+    await pool.reboot(onAws.id, 'remedy/rb/2');
+    assert.equal(fake.instances().find((i) => i.name === onGce.id)?.resets, 1);
+    const ec2 = new EC2Client({ region: 'us-east-1', endpoint: moto.endpoint });
+    const [inst] = (await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'tag:drydock-node', Values: [onAws.id] }] }))).Reservations!.flatMap((r) => r.Instances!);
+    ec2.destroy();
+    assert.equal(inst.Tags?.find((t) => t.Key === 'drydock-reboot')?.Value, keyHash('remedy/rb/2'), 'the EC2 entry rebooted its own node');
+    await assertNotRebootable(pool.reboot('rb-nosuchnode'), /no such node in any entry of this pool/);
+    fake.setInstanceStatus('us-central1-b', onGce.id, 'TERMINATED');
+    const listed = new Map((await pool.list('rb')).map((n) => [n.id, n.dead?.reason]));
+    assert.deepEqual(listed, new Map([[onGce.id, 'GCE status TERMINATED'], [onAws.id, undefined]]));
   });
 
   it('mixed aws-ec2 + gce, cheapest first: the cheaper cloud is exhausted, the node lands on the other; snapshots and disks carry the entry', async () => {

@@ -4,8 +4,8 @@ import { checkSchema, DISK_SCHEMA, INSTANCE_SCHEMA, SNAPSHOT_SCHEMA } from './sc
 import { matchesFilter, parseFilter, type Filter } from './filter.ts';
 
 /**
- * A strict, in-memory fake of the Compute Engine v1 REST API: the instances, zone / global
- * operations, disks.createSnapshot, disks.insert (from a snapshot) and snapshots calls drydock makes, at the paths the real
+ * A strict, in-memory fake of the Compute Engine v1 REST API: the instances (insert, get, list,
+ * delete, reset), zone / global operations, disks.createSnapshot, disks.insert (from a snapshot) and snapshots calls drydock makes, at the paths the real
  * @google-cloud/compute client uses in REST mode. No GCE emulator exists, hence this fake; it is
  * strict so that code passing against it sends what GCE accepts:
  *   - bearer token required (401 otherwise); project and zones must exist (404);
@@ -14,7 +14,11 @@ import { matchesFilter, parseFilter, type Filter } from './filter.ts';
  *   - `requestId` de-duplicates: a repeated request returns the original operation;
  *   - operations go PENDING → RUNNING → DONE over several polls (get or wait), addressable by id or name;
  *   - Google-style errors: 404 notFound, 409 alreadyExists, 429 rateLimitExceeded (injectable);
- *   - a zone can be exhausted: inserts there end with ZONE_RESOURCE_POOL_EXHAUSTED on the operation.
+ *   - a zone can be exhausted: inserts there end with ZONE_RESOURCE_POOL_EXHAUSTED on the operation;
+ *   - instances.reset takes an empty body and only a RUNNING instance (else 400 resourceNotReady, as
+ *     GCE answers for a resource in the wrong state); the instance stays RUNNING throughout;
+ *   - a test can move an instance to TERMINATED, SUSPENDED or REPAIRING, as GCE does on preemption,
+ *     host maintenance or a host error.
  */
 export interface GceFakeOptions {
   token: string;
@@ -44,12 +48,17 @@ interface Operation {
   onDone?: () => { code: string; message: string } | undefined;
 }
 
+export type FakeInstanceStatus = 'PROVISIONING' | 'STAGING' | 'RUNNING' | 'STOPPING' | 'TERMINATED' | 'SUSPENDED' | 'REPAIRING';
+
 export interface FakeInstance {
   id: string;
   name: string;
   zone: string;
   machineType: string;
-  status: 'PROVISIONING' | 'STAGING' | 'RUNNING' | 'STOPPING' | 'TERMINATED';
+  status: FakeInstanceStatus;
+  statusMessage?: string;
+  /** How many instances.reset operations finished on it. */
+  resets: number;
   labels: Record<string, string>;
   creationTimestamp: string;
   networkIP: string;
@@ -91,6 +100,8 @@ export interface GceFake {
   rateLimit(count: number): void;
   /** Every instance the fake holds (all zones), for assertions. */
   instances(): FakeInstance[];
+  /** Moves an instance to a status on GCE's own account (preemption, host maintenance, a host error), with GCE's message. */
+  setInstanceStatus(zone: string, name: string, status: FakeInstanceStatus, statusMessage?: string): void;
   /** Every disk the fake holds (all zones; boot disks and disks made from snapshots), for assertions. */
   disks(): FakeDisk[];
   /** Count of requests by method name (`instances.insert`, `zoneOperations.wait`, …), for assertions. */
@@ -204,6 +215,7 @@ export async function startGceFake(opts: GceFakeOptions): Promise<GceFake> {
       zone: zoneUrl(i.zone),
       machineType: `${zoneUrl(i.zone)}/machineTypes/${i.machineType}`,
       status: i.status,
+      ...(i.statusMessage ? { statusMessage: i.statusMessage } : {}),
       labels: i.labels,
       labelFingerprint: 'fp',
       creationTimestamp: i.creationTimestamp,
@@ -310,6 +322,7 @@ export async function startGceFake(opts: GceFakeOptions): Promise<GceFake> {
         zone,
         machineType: m[3],
         status: 'PROVISIONING',
+        resets: 0,
         labels: (body.labels ?? {}) as Record<string, string>,
         creationTimestamp: new Date().toISOString(),
         networkIP: `10.128.0.${ipCounter++}`,
@@ -352,6 +365,24 @@ export async function startGceFake(opts: GceFakeOptions): Promise<GceFake> {
         onDone: () => {
           instances.delete(key);
           if (disks.get(key)?.autoDelete) disks.delete(key);
+          return undefined;
+        },
+      });
+    });
+  }
+
+  /** instances.reset: a hard reset of a RUNNING instance, which stays RUNNING; the body must be empty. */
+  function resetInstance(zone: string, name: string, q: URLSearchParams, body: Record<string, unknown>): Operation {
+    checkQuery(q, ['requestId']);
+    const extra = Object.keys(body)[0];
+    if (extra !== undefined) throw invalid(`Invalid JSON payload received. Unknown name "${extra}": Cannot find field. The request body must be empty.`);
+    return dedupe(`zones/${zone}`, q, () => {
+      const inst = instances.get(`${zone}/${name}`);
+      if (!inst) throw notFound(`projects/${project}/zones/${zone}/instances/${name}`);
+      if (inst.status !== 'RUNNING') throw new GceError(400, 'resourceNotReady', `The resource 'projects/${project}/zones/${zone}/instances/${name}' is not ready`);
+      return newOp(zone, 'reset', `${zoneUrl(zone)}/instances/${name}`, inst.id, {
+        onDone: () => {
+          inst.resets++;
           return undefined;
         },
       });
@@ -487,6 +518,7 @@ export async function startGceFake(opts: GceFakeOptions): Promise<GceFake> {
       return instanceJson(i);
     }],
     ['instances.delete', 'DELETE', new RegExp(`^${Z}/instances/([^/]+)$`), ([, , z, n], q) => opJson(deleteInstance(z, n, q))],
+    ['instances.reset', 'POST', new RegExp(`^${Z}/instances/([^/]+)/reset$`), ([, , z, n], q, b) => opJson(resetInstance(z, n, q, b))],
     ['disks.get', 'GET', new RegExp(`^${Z}/disks/([^/]+)$`), ([, , z, n], q) => {
       checkQuery(q, []);
       const d = disks.get(`${z}/${n}`);
@@ -600,6 +632,12 @@ export async function startGceFake(opts: GceFakeOptions): Promise<GceFake> {
       rateLimited = count;
     },
     instances: () => [...instances.values()],
+    setInstanceStatus(zone, name, status, statusMessage) {
+      const inst = instances.get(`${zone}/${name}`);
+      if (!inst) throw new Error(`gce fake: no instance ${zone}/${name}`);
+      inst.status = status;
+      inst.statusMessage = statusMessage;
+    },
     disks: () => [...disks.values()],
     calls,
     stop: () =>
