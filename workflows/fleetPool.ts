@@ -13,8 +13,9 @@ import {
 } from '@temporalio/workflow';
 import type { PoolActivities } from '../activities/pool/index.ts';
 import type { ProbePoolResult } from '../activities/pool/probe.ts';
-import { INVALID_ARGUMENT, invalidArgument } from './errors.ts';
-import { fleetPoolWorkflowId, parseFleetPoolSpec, type FleetPoolSpec } from './inputs/fleetPool.ts';
+import { INVALID_ARGUMENT, invalidArgument } from './common/errors.ts';
+import { fleetPoolWorkflowId } from './common/ids.ts';
+import { parseFleetPoolSpec, type FleetPoolSpec } from './inputs/fleetPool.ts';
 import {
   acquireLeaseUpdate,
   applySpecUpdate,

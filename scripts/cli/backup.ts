@@ -7,11 +7,12 @@ import { parse as parseYaml } from 'yaml';
 import { listBackups } from '../../activities/backup/catalog.ts';
 import { openStore, StoreUrlError } from '../../activities/stores/index.ts';
 import type { BackupResult, BackupStatus } from '../../workflows/backup.ts';
-import { INVALID_ARGUMENT } from '../../workflows/errors.ts';
-import { backupWorkflowId, parseBackupInput, type BackupInput, type BackupSourceInput } from '../../workflows/inputs/backup.ts';
-import { parseRestoreInput, restoreWorkflowId, type RestoreInput } from '../../workflows/inputs/restore.ts';
+import { INVALID_ARGUMENT } from '../../workflows/common/errors.ts';
+import { backupWorkflowId, restoreWorkflowId, verifyWorkflowId } from '../../workflows/common/ids.ts';
+import { parseBackupInput, type BackupInput, type BackupSourceInput } from '../../workflows/inputs/backup.ts';
+import { parseRestoreInput, type RestoreInput } from '../../workflows/inputs/restore.ts';
 import type { RestoreResult } from '../../workflows/restore.ts';
-import { parseVerifyInput, verifyWorkflowId, type VerifyBackupInput } from '../../workflows/inputs/verify.ts';
+import { parseVerifyInput, type VerifyBackupInput } from '../../workflows/inputs/verify.ts';
 import type { VerifyBackupResult } from '../../workflows/verifyBackup.ts';
 import {
   backfillBackupSchedule,

@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { InvalidArgumentError, type Command } from 'commander';
-import { parseReplaceNodeInput, replaceNodeWorkflowId, type ReplaceNodeInput } from '../../workflows/inputs/replaceNode.ts';
+import { replaceNodeWorkflowId, fleetPoolWorkflowId } from '../../workflows/common/ids.ts';
+import { parseReplaceNodeInput, type ReplaceNodeInput } from '../../workflows/inputs/replaceNode.ts';
 import { POOL_NAME, POOL_NAME_HELP } from '../../workflows/inputs/validate.ts';
-import { fleetPoolWorkflowId } from '../../workflows/inputs/fleetPool.ts';
 import type { LeaseAnswer, PoolStatus } from '../../workflows/pool/api.ts';
 import type { ReplaceNodeResult, ReplaceNodeStatus } from '../../workflows/replaceNode.ts';
 import { applySpec, describeLease, poolUpdate, readPoolSpec, renderPoolStatus, runningManager } from './poolManager.ts';

@@ -17,7 +17,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { InvalidArgumentError, type Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { connectConfig } from '../../workers/connection.ts';
-import { parseRollingUpdateInput, ROLLOUT_ID, rollingUpdateWorkflowId, type RollingUpdateInput } from '../../workflows/inputs/rollingUpdate.ts';
+import { rollingUpdateWorkflowId } from '../../workflows/common/ids.ts';
+import { parseRollingUpdateInput, ROLLOUT_ID, type RollingUpdateInput } from '../../workflows/inputs/rollingUpdate.ts';
 import { amount, POOL_NAME, POOL_NAME_HELP } from '../../workflows/inputs/validate.ts';
 import {
   abortRolloutUpdate,

@@ -1,5 +1,6 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { replaceNodeWorkflowId, type ReplaceNodeInput } from '../../workflows/inputs/replaceNode.ts';
+import { replaceNodeWorkflowId } from '../../workflows/common/ids.ts';
+import type { ReplaceNodeInput } from '../../workflows/inputs/replaceNode.ts';
 import type { ReplaceNodeStatus } from '../../workflows/replaceNode.ts';
 import { waitFor } from './fleet.ts';
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ProbePoolResult } from '../../activities/pool/probe.ts';
+import { viewDigest } from '../../workflows/common/digest.ts';
 import * as budget from '../../workflows/pool/budget.ts';
-import { viewDigest } from '../../workflows/pool/digest.ts';
 import { reconcile } from '../../workflows/pool/membership.ts';
 import { applyProbe, probeFailed, probeInput } from '../../workflows/pool/probe.ts';
 import { remediate } from '../../workflows/pool/remediation.ts';

@@ -2,9 +2,9 @@
 // (the budget: budget.test.ts; handlers and validators: handlers.test.ts, validators.test.ts).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { applyChanges, diffViews, viewDigest } from '../../workflows/common/digest.ts';
 import { decide, pickScaleDown } from '../../workflows/pool/autoscaler.ts';
 import { closedBreaker, evaluate, recordBad, reset } from '../../workflows/pool/breaker.ts';
-import { applyChanges, diffViews, viewDigest } from '../../workflows/pool/digest.ts';
 import { FLEET_POOL_DEFAULTS, parseFleetPoolSpec, resolveAmount } from '../../workflows/inputs/fleetPool.ts';
 import { assertInvalid } from './unitPool.ts';
 

@@ -1,4 +1,4 @@
-import { replaceNodeWorkflowId } from '../inputs/replaceNode.ts';
+import { replaceNodeWorkflowId } from '../common/ids.ts';
 import type { LeaseAnswer, PoolNode } from './api.ts';
 import * as budget from './budget.ts';
 import { maxUnavailable, type PoolContext } from './context.ts';

@@ -1,9 +1,9 @@
 import type { ProbePoolInput, ProbePoolResult } from '../../activities/pool/probe.ts';
-import { failureMessage } from '../rollout/runtime.ts';
+import { applyChanges, viewDigest, type ProbeView } from '../common/digest.ts';
+import { failureMessage } from '../common/failure.ts';
 import { decide } from './autoscaler.ts';
 import { recordBad } from './breaker.ts';
 import { members, type PoolContext } from './context.ts';
-import { applyChanges, viewDigest, type ProbeView } from './digest.ts';
 
 /** Health from probes: what the probe activity is asked, and what its answer does to members, the breaker and the autoscaler. */
 

@@ -1,4 +1,4 @@
-import { replaceNodeWorkflowId } from '../inputs/replaceNode.ts';
+import { replaceNodeWorkflowId } from '../common/ids.ts';
 import { evaluate as evaluateBreaker } from './breaker.ts';
 import * as budget from './budget.ts';
 import { autoRemediation, healthyCount, members, minHealthy, type PoolContext } from './context.ts';

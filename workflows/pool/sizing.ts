@@ -1,4 +1,4 @@
-import { fleetPoolWorkflowId } from '../inputs/fleetPool.ts';
+import { fleetPoolWorkflowId } from '../common/ids.ts';
 import { pickScaleDown } from './autoscaler.ts';
 import * as budget from './budget.ts';
 import { members, type PoolContext } from './context.ts';

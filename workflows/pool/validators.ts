@@ -1,6 +1,6 @@
-import { invalidArgument } from '../errors.ts';
-import { fleetPoolWorkflowId, parseFleetPoolSpec } from '../inputs/fleetPool.ts';
-import { replaceNodeWorkflowId } from '../inputs/replaceNode.ts';
+import { invalidArgument } from '../common/errors.ts';
+import { fleetPoolWorkflowId, replaceNodeWorkflowId } from '../common/ids.ts';
+import { parseFleetPoolSpec } from '../inputs/fleetPool.ts';
 import { NODE_ID, NODE_ID_HELP } from '../inputs/validate.ts';
 import type { PoolNode } from './api.ts';
 import * as budget from './budget.ts';

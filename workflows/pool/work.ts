@@ -1,7 +1,7 @@
 import { ParentClosePolicy, proxyActivities, startChild } from '@temporalio/workflow';
 import type { NodeActivities } from '../../activities/nodes.ts';
+import { failureMessage } from '../common/failure.ts';
 import { replaceNode } from '../replaceNode.ts';
-import { failureMessage } from '../rollout/runtime.ts';
 import * as budget from './budget.ts';
 import type { PoolContext, PoolWork } from './context.ts';
 import { addNode } from './membership.ts';
