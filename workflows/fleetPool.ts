@@ -132,13 +132,15 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
   if (!carried) {
     try {
       const where = await probeActs.describePoolConfig.executeWithOptions({ summary: `check the worker serves pool ${pool}` }, [{ pool }]);
-      if (cfg.provider && cfg.provider !== where.provider) {
-        throw invalidArgument('provider', `pool '${pool}' is served by provider '${where.provider}' in the worker's pools file, not '${cfg.provider}'`);
+      // ctx.cfg, not cfg: an applySpec may have been accepted while the check ran.
+      const { provider } = ctx.cfg;
+      if (provider && provider !== where.provider) {
+        throw invalidArgument('provider', `pool '${pool}' is served by provider '${where.provider}' in the worker's pools file, not '${provider}'`);
       }
     } catch (err) {
       throw err instanceof ActivityFailure && err.cause ? err.cause : err;
     }
-    ctx.event(`pool manager started (${cfg.autoscaling.type} autoscaling, maxUnavailable ${JSON.stringify(cfg.disruption.maxUnavailable)})`);
+    ctx.event(`pool manager started (${ctx.cfg.autoscaling.type} autoscaling, maxUnavailable ${JSON.stringify(ctx.cfg.disruption.maxUnavailable)})`);
   } else {
     ctx.event(`continued as new (run ${s.runs + 1})`);
   }
