@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { invalidArgument } from '../workflows/errors.ts';
+import { invalidArgument } from '../workflows/common/errors.ts';
 import { AgentClient, AgentHttpError, type DrainState } from './agentClient.ts';
 import { PoolRegistry, UnknownPoolError } from './pools.ts';
 import type { NodeInstance } from './providers/types.ts';

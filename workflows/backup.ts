@@ -3,8 +3,9 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 import type { BackupActivities, PruneResult, VerifyResult } from '../activities/backup/index.ts';
 import type { HookRecord, SnapshotRecord } from '../activities/backup/layout.ts';
 import type { CopySourceResult } from '../activities/backup/copy.ts';
-import { invalidArgument } from './errors.ts';
-import { BACKUP_STAMP, backupStamp, DRYDOCK_BACKUP_PHASE, parseBackupInput, type BackupConfig, type BackupInput, type BackupPhase, type HookConfig } from './inputs/backup.ts';
+import { invalidArgument } from './common/errors.ts';
+import { BACKUP_STAMP, backupStamp } from './common/ids.ts';
+import { DRYDOCK_BACKUP_PHASE, parseBackupInput, type BackupConfig, type BackupInput, type BackupPhase, type HookConfig } from './inputs/backup.ts';
 
 /** Set by Temporal on workflows a schedule starts: the action's nominal time. */
 const SCHEDULED_START = defineSearchAttributeKey('TemporalScheduledStartTime', SearchAttributeType.DATETIME);

@@ -13,9 +13,9 @@ import {
 } from '@temporalio/workflow';
 import type { NodeActivities } from '../activities/nodes.ts';
 import type { PoolActivities } from '../activities/pool/index.ts';
-import { INVALID_ARGUMENT, invalidArgument } from './errors.ts';
-import { fleetPoolWorkflowId } from './inputs/fleetPool.ts';
-import { parseReplaceNodeInput, replaceNodeWorkflowId, type ReplaceNodeConfig } from './inputs/replaceNode.ts';
+import { INVALID_ARGUMENT, invalidArgument } from './common/errors.ts';
+import { fleetPoolWorkflowId, replaceNodeWorkflowId } from './common/ids.ts';
+import { parseReplaceNodeInput, type ReplaceNodeConfig } from './inputs/replaceNode.ts';
 import { DRYDOCK_NODE, DRYDOCK_PHASE, DRYDOCK_POOL } from './searchAttributes.ts';
 
 /**

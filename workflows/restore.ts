@@ -1,9 +1,10 @@
 import { ActivityFailure, ApplicationFailure, defineQuery, proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities, SnapshotRestore } from '../activities/backup/index.ts';
-import { invalidArgument } from './errors.ts';
 import { long, short } from './backup.ts';
+import { invalidArgument } from './common/errors.ts';
+import { restoreWorkflowId } from './common/ids.ts';
 import { DRYDOCK_BACKUP_PHASE, type BackupPhase } from './inputs/backup.ts';
-import { parseRestoreInput, restoreWorkflowId, type RestoreConfig, type RestoreInput } from './inputs/restore.ts';
+import { parseRestoreInput, type RestoreConfig, type RestoreInput } from './inputs/restore.ts';
 
 export interface RestoreStatus {
   phase: BackupPhase;

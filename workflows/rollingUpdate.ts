@@ -1,6 +1,6 @@
 import { ActivityFailure, ApplicationFailure, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { RolloutMembers } from '../activities/rollout/index.ts';
-import { INVALID_ARGUMENT, invalidArgument } from './errors.ts';
+import { INVALID_ARGUMENT, invalidArgument } from './common/errors.ts';
 import { parseRollingUpdateInput, rolloutIdFrom, type RollingUpdateInput } from './inputs/rollingUpdate.ts';
 import { amount } from './inputs/validate.ts';
 import {

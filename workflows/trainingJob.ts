@@ -17,8 +17,9 @@ import {
 } from '@temporalio/workflow';
 import type { TrainingActivities } from '../activities/training/activities.ts';
 import type { AggregateResult, JobRef, TrainShardResult } from '../activities/training/types.ts';
-import { INVALID_ARGUMENT, invalidArgument } from './errors.ts';
-import { parseTrainingJobInput, parseWorkers, trainingJobWorkflowId, type TrainingJobConfig, type TrainingJobInput } from './inputs/trainingJob.ts';
+import { INVALID_ARGUMENT, invalidArgument } from './common/errors.ts';
+import { trainingJobWorkflowId } from './common/ids.ts';
+import { parseTrainingJobInput, parseWorkers, type TrainingJobConfig, type TrainingJobInput } from './inputs/trainingJob.ts';
 import { DRYDOCK_PHASE, DRYDOCK_TRAIN_LOSS } from './searchAttributes.ts';
 
 export { DRYDOCK_TRAIN_LOSS };

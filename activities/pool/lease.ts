@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { fleetPoolWorkflowId } from '../../workflows/inputs/fleetPool.ts';
+import { fleetPoolWorkflowId } from '../../workflows/common/ids.ts';
 import type { LeaseAnswer } from '../../workflows/pool/api.ts';
 
 const POLL_MS = 5000;

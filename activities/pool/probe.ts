@@ -1,9 +1,9 @@
 import { Context } from '@temporalio/activity';
+import { diffViews, viewDigest, type ProbeChange, type ProbeHealth, type ProbeView } from '../../workflows/common/digest.ts';
+import { invalidArgument } from '../../workflows/common/errors.ts';
 import { AgentClient, type AgentHealth } from '../agentClient.ts';
 import { UnknownPoolError, type PoolRegistry } from '../pools.ts';
-import { invalidArgument } from '../../workflows/errors.ts';
 import type { NodeInstance } from '../providers/types.ts';
-import { diffViews, viewDigest, type ProbeChange, type ProbeHealth, type ProbeView } from '../../workflows/pool/digest.ts';
 
 export interface ProbePoolInput {
   pool: string;

@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { fleetPoolWorkflowId } from '../../workflows/inputs/fleetPool.ts';
+import { fleetPoolWorkflowId } from '../../workflows/common/ids.ts';
 import type { ModelRef } from '../../workflows/inputs/rollingUpdate.ts';
 import type { PoolStatus } from '../../workflows/pool/api.ts';
 import { nodeIdFor } from '../providers/naming.ts';

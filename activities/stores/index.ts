@@ -1,12 +1,11 @@
+import { parseStoreUrl } from '../../workflows/common/storeUrl.ts';
 import { FileStore } from './file.ts';
 import { S3Store } from './s3.ts';
 import { StoreUrlError, type ObjectStore } from './types.ts';
-import { parseStoreUrl } from './url.ts';
 
 export { FileStore } from './file.ts';
 export { S3Store, s3ClientFromEnv } from './s3.ts';
 export { StoreUrlError, type ObjectInfo, type ObjectStore } from './types.ts';
-export { parseStoreUrl, type StoreLocation } from './url.ts';
 
 /**
  * Opens `file:///abs/dir` (or `/abs/dir`) or `s3://bucket/prefix`. S3 settings and credentials

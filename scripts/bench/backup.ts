@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createBackupActivities } from '../../activities/backup/index.ts';
-import { backupStamp } from '../../workflows/inputs/backup.ts';
+import { backupStamp } from '../../workflows/common/ids.ts';
 
 const MIB = 1024 ** 2;
 /** tar and backup alternate, so both see the same background load; the median ratio is reported. */

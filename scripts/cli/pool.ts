@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { Command } from 'commander';
-import { parseReplaceNodeInput, replaceNodeWorkflowId, type ReplaceNodeInput } from '../../workflows/inputs/replaceNode.ts';
-import { fleetPoolWorkflowId } from '../../workflows/inputs/fleetPool.ts';
+import { parseReplaceNodeInput, type ReplaceNodeInput } from '../../workflows/inputs/replaceNode.ts';
+import { fleetPoolWorkflowId, replaceNodeWorkflowId } from '../../workflows/common/ids.ts';
 import type { LeaseAnswer, PoolStatus } from '../../workflows/pool/api.ts';
 import type { ReplaceNodeResult, ReplaceNodeStatus } from '../../workflows/replaceNode.ts';
 import { checkPoolName, wholeNumber } from './flags.ts';

@@ -1,7 +1,8 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { INVALID_ARGUMENT } from '../../workflows/errors.ts';
-import { fleetPoolWorkflowId, parseFleetPoolSpec, type FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
+import { INVALID_ARGUMENT } from '../../workflows/common/errors.ts';
+import { fleetPoolWorkflowId } from '../../workflows/common/ids.ts';
+import { parseFleetPoolSpec, type FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import type { LeaseAnswer, PoolStatus } from '../../workflows/pool/api.ts';
 import { describeIfExists } from './handles.ts';
 import { badInput, checkedInput, CliError, EXIT, type GlobalOptions } from './runtime.ts';

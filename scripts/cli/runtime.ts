@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { CONTROL_WORKER_DEFAULTS } from '../../workers/config.ts';
 import { CodecConfigError } from '../../workers/codec.ts';
 import { connectClient } from '../../workers/connection.ts';
-import { INVALID_ARGUMENT } from '../../workflows/errors.ts';
+import { INVALID_ARGUMENT } from '../../workflows/common/errors.ts';
 
 /** Exit codes are part of the CLI's contract with CI jobs. */
 export const EXIT = { ok: 0, workflowFailed: 1, badInput: 2, unreachable: 3 } as const;

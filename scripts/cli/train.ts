@@ -1,6 +1,7 @@
 import type { Client, WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
 import type { Command } from 'commander';
-import { parseTrainingJobInput, trainingJobWorkflowId, type TrainingJobInput } from '../../workflows/inputs/trainingJob.ts';
+import { parseTrainingJobInput, type TrainingJobInput } from '../../workflows/inputs/trainingJob.ts';
+import { trainingJobWorkflowId } from '../../workflows/common/ids.ts';
 import type { TrainingJobResult, TrainingProgress } from '../../workflows/trainingJob.ts';
 import { positiveWholeNumber } from './flags.ts';
 import { existingWorkflow } from './handles.ts';

@@ -1,5 +1,6 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { replaceNodeWorkflowId, type ReplaceNodeInput } from '../../workflows/inputs/replaceNode.ts';
+import { replaceNodeWorkflowId } from '../../workflows/common/ids.ts';
+import type { ReplaceNodeInput } from '../../workflows/inputs/replaceNode.ts';
 
 /** Starts replaceNode under its conventional workflow id (or `workflowId`). */
 export function startReplace(client: Client, taskQueue: string, input: ReplaceNodeInput, workflowId?: string): Promise<WorkflowHandle> {

@@ -2,8 +2,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { backupWorkflowId, type BackupInput } from '../../workflows/inputs/backup.ts';
-import { restoreWorkflowId, type RestoreInput } from '../../workflows/inputs/restore.ts';
+import { backupWorkflowId, restoreWorkflowId } from '../../workflows/common/ids.ts';
+import type { BackupInput } from '../../workflows/inputs/backup.ts';
+import type { RestoreInput } from '../../workflows/inputs/restore.ts';
 
 /** A tree with nested dirs, an empty file, an executable, text and random binary files. */
 export function makeTree(root: string, opts: { files?: number; size?: number; seed?: string } = {}): void {

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createBackupActivities } from '../../activities/backup/index.ts';
 import { objectKey, verificationKey, type Verification } from '../../activities/backup/layout.ts';
-import { backupStamp } from '../../workflows/inputs/backup.ts';
+import { backupStamp } from '../../workflows/common/ids.ts';
 import { packedBlob, packIndexes, treeDigest } from './helpers.ts';
 
 const MIB = 1024 * 1024;

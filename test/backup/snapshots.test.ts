@@ -13,7 +13,7 @@ import { fixedTokenAuth, GceProvider } from '../../activities/providers/gce.ts';
 import { TAG_DISK_KEY, TAG_MANAGED, type Provider } from '../../activities/providers/types.ts';
 import { backupLabel, TAG_BACKUP } from '../../activities/backup/snapshots.ts';
 import { FileStore } from '../../activities/stores/index.ts';
-import { backupStamp } from '../../workflows/inputs/backup.ts';
+import { backupStamp } from '../../workflows/common/ids.ts';
 import { startGceFake, type GceFake } from '../fakes/gce/server.ts';
 import { startMoto, type Moto } from '../helpers/moto.ts';
 

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
-import { FileStore, openStore, parseStoreUrl, S3Store, s3ClientFromEnv, StoreUrlError, type ObjectStore } from '../../activities/stores/index.ts';
+import { FileStore, openStore, S3Store, s3ClientFromEnv, StoreUrlError, type ObjectStore } from '../../activities/stores/index.ts';
+import { parseStoreUrl } from '../../workflows/common/storeUrl.ts';
 import { startMoto, type Moto } from '../helpers/moto.ts';
 
 describe('object stores (file:// and s3:// on moto)', () => {

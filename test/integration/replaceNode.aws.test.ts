@@ -6,7 +6,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { AgentClient } from '../../activities/agentClient.ts';
 import { TAG_REQUEST } from '../../activities/providers/aws.ts';
 import { keyHash } from '../../activities/providers/naming.ts';
-import { replaceNodeWorkflowId } from '../../workflows/inputs/replaceNode.ts';
+import { replaceNodeWorkflowId } from '../../workflows/common/ids.ts';
 import type { ReplaceNodeResult, ReplaceNodeStatus } from '../../workflows/replaceNode.ts';
 import { MOTO_IMAGE_ID, spawnCloudWorker, startCloudFleet, type CloudFleet } from '../helpers/cloudFleet.ts';
 import { agentProcesses } from '../../scripts/lib/fleet.ts';

@@ -5,7 +5,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { AgentClient } from '../../activities/agentClient.ts';
 import { GCE_TOKEN_ENV, LABEL_REQUEST } from '../../activities/providers/gce.ts';
 import { keyHash } from '../../activities/providers/naming.ts';
-import { replaceNodeWorkflowId } from '../../workflows/inputs/replaceNode.ts';
+import { replaceNodeWorkflowId } from '../../workflows/common/ids.ts';
 import type { ReplaceNodeResult, ReplaceNodeStatus } from '../../workflows/replaceNode.ts';
 import { spawnCloudWorker, startCloudFleet, type CloudFleet } from '../helpers/cloudFleet.ts';
 import { agentProcesses } from '../../scripts/lib/fleet.ts';

@@ -1,23 +1,15 @@
+// The pool's pure policies: the spec, the breaker, the autoscaler and the probe digest
+// (the budget: budget.test.ts; handlers and validators: handlers.test.ts, validators.test.ts).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ApplicationFailure } from '@temporalio/common';
+import { applyChanges, diffViews, viewDigest } from '../../workflows/common/digest.ts';
 import { decide, pickScaleDown } from '../../workflows/pool/autoscaler.ts';
 import { closedBreaker, evaluate, recordBad, reset } from '../../workflows/pool/breaker.ts';
-import * as budget from '../../workflows/pool/budget.ts';
-import { applyChanges, diffViews, viewDigest } from '../../workflows/pool/digest.ts';
 import { FLEET_POOL_DEFAULTS, parseFleetPoolSpec, resolveAmount } from '../../workflows/inputs/fleetPool.ts';
+import { assertInvalid } from './unitPool.ts';
 
 function rejects(spec: unknown, field: string, message?: RegExp): void {
-  assert.throws(
-    () => parseFleetPoolSpec(spec),
-    (err: unknown) => {
-      assert.ok(err instanceof ApplicationFailure);
-      assert.equal(err.type, 'InvalidArgument');
-      assert.ok(err.message.startsWith(`${field}: `), `expected field ${field}, got: ${err.message}`);
-      if (message) assert.match(err.message, message);
-      return true;
-    },
-  );
+  assertInvalid(() => parseFleetPoolSpec(spec), field, message);
 }
 
 describe('pool spec', () => {
@@ -51,34 +43,6 @@ describe('pool spec', () => {
     assert.equal(resolveAmount({ percent: 25 }, 10, 'down-min-1'), 2);
     assert.equal(resolveAmount({ percent: 5 }, 10, 'down-min-1'), 1);
     assert.equal(resolveAmount({ percent: 51 }, 5, 'up'), 3);
-  });
-});
-
-describe('disruption budget', () => {
-  const req = (holder: string, nodeId?: string): budget.LeaseRequest => ({ holder, kind: 'replace', nodeId, requestedAt: 0 });
-  it('grants at most the limit, in FIFO order, and releases', () => {
-    let b = budget.emptyBudget();
-    for (const h of ['a', 'b', 'c', 'd']) b = budget.request(b, req(h));
-    b = budget.request(b, req('a')); // idempotent
-    let g = budget.grant(b, 2, 1);
-    assert.deepEqual(g.granted.map((l) => l.holder), ['a', 'b']);
-    assert.equal(budget.queuePosition(g.budget, 'c'), 1);
-    g = budget.grant(g.budget, 2, 2);
-    assert.equal(g.granted.length, 0, 'full budget grants nothing');
-    b = budget.release(g.budget, 'b');
-    g = budget.grant(b, 2, 3);
-    assert.deepEqual(g.granted.map((l) => l.holder), ['c']);
-    assert.deepEqual(g.budget.leases.map((l) => l.holder), ['a', 'c']);
-  });
-  it('expires external leases unless renewed, and transfers without a new slot', () => {
-    let b = budget.request(budget.emptyBudget(), { holder: 'rollout/x', kind: 'external', requestedAt: 0, ttlSeconds: 10 });
-    b = budget.grant(b, 1, 0).budget;
-    b = budget.renew(b, 'rollout/x', 5_000);
-    assert.equal(budget.expire(b, 14_000).expired.length, 0);
-    assert.equal(budget.expire(b, 15_000).expired.length, 1);
-    let c = budget.grant(budget.request(budget.emptyBudget(), { holder: 'cordon/n1', kind: 'cordon', nodeId: 'n1', requestedAt: 0 }), 1, 0).budget;
-    c = budget.transfer(c, 'cordon/n1', { holder: 'replace/p/n1', kind: 'replace' });
-    assert.deepEqual(c.leases.map((l) => [l.holder, l.kind]), [['replace/p/n1', 'replace']]);
   });
 });
 

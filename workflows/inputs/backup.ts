@@ -1,5 +1,5 @@
-import { parseStoreUrl } from '../../activities/stores/url.ts';
-import { invalidArgument } from '../errors.ts';
+import { invalidArgument } from '../common/errors.ts';
+import { parseStoreUrl } from '../common/storeUrl.ts';
 import { optionalBoolean, POOL_NAME, POOL_NAME_HELP, rejectUnknown, requireObject, requireString, type Obj } from './validate.ts';
 
 /** Velero's phases as the search attribute DrydockBackupPhase (defined with drydock's other attributes). */
@@ -74,18 +74,6 @@ export interface BackupConfig {
 }
 
 export const BACKUP_DEFAULTS = { hookTimeoutSeconds: 30, onError: 'fail', verify: true } as const;
-
-/** Backup times in ids: `20261123T063000Z`. */
-export const BACKUP_STAMP = /^\d{8}T\d{6}Z$/;
-
-export function backupStamp(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
-}
-
-/** `backup/<name>/<time>` for a backup started by hand; a schedule starts `backup/<name>` plus Temporal's `-<time>` suffix. */
-export function backupWorkflowId(name: string, at: Date): string {
-  return `backup/${name}/${backupStamp(at)}`;
-}
 
 const SOURCE_NAME = /^[a-z0-9]([-a-z0-9_.]{0,61}[a-z0-9])?$/;
 const SOURCE_NAME_HELP = 'lowercase letters, digits, dashes, dots and underscores, 1-63 characters';

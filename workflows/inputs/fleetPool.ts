@@ -1,4 +1,4 @@
-import { invalidArgument } from '../errors.ts';
+import { invalidArgument } from '../common/errors.ts';
 import { amount, MAX_POOL_NODES, nested, optionalBoolean, optionalInteger, optionalString, POOL_NAME, POOL_NAME_HELP, rejectUnknown, requireObject, requireString, section, type Amount, type Obj } from './validate.ts';
 
 export { MAX_POOL_NODES, resolveAmount, type Amount } from './validate.ts';
@@ -96,10 +96,6 @@ export const FLEET_POOL_DEFAULTS = {
   disruption: { maxUnavailable: { count: 1 }, minHealthy: { percent: 51 }, breaker: { maxUnhealthyFraction: 0.3, windowSeconds: 300 } },
   membership: { unknownInstances: 'adopt' },
 } as const satisfies Omit<FleetPoolConfig, 'name' | 'minNodes' | 'maxNodes'>;
-
-export function fleetPoolWorkflowId(name: string): string {
-  return `pool/${name}`;
-}
 
 function fraction(obj: Obj, key: string, fallback: number): number {
   const v = obj[key];

@@ -16,10 +16,6 @@ export const REPLACE_NODE_DEFAULTS = { reason: 'manual', drainTimeoutSeconds: 30
 
 export type ReplaceNodeConfig = Required<ReplaceNodeInput>;
 
-export function replaceNodeWorkflowId(pool: string, nodeId: string): string {
-  return `replace/${pool}/${nodeId}`;
-}
-
 export function parseReplaceNodeInput(raw: unknown): ReplaceNodeConfig {
   const obj = requireObject(raw, 'input');
   rejectUnknown(obj, ['pool', 'nodeId', 'reason', 'drainTimeoutSeconds', 'force']);

@@ -1,5 +1,6 @@
-import { invalidArgument } from '../errors.ts';
-import { BACKUP_STAMP, parseAbsolutePath, parseStore } from './backup.ts';
+import { invalidArgument } from '../common/errors.ts';
+import { BACKUP_STAMP } from '../common/ids.ts';
+import { parseAbsolutePath, parseStore } from './backup.ts';
 import { optionalBoolean, POOL_NAME, rejectUnknown, requireObject, requireString } from './validate.ts';
 
 /** Input of the `restore` workflow (public API). */
@@ -26,10 +27,6 @@ export const SNAPSHOT_RESTORE_MODES: readonly SnapshotRestoreMode[] = ['director
 export type RestoreConfig = Required<Omit<RestoreInput, 'source'>> & { source?: string };
 
 export const RESTORE_DEFAULTS = { overwrite: false, snapshots: 'directory' } as const;
-
-export function restoreWorkflowId(backupId: string): string {
-  return `restore/${backupId}`;
-}
 
 export function parseRestoreInput(raw: unknown): RestoreConfig {
   const obj = requireObject(raw, 'input');

@@ -1,4 +1,4 @@
-import { invalidArgument } from '../errors.ts';
+import { invalidArgument } from '../common/errors.ts';
 import {
   amount,
   nested,
@@ -114,10 +114,6 @@ export const ROLLING_UPDATE_DEFAULTS = {
 
 export const ROLLOUT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const SHA256 = /^[0-9a-fA-F]{64}$/;
-
-export function rollingUpdateWorkflowId(pool: string, id: string): string {
-  return `rollout/${pool}/${id}`;
-}
 
 /** The `<id>` of `rollout/<pool>/<id>`, or an InvalidArgument naming the workflow id. */
 export function rolloutIdFrom(workflowId: string, pool: string): string {

@@ -1,5 +1,5 @@
-import { parseStoreUrl } from '../../activities/stores/url.ts';
-import { invalidArgument } from '../errors.ts';
+import { invalidArgument } from '../common/errors.ts';
+import { parseStoreUrl } from '../common/storeUrl.ts';
 import { optionalInteger, POOL_NAME, POOL_NAME_HELP, rejectUnknown, requireObject, requireString, type Obj } from './validate.ts';
 
 /** Input of the `trainingJob` workflow (public API); see docs/training.md. */
@@ -68,10 +68,6 @@ export const TRAINING_JOB_DEFAULTS = {
 } as const;
 
 export const MAX_WORKERS = 64;
-
-export function trainingJobWorkflowId(name: string): string {
-  return `train/${name}`;
-}
 
 export function parseTrainingJobInput(raw: unknown): TrainingJobConfig {
   const D = TRAINING_JOB_DEFAULTS;

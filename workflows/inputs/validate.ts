@@ -1,4 +1,4 @@
-import { invalidArgument } from '../errors.ts';
+import { invalidArgument } from '../common/errors.ts';
 
 /** Small, deterministic checkers for workflow inputs; every error names the field. */
 export type Obj = Record<string, unknown>;

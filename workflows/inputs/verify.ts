@@ -1,5 +1,6 @@
-import { invalidArgument } from '../errors.ts';
-import { BACKUP_STAMP, parseStore } from './backup.ts';
+import { invalidArgument } from '../common/errors.ts';
+import { BACKUP_STAMP } from '../common/ids.ts';
+import { parseStore } from './backup.ts';
 import { POOL_NAME, POOL_NAME_HELP, rejectUnknown, requireObject, requireString } from './validate.ts';
 
 /** Input of the `verifyBackup` workflow (public API): restore-test a backup on its own schedule. */
@@ -10,10 +11,6 @@ export interface VerifyBackupInput {
   name: string;
   /** …or exactly this one (`<name>/<time>`). */
   backupId?: string;
-}
-
-export function verifyWorkflowId(name: string, at: Date): string {
-  return `verify/${name}/${at.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '')}`;
 }
 
 export function parseVerifyInput(raw: unknown): Required<Omit<VerifyBackupInput, 'backupId'>> & { backupId?: string } {

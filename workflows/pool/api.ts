@@ -1,9 +1,9 @@
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { ProbeHealth } from '../common/digest.ts';
 import type { FleetPoolSpec } from '../inputs/fleetPool.ts';
 import type { AutoscalerState } from './autoscaler.ts';
 import type { BreakerState } from './breaker.ts';
 import type { Lease, LeaseRequest } from './budget.ts';
-import type { ProbeHealth } from './digest.ts';
 
 /** The pool workflow's updates and query (public API, used by the CLI and other workflows). */
 

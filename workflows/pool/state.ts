@@ -1,9 +1,9 @@
+import type { ProbeView } from '../common/digest.ts';
 import type { FleetPoolSpec } from '../inputs/fleetPool.ts';
 import type { PoolEvent, PoolNode, PoolStatus } from './api.ts';
 import type { AutoscalerState } from './autoscaler.ts';
 import { closedBreaker, type BreakerState } from './breaker.ts';
 import { emptyBudget, type BudgetState } from './budget.ts';
-import type { ProbeView } from './digest.ts';
 
 /** Everything the pool workflow knows; plain JSON, carried whole across continue-as-new. */
 export interface PoolState {

@@ -1,4 +1,5 @@
-import { failureMessage, type Rollout } from './runtime.ts';
+import { failureMessage } from '../common/failure.ts';
+import type { Rollout } from './runtime.ts';
 
 /** Smoke checks of `nodeIds` (on the target model) over the analysis interval; the result joins status.analyses. */
 export async function analyze(rt: Rollout, batch: number, nodeIds: string[], what: string): Promise<{ ok: boolean; reason?: string }> {

@@ -1,8 +1,9 @@
 import { condition } from '@temporalio/workflow';
+import { failureMessage } from '../common/failure.ts';
 import type { RolloutNode } from './api.ts';
 import { analyze } from './analysis.ts';
 import type { Outcome } from './rolling.ts';
-import { failureMessage, StepFailed, type Rollout } from './runtime.ts';
+import { StepFailed, type Rollout } from './runtime.ts';
 
 const READY_TIMEOUT_SECONDS = 300;
 

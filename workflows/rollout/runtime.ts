@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, condition, log, proxyActivities } from '@temporalio/workflow';
+import { condition, log, proxyActivities } from '@temporalio/workflow';
 import type { NodeActivities } from '../../activities/nodes.ts';
 import type { PoolActivities } from '../../activities/pool/index.ts';
 import type { RolloutActivities } from '../../activities/rollout/index.ts';
@@ -103,19 +103,6 @@ export class Rollout {
     }
     await Promise.all(running);
   }
-}
-
-/** The innermost message of an activity or child failure, for events and node errors. */
-export function failureMessage(err: unknown): string {
-  let e: unknown = err;
-  while ((e instanceof ActivityFailure || e instanceof ChildWorkflowFailure) && e.cause) e = e.cause;
-  return e instanceof Error ? e.message : String(e);
-}
-
-export function failureType(err: unknown): string | undefined {
-  let e: unknown = err;
-  while ((e instanceof ActivityFailure || e instanceof ChildWorkflowFailure) && e.cause) e = e.cause;
-  return e instanceof ApplicationFailure ? (e.type ?? undefined) : undefined;
 }
 
 /** A step of a node's walk failed in a way the walk reports (not an activity crash). */

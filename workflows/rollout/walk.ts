@@ -1,7 +1,8 @@
+import { INVALID_ARGUMENT } from '../common/errors.ts';
+import { failureMessage, failureType } from '../common/failure.ts';
 import type { ModelRef } from '../inputs/rollingUpdate.ts';
 import type { RolloutNode } from './api.ts';
-import { INVALID_ARGUMENT } from '../errors.ts';
-import { failureMessage, failureType, StepFailed, type Rollout } from './runtime.ts';
+import { StepFailed, type Rollout } from './runtime.ts';
 
 /** How long a node may take to report ready after its swap, and to take traffic after uncordon. */
 const READY_TIMEOUT_SECONDS = 300;

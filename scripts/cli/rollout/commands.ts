@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { WorkflowHandle } from '@temporalio/client';
-import { rollingUpdateWorkflowId } from '../../../workflows/inputs/rollingUpdate.ts';
+import { rollingUpdateWorkflowId } from '../../../workflows/common/ids.ts';
 import {
   abortRolloutUpdate,
   pauseRolloutUpdate,

@@ -1,5 +1,6 @@
-import { parseRollingUpdateInput, ROLLOUT_ID, rollingUpdateWorkflowId, type RollingUpdateInput } from '../../../workflows/inputs/rollingUpdate.ts';
+import { parseRollingUpdateInput, ROLLOUT_ID, type RollingUpdateInput } from '../../../workflows/inputs/rollingUpdate.ts';
 import { amount } from '../../../workflows/inputs/validate.ts';
+import { rollingUpdateWorkflowId } from '../../../workflows/common/ids.ts';
 import { checkPoolName } from '../flags.ts';
 import { badInput, checkedInput, CliError, EXIT } from '../runtime.ts';
 import { assignDefined, objectOrEmpty, readSpecFile } from '../spec.ts';
