@@ -45,6 +45,8 @@ export function loadBackend(env: NodeJS.ProcessEnv = process.env): Promise<Loade
     const skipped: string[] = [];
     const forced = env.DRYDOCK_TF_BACKEND;
     if (forced === undefined || forced === '') {
+      // TensorFlow's C++ INFO lines (oneDNN, CPU features) on every start say nothing a trainer needs.
+      process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
       for (const [pkg, name] of [['@tensorflow/tfjs-node-gpu', 'tensorflow-gpu'], ['@tensorflow/tfjs-node', 'tensorflow']] as const) {
         try {
           const mod = (await import(pkg as string)) as TF & { default?: TF };
