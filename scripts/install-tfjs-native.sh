@@ -69,14 +69,15 @@ if [ "$PRINT" = 1 ]; then
     # Resolved from PyPI's metadata only (pip's dry run), without the 475 MB wheel; the real install
     # reads the same list from the downloaded wheel's METADATA.
     report=$(mktemp)
-    python3 -m pip install --dry-run --quiet --disable-pip-version-check --ignore-installed --target "$(mktemp -d)" \
+    scratch=$(mktemp -d)
+    python3 -m pip install --dry-run --quiet --disable-pip-version-check --ignore-installed --target "$scratch" \
       "${PY_TARGET[@]}" --report "$report" "$WHEEL[and-cuda]==$TF_VERSION" >&2
     mapfile -t reqs < <(python3 -c "
 import json, sys
 for i in json.load(open(sys.argv[1]))['install']:
     m = i['metadata']
     if m['name'].startswith('nvidia-'): print(m['name'] + '==' + m['version'])" "$report")
-    rm -f "$report"
+    rm -rf "$report" "$scratch"
     pip_download "${reqs[@]}"
   fi
   exit 0
@@ -193,11 +194,15 @@ cp "$DIR/build-id" "$TARGET.tmp/.drydock-native"
 rm -rf "$TARGET"
 mv "$TARGET.tmp" "$TARGET"
 
-# Check it loads here, as the trainer will (a child process; TensorFlow's start-up logs hushed).
+# Check it loads here, as the trainer will (a child process; TensorFlow's start-up logs kept apart).
+log=$(mktemp)
 if ! out=$(cd "$ROOT" && TF_CPP_MIN_LOG_LEVEL=2 node -e "
   const tf = require('$PKG');
   tf.ready().then(() => console.log(tf.getBackend() + ' ' + tf.backend().binding.TF_Version));
-" 2>&1); then
-  die "$PKG was built but does not load: $(echo "$out" | grep -m1 -i error || echo "$out" | tail -1)"
+" 2>"$log"); then
+  err=$(grep -m1 -i error "$log" || tail -1 "$log")
+  rm -f "$log"
+  die "$PKG was built but does not load: $err"
 fi
+rm -f "$log"
 say "$PKG uses TensorFlow ${out#* } (backend ${out%% *}) from $DIR"
