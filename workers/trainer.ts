@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { Worker } from '@temporalio/worker';
 import { createTrainingActivities } from '../activities/training/activities.ts';
-import { loadBackend } from '../activities/training/backend.ts';
+import { describeBackend, loadBackend } from '../activities/training/backend.ts';
 import { loadDataset } from '../activities/training/data.ts';
 import { TrainerMetrics } from '../activities/training/metrics.ts';
 import { CodecConfigError, dataConverterFromEnv } from './codec.ts';
@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   const backend = await loadBackend();
   loadDataset('mnist'); // parse the digits once, before the first shard arrives
   const metrics = new TrainerMetrics();
-  metrics.backend.set({ backend: backend.best }, 1);
+  metrics.watchBackend(backend);
   let metricsNote = 'metrics off (set DRYDOCK_METRICS_ADDRESS=host:port)';
   if (metricsAt) {
     const server = createServer(async (req, res) => {
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
     shutdownGraceTime: config.shutdownGraceMs,
   });
   const skipped = backend.skipped.length ? ` (not loaded: ${backend.skipped.join('; ')})` : '';
-  console.log(`trainer worker: ${identity}, namespace ${namespace}, task queue ${config.taskQueue}, backend ${backend.best}${skipped}, ${metricsNote}`);
+  console.log(`trainer worker: ${identity}, namespace ${namespace}, task queue ${config.taskQueue}, backend ${describeBackend(backend)}${skipped}, ${metricsNote}`);
   await worker.run();
   await connection.close();
 }

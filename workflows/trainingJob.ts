@@ -39,6 +39,18 @@ export interface RoundMetrics {
   deltaNorm: number;
   /** TensorFlow.js backends the round's shards ran on. */
   backends: string[];
+  /** Inner learning rate. */
+  lr?: number;
+  /** Mean global L2 norm of the inner steps' gradients, over the round's shards. */
+  gradNorm?: number;
+  /** Mean time of one inner step, over the round's shards (seconds). */
+  stepSeconds?: number;
+  /** Largest resident memory of a trainer that ran one of the round's shards. */
+  hostMemoryBytes?: number;
+  /** Largest tensor memory TensorFlow.js reported on one of those trainers (device memory on the native GPU backend). */
+  tensorBytes?: number;
+  /** Shards that continued from their previous round's Adam state. */
+  innerStatesRestored?: number;
 }
 
 export interface TrainingProgress {
@@ -68,6 +80,28 @@ export interface TrainingJobResult {
   loss: number;
   metrics: RoundMetrics[];
   backends: string[];
+}
+
+/** The round's optimizer and resource figures from its shards (fields a shard of an older trainer lacks are left out). */
+function shardStats(shards: TrainShardResult[]): Partial<RoundMetrics> {
+  const mean = (f: (s: TrainShardResult) => number | undefined) => {
+    const v = shards.map(f).filter((x): x is number => x !== undefined);
+    return v.length ? v.reduce((a, b) => a + b, 0) / v.length : undefined;
+  };
+  const max = (f: (s: TrainShardResult) => number | undefined) => {
+    const v = shards.map(f).filter((x): x is number => x !== undefined);
+    return v.length ? Math.max(...v) : undefined;
+  };
+  const out: Partial<RoundMetrics> = {
+    lr: shards[0]?.lr,
+    gradNorm: mean((s) => s.gradNorm),
+    stepSeconds: mean((s) => s.stepSeconds),
+    hostMemoryBytes: max((s) => s.hostMemoryBytes),
+    tensorBytes: max((s) => s.tensorBytes),
+    innerStatesRestored: shards.some((s) => s.innerState !== undefined) ? shards.filter((s) => s.innerState === 'restored').length : undefined,
+  };
+  for (const k of Object.keys(out) as (keyof RoundMetrics)[]) if (out[k] === undefined) delete out[k];
+  return out;
 }
 
 /** What continue-as-new carries into the next run (never the parameters: those are in the store). */
@@ -200,7 +234,7 @@ export async function trainingJob(rawInput: TrainingJobInput, carry?: TrainingCa
       const shards: TrainShardResult[] = await Promise.all(
         Array.from({ length: w }, (_, shard) =>
           shardActs.trainShard.executeWithOptions({ summary: `round ${round}: shard ${shard + 1}/${w}, ${input.innerSteps} steps` }, [
-            { ...ref, round, shard, of: w, innerSteps: input.innerSteps, batchSize: input.batchSize, lr: input.inner.lr, weightDecay: input.inner.weightDecay },
+            { ...ref, round, shard, of: w, innerSteps: input.innerSteps, batchSize: input.batchSize, lr: input.inner.lr, weightDecay: input.inner.weightDecay, keepInnerState: input.inner.keepState },
           ]),
         ),
       );
@@ -252,6 +286,7 @@ export async function trainingJob(rawInput: TrainingJobInput, carry?: TrainingCa
         roundSeconds,
         deltaNorm: agg.deltaNorm,
         backends: [...new Set(shards.map((s) => s.backend))],
+        ...shardStats(shards),
       });
       if (progress.metrics.length > METRICS_KEPT) progress.metrics.splice(0, progress.metrics.length - METRICS_KEPT);
       if (agg.accuracy !== undefined) progress.lastAccuracy = agg.accuracy;

@@ -3,8 +3,26 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { LayersModel, Scalar, Tensor } from '@tensorflow/tfjs';
 import { loadBackend, useBackendFor } from './backend.ts';
-import { bytesOf, CheckpointMissingError, ChecksumError, deltaDir, deltaKey, floatsOf, listCheckpointRounds, loadCheckpoint, readMeta, removeDir, roundDir, saveCheckpoint, sha256 } from './checkpoint.ts';
+import {
+  bytesOf,
+  CheckpointMissingError,
+  ChecksumError,
+  deltaDir,
+  deltaKey,
+  floatsOf,
+  innerStateId,
+  listCheckpointRounds,
+  loadCheckpoint,
+  loadInnerState,
+  loadInnerStates,
+  readMeta,
+  removeDir,
+  roundDir,
+  saveCheckpoint,
+  sha256,
+} from './checkpoint.ts';
 import { batchOrder, gather, loadDataset, shardIndices } from './data.ts';
+import { exportAdamState, innerStateLength, restoreAdamState, trainableVariables } from './innerState.ts';
 import type { TrainerMetrics } from './metrics.ts';
 import { buildModel, evaluate, flatWeights, lossOf, setFlatWeights } from './model.ts';
 import { allFinite, l2, outerStep } from './outer.ts';
@@ -39,6 +57,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps = {}) {
       const store = await openStore(input.checkpointUri);
       let model: LayersModel;
       let momentum: Float32Array | undefined;
+      let innerStates: Map<string, Float32Array> | undefined;
       let startRound = 0;
       if (input.resumeFrom !== undefined) {
         const src = typeof input.resumeFrom === 'number' ? { store, dir: roundDir(input.job, input.resumeFrom) } : await splitCheckpointUri(input.resumeFrom);
@@ -59,6 +78,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps = {}) {
           throw ApplicationFailure.create({ type: 'InvalidArgument', nonRetryable: true, message: `resumeFrom: ${src.store.uri}/${src.dir} holds another model than model '${input.model}' (weight shapes ${got}, expected ${want})` });
         }
         momentum = loaded.momentum;
+        innerStates = await loadInnerStates(src.store, src.dir, meta).catch(nonRetryableIfCorrupt);
         startRound = meta.round;
       } else {
         model = buildModel(tf, input.model, loadDataset(input.dataset), input.seed);
@@ -67,14 +87,17 @@ export function createTrainingActivities(deps: TrainingActivityDeps = {}) {
       try {
         // No delta is valid before the job's first round: clear what a cancelled run of this name left.
         for (const k of await store.list(`${input.job}/deltas/`)) await store.remove(k);
-        const meta = await saveCheckpoint(tf, store, roundDir(input.job, startRound), model, input.job, startRound, input.instance, momentum);
+        const meta = await saveCheckpoint(tf, store, roundDir(input.job, startRound), model, input.job, startRound, input.instance, momentum, undefined, innerStates);
         return { startRound, parameters: meta.parameters, weightsSha256: meta.weightsSha256, backend };
       } finally {
         model.dispose();
       }
     },
 
-    /** One shard's inner loop for one round: H Adam steps from the round's global checkpoint; writes only the delta. */
+    /**
+     * One shard's inner loop for one round: H Adam steps from the round's global checkpoint, with the
+     * shard's Adam state from the previous round when the job keeps it; writes only the delta (and that state).
+     */
     async trainShard(input: TrainShardInput): Promise<TrainShardResult> {
       const ctx = Context.current();
       const started = performance.now();
@@ -83,24 +106,43 @@ export function createTrainingActivities(deps: TrainingActivityDeps = {}) {
       const { tf } = lb;
       const ds = loadDataset(input.dataset);
       const store = await openStore(input.checkpointUri);
-      const { model } = await loadCheckpoint(tf, store, roundDir(input.job, input.round - 1)).catch(nonRetryableIfCorrupt);
+      const prevDir = roundDir(input.job, input.round - 1);
+      const { model, meta } = await loadCheckpoint(tf, store, prevDir).catch(nonRetryableIfCorrupt);
       const optimizer = tf.train.adam(input.lr);
+      const vars = trainableVariables(model);
       const feat = ds.inputShape.reduce((a, b) => a * b, 1);
       const order = batchOrder(shardIndices(ds.train, input.shard, input.of), input.seed, input.round, input.shard, input.innerSteps, input.batchSize);
-      const base = { round: input.round, shard: input.shard, of: input.of, backend, worker: identity };
-      let pending: Tensor[] = []; // per-step losses not yet read back: one device sync per batch of steps
+      const base = { round: input.round, shard: input.shard, of: input.of, backend, worker: identity, lr: input.lr };
+      let innerState: TrainShardResult['innerState'] = 'reset';
+      // Per-step [loss, gradient norm] not yet read back: one device sync per batch of steps.
+      let pending: [Tensor, Tensor][] = [];
+      deps.metrics?.shardStarted(input.job, input.lr);
       try {
+        if (input.keepInnerState) {
+          const saved = await loadInnerState(store, prevDir, meta, innerStateId(input.shard, input.of)).catch(nonRetryableIfCorrupt);
+          // None yet (first round, or W changed so the shard's data changed): a fresh Adam.
+          innerState = saved && (await restoreAdamState(tf, optimizer, model, saved)) ? 'restored' : 'fresh';
+        }
         const start = flatWeights(model);
         let lossSum = 0;
+        let normSum = 0;
+        let stepSecondsSum = 0;
         let lastYield = performance.now();
         const drain = (step: number): number | undefined => {
-          const values = pending.map((t) => t.dataSync()[0]);
-          tf.dispose(pending);
+          const values = pending.map(([l, n]) => [l.dataSync()[0], n.dataSync()[0]]);
+          tf.dispose(pending.flat());
           pending = [];
-          const bad = values.findIndex((v) => !Number.isFinite(v));
+          const now = performance.now();
+          const perStep = (now - lastYield) / 1000 / values.length;
+          const bad = values.findIndex(([l]) => !Number.isFinite(l));
           if (bad >= 0) return step - values.length + bad + 1;
-          for (const v of values) lossSum += v;
-          deps.metrics?.stepsDone(input.job, values.length, values[values.length - 1]);
+          for (const [l, n] of values) {
+            lossSum += l;
+            normSum += n;
+          }
+          stepSecondsSum += perStep * values.length;
+          const [lastLoss, lastNorm] = values[values.length - 1];
+          deps.metrics?.stepsDone(input.job, values.length, lastLoss, perStep, lastNorm);
           return undefined;
         };
         for (let step = 0; step < input.innerSteps; step++) {
@@ -109,19 +151,22 @@ export function createTrainingActivities(deps: TrainingActivityDeps = {}) {
             tf.tidy(() => {
               const x = tf.tensor2d(b.x, [input.batchSize, feat]);
               const y = tf.tensor1d(b.y, 'int32');
-              const l = optimizer.minimize(() => lossOf(tf, model, x, y, ds.numClasses) as Scalar, true)!;
+              const { value, grads } = optimizer.computeGradients(() => lossOf(tf, model, x, y, ds.numClasses) as Scalar, vars);
+              const norm = tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))));
+              // minimize() does the same: the gradients map is what applyGradients reads (its type says variables).
+              optimizer.applyGradients(grads as unknown as Parameters<typeof optimizer.applyGradients>[0]);
               if (input.weightDecay > 0) {
                 // Decoupled weight decay (AdamW), which tf.train.adam lacks: w ← w − lr·wd·w on kernels.
                 for (const w of model.trainableWeights) if (w.name.includes('kernel')) w.write(w.read().mul(1 - input.lr * input.weightDecay));
               }
-              return l;
+              return [value, norm] as [Tensor, Tensor];
             }),
           );
           const last = step === input.innerSteps - 1;
           if (last || performance.now() - lastYield > YIELD_EVERY_MS) {
             const diverged = drain(step + 1);
             if (diverged !== undefined) {
-              return { ...base, loss: null, finite: false, divergedAtStep: diverged, samples: (step + 1) * input.batchSize, seconds: (performance.now() - started) / 1000 };
+              return { ...base, loss: null, finite: false, divergedAtStep: diverged, samples: (step + 1) * input.batchSize, seconds: (performance.now() - started) / 1000, innerState };
             }
             ctx.heartbeat({ step: step + 1, of: input.innerSteps });
             // tfjs steps are synchronous: give heartbeats and cancellation a turn of the event loop.
@@ -133,18 +178,28 @@ export function createTrainingActivities(deps: TrainingActivityDeps = {}) {
         const delta = flatWeights(model);
         for (let i = 0; i < delta.length; i++) delta[i] -= start[i];
         const samples = input.innerSteps * input.batchSize;
-        const seconds = (performance.now() - started) / 1000;
         const loss = lossSum / input.innerSteps;
-        if (!allFinite(delta)) return { ...base, loss: null, finite: false, divergedAtStep: input.innerSteps, samples, seconds };
+        const stats = {
+          innerState,
+          gradNorm: normSum / input.innerSteps,
+          stepSeconds: stepSecondsSum / input.innerSteps,
+          hostMemoryBytes: process.memoryUsage().rss,
+          tensorBytes: tf.memory().numBytes,
+        };
+        if (!allFinite(delta)) return { ...base, ...stats, loss: null, finite: false, divergedAtStep: input.innerSteps, samples, seconds: (performance.now() - started) / 1000 };
+        // The delta file carries the shard's Adam state after it (same sha256, same lifetime until
+        // aggregation, which moves it into the round's checkpoint).
+        const state = input.keepInnerState ? await exportAdamState(optimizer, model) : undefined;
         const key = deltaKey(input.job, input.round, input.shard, input.of);
-        const bytes = bytesOf(delta);
+        const bytes = bytesOf(state ? concatFloats(delta, state) : delta);
         await store.put(key, bytes);
+        const seconds = (performance.now() - started) / 1000;
         deps.metrics?.shard(input.job, samples / seconds);
-        return { ...base, loss, finite: true, samples, seconds, deltaKey: key, deltaSha256: sha256(bytes), deltaNorm: l2(delta) };
+        return { ...base, ...stats, loss, finite: true, samples, seconds, deltaKey: key, deltaSha256: sha256(bytes), deltaNorm: l2(delta) };
       } finally {
         model.dispose();
         optimizer.dispose();
-        tf.dispose(pending);
+        tf.dispose(pending.flat());
       }
     },
 
@@ -171,14 +226,20 @@ export function createTrainingActivities(deps: TrainingActivityDeps = {}) {
         model = prev.model;
         const params = flatWeights(model);
         const mean = new Float32Array(params.length);
+        const stateLength = innerStateLength(model);
+        const innerStates = new Map<string, Float32Array>();
         for (const d of input.deltas) {
           const bytes = await store.get(d.key);
           if (!bytes || sha256(bytes) !== d.sha256) {
             throw ApplicationFailure.create({ type: 'CheckpointCorrupt', nonRetryable: true, message: `delta ${store.uri}/${d.key} is missing or its sha256 does not match the shard's report` });
           }
           const v = floatsOf(bytes);
-          if (v.length !== params.length) throw ApplicationFailure.create({ type: 'CheckpointCorrupt', nonRetryable: true, message: `delta ${d.key} has ${v.length} values, the model ${params.length}` });
-          for (let i = 0; i < v.length; i++) mean[i] += v[i] / input.deltas.length;
+          if (v.length !== params.length && v.length !== params.length + stateLength) {
+            throw ApplicationFailure.create({ type: 'CheckpointCorrupt', nonRetryable: true, message: `delta ${d.key} has ${v.length} values, the model ${params.length} (${params.length + stateLength} with its Adam state)` });
+          }
+          for (let i = 0; i < params.length; i++) mean[i] += v[i] / input.deltas.length;
+          const shard = /shard-(\d+)-of-(\d+)\.bin$/.exec(d.key);
+          if (v.length > params.length && shard) innerStates.set(innerStateId(Number(shard[1]), Number(shard[2])), v.slice(params.length));
           await beat();
         }
         deltaNorm = l2(mean);
@@ -189,7 +250,7 @@ export function createTrainingActivities(deps: TrainingActivityDeps = {}) {
           return { round: input.round, finite: false, deltaNorm: Number.isFinite(deltaNorm) ? deltaNorm : -1, checkpoint: `${store.uri}/${dir}`, kept: [] };
         }
         setFlatWeights(tf, model, params);
-        await saveCheckpoint(tf, store, dir, model, input.job, input.round, input.instance, buf, deltaNorm);
+        await saveCheckpoint(tf, store, dir, model, input.job, input.round, input.instance, buf, deltaNorm, innerStates);
       }
       try {
         const meta = (await readMeta(store, dir))!;
@@ -232,6 +293,13 @@ async function splitCheckpointUri(uri: string) {
   const m = /^(.*)\/([^/]+)\/(round-\d{6})\/?$/.exec(uri);
   if (!m) throw ApplicationFailure.create({ type: 'InvalidArgument', nonRetryable: true, message: `resumeFrom: '${uri}' is not a checkpoint URI (expected <store>/<job>/round-000004)` });
   return { store: await openStore(m[1]), dir: `${m[2]}/${m[3]}/` };
+}
+
+function concatFloats(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }
 
 function nonRetryableIfCorrupt(err: unknown): never {

@@ -15,6 +15,11 @@ export interface CheckpointMeta {
   weightsSha256: string;
   /** sha256 of momentum.bin (the outer optimizer's buffer), when there is one. */
   momentumSha256?: string;
+  /**
+   * sha256 of each shard's inner optimizer state saved with this round (`inner-<shard>-of-<W>.bin`),
+   * by `<shard>-of-<W>`: the shard that runs next round restores it (DiLoCo keeps it across rounds).
+   */
+  innerStates?: Record<string, string>;
   parameters: number;
   createdAt: string;
 }
@@ -34,6 +39,11 @@ export function deltaDir(job: string, round: number): string {
 
 export function deltaKey(job: string, round: number, shard: number, of: number): string {
   return `${deltaDir(job, round)}shard-${shard}-of-${of}.bin`;
+}
+
+/** Key of a shard's inner optimizer state within a checkpoint: one per shard of a given W. */
+export function innerStateId(shard: number, of: number): string {
+  return `${shard}-of-${of}`;
 }
 
 export function sha256(bytes: Uint8Array): string {
@@ -144,7 +154,24 @@ export async function loadCheckpoint(tf: TF, store: ObjectStore, dir: string, wi
   return { model, meta, momentum };
 }
 
-/** Writes a checkpoint: momentum.bin (if any), weights.bin, then model.json. */
+/** A shard's inner optimizer state saved with a checkpoint, verified; undefined when the checkpoint has none for it. */
+export async function loadInnerState(store: ObjectStore, dir: string, meta: CheckpointMeta, id: string): Promise<Float32Array | undefined> {
+  const want = meta.innerStates?.[id];
+  if (want === undefined) return undefined;
+  const bytes = await store.get(`${dir}inner-${id}.bin`);
+  if (!bytes) throw new CheckpointMissingError(`checkpoint ${store.uri}/${dir} has no inner-${id}.bin`);
+  if (sha256(bytes) !== want) throw new ChecksumError(`checkpoint ${store.uri}/${dir}: inner-${id}.bin does not match its sha256 in model.json`);
+  return floatsOf(bytes);
+}
+
+/** Every inner optimizer state a checkpoint holds, by shard id (to carry them into a resumed job). */
+export async function loadInnerStates(store: ObjectStore, dir: string, meta: CheckpointMeta): Promise<Map<string, Float32Array>> {
+  const out = new Map<string, Float32Array>();
+  for (const id of Object.keys(meta.innerStates ?? {})) out.set(id, (await loadInnerState(store, dir, meta, id))!);
+  return out;
+}
+
+/** Writes a checkpoint: momentum.bin (if any), the shards' inner states (if any), weights.bin, then model.json. */
 export async function saveCheckpoint(
   tf: TF,
   store: ObjectStore,
@@ -155,6 +182,7 @@ export async function saveCheckpoint(
   instance: string,
   momentum?: Float32Array,
   deltaNorm?: number,
+  innerStates?: Map<string, Float32Array>,
 ): Promise<CheckpointMeta> {
   let momentumSha256: string | undefined;
   if (momentum) {
@@ -162,7 +190,13 @@ export async function saveCheckpoint(
     momentumSha256 = sha256(bytes);
     await store.put(`${dir}momentum.bin`, bytes);
   }
-  await model.save(storeHandler(tf, store, dir, { job, round, instance, momentumSha256, deltaNorm }));
+  let inner: Record<string, string> | undefined;
+  for (const [id, state] of innerStates ?? []) {
+    const bytes = bytesOf(state);
+    (inner ??= {})[id] = sha256(bytes);
+    await store.put(`${dir}inner-${id}.bin`, bytes);
+  }
+  await model.save(storeHandler(tf, store, dir, { job, round, instance, momentumSha256, deltaNorm, ...(inner ? { innerStates: inner } : {}) }));
   return (await readMeta(store, dir))!;
 }
 

@@ -35,6 +35,11 @@ export interface TrainShardInput extends JobRef {
   batchSize: number;
   lr: number;
   weightDecay: number;
+  /**
+   * Keep this shard's Adam state across rounds (DiLoCo): restore the moments it saved with the
+   * round's checkpoint, and save them with its delta. Absent or false: a fresh Adam every round.
+   */
+  keepInnerState?: boolean;
 }
 
 export interface TrainShardResult {
@@ -53,6 +58,18 @@ export interface TrainShardResult {
   deltaNorm?: number;
   backend: string;
   worker: string;
+  /** The inner learning rate the shard trained with. */
+  lr?: number;
+  /** Mean global L2 norm of the inner steps' gradients. */
+  gradNorm?: number;
+  /** Mean time of one inner step (forward, backward, update), in seconds. */
+  stepSeconds?: number;
+  /** The trainer's resident memory at the end of the shard. */
+  hostMemoryBytes?: number;
+  /** Bytes of tensors TensorFlow.js held at the end of the shard (device memory on the native GPU backend). */
+  tensorBytes?: number;
+  /** Whether the inner Adam state was restored from the previous round, started fresh (none saved for this shard yet), or reset by the job's setting. */
+  innerState?: 'restored' | 'fresh' | 'reset';
 }
 
 export interface AggregateInput extends JobRef {

@@ -1,8 +1,10 @@
+import { writeFileSync } from 'node:fs';
 import type { Client, WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
 import type { Command } from 'commander';
+import { lossCurvePng, lossCurveSvg, lossCurveText, type CurvePoint } from '../../activities/training/lossCurve.ts';
 import { parseTrainingJobInput, type TrainingJobInput } from '../../workflows/inputs/trainingJob.ts';
 import { trainingJobWorkflowId } from '../../workflows/common/ids.ts';
-import type { TrainingJobResult, TrainingProgress } from '../../workflows/trainingJob.ts';
+import type { RoundMetrics, TrainingJobResult, TrainingProgress } from '../../workflows/trainingJob.ts';
 import { positiveWholeNumber } from './flags.ts';
 import { existingWorkflow } from './handles.ts';
 import { checkedInput, globals, output, withClient } from './runtime.ts';
@@ -51,11 +53,17 @@ function watchTraining(handle: WorkflowHandle): Promise<TrainingJobResult> {
   return watchWorkflow(handle, view);
 }
 
+function curvePoints(metrics: RoundMetrics[]): CurvePoint[] {
+  return metrics.map((m) => ({ round: m.round, loss: m.loss, ...(m.accuracy !== undefined ? { accuracy: m.accuracy } : {}) }));
+}
+
+/** The finished job and its loss and accuracy curve, one row per round. */
 function summary(r: TrainingJobResult): string {
   return [
     `trained ${r.name}: rounds ${r.startRound + 1}-${r.rounds}, loss ${r.loss.toFixed(4)}${r.accuracy !== undefined ? `, held-out accuracy ${(r.accuracy * 100).toFixed(1)}%` : ''}`,
     `  checkpoint ${r.finalCheckpoint}`,
     `  backends ${r.backends.join(', ')}`,
+    lossCurveText(curvePoints(r.metrics)),
   ].join('\n');
 }
 
@@ -131,6 +139,21 @@ export function registerTrainCommands(program: Command): void {
         const result = await watchTraining(handle);
         output(o, { workflowId: handle.workflowId, status: 'COMPLETED', result }, () => summary(result));
       });
+    });
+
+  train
+    .command('curve')
+    .description('the loss and held-out accuracy curve of a running or finished job: text, or --svg / --png files')
+    .argument('<name>', 'job name')
+    .option('--svg <file>', 'write an SVG chart')
+    .option('--png <file>', 'write a PNG chart')
+    .action(async (name: string, flags: { svg?: string; png?: string }, cmd: Command) => {
+      const o = globals(cmd);
+      const metrics = await withClient(o, async (client) => (await (await existingJob(client, name)).handle.query<TrainingProgress>('progress')).metrics);
+      const points = curvePoints(metrics);
+      if (flags.svg) writeFileSync(flags.svg, lossCurveSvg(points, trainingJobWorkflowId(name)));
+      if (flags.png) writeFileSync(flags.png, lossCurvePng(points));
+      output(o, { workflowId: trainingJobWorkflowId(name), metrics }, () => lossCurveText(points));
     });
 
   train

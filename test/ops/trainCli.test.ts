@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -77,6 +77,16 @@ describe('drydock train: start --wait, status, watch, cancel, with CI exit codes
     const watch = await cli(['--json', 'train', 'watch', 'cli-mlp']);
     assert.equal(watch.code, 0, watch.stderr);
     assert.equal(watch.json().result.rounds, 2);
+    // Without --json, watch ends with the loss and accuracy curve: one bar per round.
+    const drawn = await cli(['train', 'watch', 'cli-mlp']);
+    assert.equal(drawn.code, 0, drawn.stderr);
+    assert.match(drawn.stdout, /^trained cli-mlp: rounds 1-2/);
+    assert.match(drawn.stdout, /\nround 1 │ █+ \d+\.\d{4}  acc \d+\.\d%\nround 2 │ █+ \d+\.\d{4}  acc \d+\.\d%\n$/);
+    const svg = join(dir, 'curve.svg');
+    const curve = await cli(['train', 'curve', 'cli-mlp', '--svg', svg]);
+    assert.equal(curve.code, 0, curve.stderr);
+    assert.match(curve.stdout, /^round 1 │ █+ \d+\.\d{4}  acc \d+\.\d%\nround 2 │ /);
+    assert.match(readFileSync(svg, 'utf8'), /^<svg [\s\S]*held-out accuracy[\s\S]*<\/svg>$/);
   });
 
   it('cancel stops a running job, and watching it then exits 1', async () => {

@@ -8,7 +8,7 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createTrainingActivities } from '../../activities/training/activities.ts';
-import { backendForModel, loadBackend, supportsModel, type LoadedBackend } from '../../activities/training/backend.ts';
+import { backendForModel, describeBackend, loadBackend, supportsModel, type LoadedBackend } from '../../activities/training/backend.ts';
 import { ChecksumError, listCheckpointRounds, loadCheckpoint, roundDir, saveCheckpoint } from '../../activities/training/checkpoint.ts';
 import { batchOrder, loadDataset, MNIST_TEST_SAMPLES, shardIndices } from '../../activities/training/data.ts';
 import { buildModel, flatWeights } from '../../activities/training/model.ts';
@@ -34,7 +34,16 @@ describe('training building blocks on real tfjs and real digits', () => {
 
   it('loads the best backend this host has and says why better ones did not load', () => {
     assert.ok(['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'].includes(lb.best));
-    if (lb.best === 'wasm') assert.ok(lb.skipped.some((s) => s.startsWith('@tensorflow/tfjs-node')), lb.skipped.join('; '));
+    // (DRYDOCK_TF_BACKEND=wasm|cpu forces a pure-JS backend without trying the native ones.)
+    if (lb.best === 'wasm' && !process.env.DRYDOCK_TF_BACKEND) assert.ok(lb.skipped.some((s) => s.startsWith('@tensorflow/tfjs-node')), lb.skipped.join('; '));
+    if (lb.best.startsWith('tensorflow')) {
+      // The native backend reports the TensorFlow library under it and the devices that library sees.
+      assert.match(lb.tensorflowVersion ?? '', /^2\.15\.\d+$/);
+      assert.ok(lb.devices?.some((d) => d.type === 'CPU' && d.name.endsWith('/device:CPU:0')), JSON.stringify(lb.devices));
+      assert.match(describeBackend(lb), /^tensorflow(-gpu)? \(TensorFlow 2\.15\.\d+; devices CPU:0(, GPU:\d+ \d+\.\d GiB)*\)$/);
+    } else {
+      assert.equal(describeBackend(lb), lb.best, 'a pure-JS backend has no TensorFlow library to report');
+    }
   });
 
   it('runs cnn jobs on cpu when the best backend lacks convolution gradients, instead of failing mid-job', async () => {

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
@@ -23,12 +22,15 @@ import { spawnTrainer, type TrainerProcess } from '../../scripts/lib/workers.ts'
 
 const TQ = 'train-e2e';
 const TRAINER_TQ = 'train-e2e-trainers';
+/** Native-backend trainers only (the cnn job: on a wasm host a cnn shard falls back to the slow cpu backend). */
+const NATIVE_TQ = 'train-e2e-native';
 
-describe('trainingJob end to end: real dev server, 2 trainer processes, real tfjs on real digits', () => {
+describe('trainingJob end to end: real dev server, 2 trainer processes (native TensorFlow and wasm where native loads), real tfjs on real digits', () => {
   let env: TestWorkflowEnvironment;
   let worker: Worker;
   let running: Promise<void>;
   let trainers: TrainerProcess[] = [];
+  let nativeTrainer: TrainerProcess | undefined;
   let dir: string;
   let moto: Moto;
   let s3env: Record<string, string>;
@@ -41,10 +43,12 @@ describe('trainingJob end to end: real dev server, 2 trainer processes, real tfj
     Object.assign(process.env, s3env); // for this process's own look into the store
     worker = await Worker.create({ connection: env.nativeConnection, taskQueue: TQ, workflowBundle: { codePath: await workflowBundle() } });
     running = worker.run();
-    trainers = await Promise.all([spawnTrainer(env.address, TRAINER_TQ, s3env), spawnTrainer(env.address, TRAINER_TQ, s3env)]);
+    // One trainer on the best backend (native TensorFlow once scripts/install-tfjs-native.sh ran), one
+    // forced to wasm: they share every job below, passing plain float32 weights and Adam state.
+    trainers = await Promise.all([spawnTrainer(env.address, TRAINER_TQ, s3env), spawnTrainer(env.address, TRAINER_TQ, { ...s3env, DRYDOCK_TF_BACKEND: 'wasm' })]);
   });
   after(async () => {
-    for (const t of trainers) await t.kill();
+    for (const t of [...trainers, ...(nativeTrainer ? [nativeTrainer] : [])]) await t.kill();
     await moto?.stop();
     worker?.shutdown();
     await running;
@@ -68,20 +72,24 @@ describe('trainingJob end to end: real dev server, 2 trainer processes, real tfj
     return err;
   };
 
-  it('trains a small MLP on 2 trainers to at least 85% held-out accuracy, with metrics, a search attribute and checkpoints', async () => {
+  it('trains a small MLP on 2 trainers (native and wasm) to at least 85% held-out accuracy, with metrics, a search attribute and checkpoints', async () => {
     const h = await start({ name: 'small', workers: 2, rounds: 4, innerSteps: 25, batchSize: 32, evalEvery: 2, checkpoint: { uri: uri(), keepLast: 2 } });
     const result: TrainingJobResult = await h.result();
     assert.equal(result.rounds, 4);
     assert.ok(result.accuracy! >= 0.85, `held-out accuracy ${result.accuracy}`);
     const loadedBackend = await loadBackend();
-    assert.deepEqual(result.backends, [loadedBackend.best], 'the backend that ran is reported');
+    assert.deepEqual([...result.backends].sort(), [...new Set([loadedBackend.best, 'wasm'])].sort(), 'both trainers\' backends ran shards of the one job, and are reported');
     assert.deepEqual(result.metrics.map((m) => m.round), [1, 2, 3, 4]);
     assert.deepEqual(result.metrics.map((m) => m.accuracy !== undefined), [false, true, false, true], 'evaluated every 2 rounds');
     assert.ok(result.metrics[3].loss < result.metrics[0].loss, 'training loss went down');
     for (const m of result.metrics) {
       assert.equal(m.samples, 2 * 25 * 32);
       assert.ok(m.samplesPerSecond > 0 && m.deltaNorm > 0 && m.roundSeconds > 0);
+      assert.equal(m.lr, 0.001);
+      assert.ok(m.gradNorm! > 0 && m.stepSeconds! > 0 && m.hostMemoryBytes! > 50e6 && m.tensorBytes! > 0, JSON.stringify(m));
     }
+    // Each shard continues from its Adam state of the round before, whichever trainer (backend) saved it.
+    assert.deepEqual(result.metrics.map((m) => m.innerStatesRestored), [0, 2, 2, 2]);
     const progress = await progressOf(h);
     assert.equal(progress.phase, 'done');
     assert.equal(progress.round, 4);
@@ -106,6 +114,32 @@ describe('trainingJob end to end: real dev server, 2 trainer processes, real tfj
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     assert.match(text, /drydock_train_steps_total\{job="small"\} \d+/);
     assert.match(text, new RegExp(`drydock_trainer_backend\\{backend="${loadedBackend.best}"\\} 1`));
+    assert.match(text, /drydock_train_learning_rate\{job="small"\} 0\.001/);
+    assert.match(text, /drydock_train_gradient_norm\{job="small"\} \d/);
+    const steps = Number(/drydock_train_steps_total\{job="small"\} (\d+)/.exec(text)![1]);
+    assert.equal(Number(/drydock_train_batch_seconds_count\{job="small"\} (\d+)/.exec(text)![1]), steps, 'one batch-time observation per inner step');
+    assert.match(text, /drydock_train_batch_seconds_bucket\{le="0\.01",job="small"\} \d+/);
+    assert.ok(Number(/drydock_trainer_host_memory_bytes (\d+)/.exec(text)![1]) > 50e6);
+    assert.match(text, /drydock_trainer_tensor_bytes \d+/);
+    if (loadedBackend.tensorflowVersion) {
+      assert.match(text, new RegExp(`drydock_trainer_tensorflow_info\\{version="${loadedBackend.tensorflowVersion.replace(/\./g, '\\.')}"\\} 1`));
+      assert.match(trainers[0].output(), /backend tensorflow(-gpu)? \(TensorFlow 2\.15\.1; devices CPU:0/, 'the start line names TensorFlow\'s version and devices');
+    }
+  });
+
+  it('trains the cnn on native TensorFlow to at least 95% held-out accuracy', async (t) => {
+    const lb = await loadBackend();
+    if (!lb.best.startsWith('tensorflow')) {
+      t.skip(`native TensorFlow does not load on this host (${lb.skipped.join('; ')}); scripts/install-tfjs-native.sh builds it`);
+      return;
+    }
+    nativeTrainer = await spawnTrainer(env.address, NATIVE_TQ, s3env);
+    const h = await start({ name: 'cnn', model: 'cnn', workers: 2, rounds: 7, innerSteps: 100, batchSize: 64, inner: { lr: 0.003 }, evalEvery: 7, trainerQueue: NATIVE_TQ });
+    const result: TrainingJobResult = await h.result();
+    assert.deepEqual(result.backends, [lb.best], 'convolutions trained on the native backend, not the cpu fallback');
+    assert.ok(result.accuracy! >= 0.95, `held-out accuracy ${result.accuracy}`);
+    assert.deepEqual(result.metrics.map((m) => m.innerStatesRestored), [0, 2, 2, 2, 2, 2, 2]);
+    t.diagnostic(`cnn on ${lb.best}: held-out accuracy ${(result.accuracy! * 100).toFixed(1)}%, ${result.metrics.reduce((a, m) => a + m.roundSeconds, 0).toFixed(1)} s of rounds`);
   });
 
   it('keeps checkpoints in s3:// (moto) through the real AWS SDK', async () => {
@@ -170,8 +204,14 @@ describe('trainingJob end to end: real dev server, 2 trainer processes, real tfj
     await h.signal('pause');
     await waitFor(async () => (await progressOf(h)).phase === 'paused', 60_000, 'the job to pause');
     const pausedAt = (await progressOf(h)).round;
-    await sleep(1500);
-    assert.equal((await progressOf(h)).round, pausedAt, 'no round runs while paused');
+    // While it is paused, a second job of the same round size runs 5 rounds on the same trainers: had
+    // the pause not held, this job would have run rounds in that window too, however slow the machine.
+    const witness = await start({ name: 'pause-witness', workers: 1, rounds: 5, innerSteps: 25, evalEvery: 5 });
+    assert.equal(((await witness.result()) as TrainingJobResult).rounds, 5);
+    const held = await progressOf(h);
+    assert.equal(held.round, pausedAt, 'no round ran while paused');
+    assert.equal(held.phase, 'paused');
+    assert.deepEqual(await pendingActivities(h), [], 'and no shard is in flight');
 
     await assert.rejects(h.executeUpdate('setWorkers', { args: [0] }), (e: unknown) => {
       assert.ok(e instanceof WorkflowUpdateFailedError);

@@ -1,6 +1,6 @@
 import { invalidArgument } from '../common/errors.ts';
 import { parseStoreUrl } from '../common/storeUrl.ts';
-import { optionalInteger, POOL_NAME, POOL_NAME_HELP, rejectUnknown, requireObject, requireString, type Obj } from './validate.ts';
+import { optionalBoolean, optionalInteger, POOL_NAME, POOL_NAME_HELP, rejectUnknown, requireObject, requireString, type Obj } from './validate.ts';
 
 /** Input of the `trainingJob` workflow (public API); see docs/training.md. */
 export interface TrainingJobInput {
@@ -16,8 +16,11 @@ export interface TrainingJobInput {
   /** Inner optimizer steps H per shard per round. */
   innerSteps?: number;
   batchSize?: number;
-  /** Inner optimizer: Adam with optional decoupled weight decay (AdamW); reset each round. */
-  inner?: { optimizer?: 'adam'; lr?: number; weightDecay?: number };
+  /**
+   * Inner optimizer: Adam with optional decoupled weight decay (AdamW). `keepState` (default true)
+   * keeps each shard's Adam moments across rounds, as DiLoCo does; false restarts Adam every round.
+   */
+  inner?: { optimizer?: 'adam'; lr?: number; weightDecay?: number; keepState?: boolean };
   /** Outer optimizer: SGD with Nesterov momentum on the averaged delta; lr 1, momentum 0 = plain averaging. */
   outer?: { lr?: number; momentum?: number };
   checkpoint: { uri: string; everyRounds?: number; keepLast?: number };
@@ -40,7 +43,7 @@ export interface TrainingJobConfig {
   rounds: number;
   innerSteps: number;
   batchSize: number;
-  inner: { optimizer: 'adam'; lr: number; weightDecay: number };
+  inner: { optimizer: 'adam'; lr: number; weightDecay: number; keepState: boolean };
   outer: { lr: number; momentum: number };
   checkpoint: { uri: string; everyRounds: number; keepLast: number };
   evalEvery: number;
@@ -58,7 +61,7 @@ export const TRAINING_JOB_DEFAULTS = {
   rounds: 10,
   innerSteps: 50,
   batchSize: 32,
-  inner: { optimizer: 'adam', lr: 0.001, weightDecay: 0 },
+  inner: { optimizer: 'adam', lr: 0.001, weightDecay: 0, keepState: true },
   outer: { lr: 0.7, momentum: 0.9 },
   checkpoint: { everyRounds: 1, keepLast: 3 },
   evalEvery: 1,
@@ -77,7 +80,7 @@ export function parseTrainingJobInput(raw: unknown): TrainingJobConfig {
     'checkpoint', 'evalEvery', 'seed', 'resumeFrom', 'trainerQueue', 'heartbeatTimeoutSeconds',
   ]);
   const inner = optionalObject(obj, 'inner');
-  rejectUnknown(inner, ['optimizer', 'lr', 'weightDecay'], 'inner.');
+  rejectUnknown(inner, ['optimizer', 'lr', 'weightDecay', 'keepState'], 'inner.');
   const outer = optionalObject(obj, 'outer');
   rejectUnknown(outer, ['lr', 'momentum'], 'outer.');
   if (obj.checkpoint === undefined) throw invalidArgument('checkpoint', "is required: { uri: 'file:///abs/dir' or 's3://bucket/prefix' }");
@@ -106,6 +109,7 @@ export function parseTrainingJobInput(raw: unknown): TrainingJobConfig {
       optimizer: nested(() => oneOf(inner, 'optimizer', ['adam'] as const, D.inner.optimizer), 'inner.'),
       lr: number(inner, 'lr', 'inner.', { gt: 0, max: Number.MAX_VALUE }, D.inner.lr),
       weightDecay: number(inner, 'weightDecay', 'inner.', { min: 0, max: 1 }, D.inner.weightDecay),
+      keepState: nested(() => optionalBoolean(inner, 'keepState', D.inner.keepState), 'inner.'),
     },
     outer: {
       lr: number(outer, 'lr', 'outer.', { gt: 0, max: 10 }, D.outer.lr),
