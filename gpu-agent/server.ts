@@ -14,6 +14,7 @@ import { LlamaInference, ModelSwapError, type InferenceService } from './inferen
 import { SimulatedInference } from './inference/simulated.ts';
 import { TrafficCounter } from './traffic.ts';
 import { CordonedError, WorkTracker } from './work.ts';
+import { HealthWatch, watchRoute } from './watch.ts';
 
 export const AGENT_VERSION = '0.2.0';
 export const DEFAULT_DRAIN_TIMEOUT_SECONDS = 300;
@@ -26,6 +27,8 @@ export interface Agent {
   gpu: GpuBackend;
   inference: InferenceService;
   xids: XidLog;
+  /** The long-poll behind GET /health/watch (watch.ts). */
+  watch: HealthWatch;
   /** Settles once the start-up model (if any) has loaded or failed. */
   started: Promise<void>;
   close(): Promise<void>;
@@ -48,12 +51,19 @@ export function createAgent(config: AgentConfig): Agent {
   const policy = config.policy;
   const metrics = new AgentMetrics();
   const traffic = new TrafficCounter();
-  const xids = new XidLog(256, (e) => metrics.recordXid(e));
+  // The watch (below) is poked by every change the agent makes or sees; it exists before anything can poke it.
+  let watch: HealthWatch | undefined;
+  const poke = () => void watch?.poke();
+  const xids = new XidLog(256, (e) => {
+    metrics.recordXid(e);
+    poke();
+  });
   const gpu = selectGpuBackend(config, (e) => xids.record(e));
   const inference: InferenceService = config.inference === 'simulated' ? new SimulatedInference(config) : new LlamaInference(config);
   inference.onTokens = (n) => metrics.tokens.inc(n);
   const work = new WorkTracker((n) => {
     metrics.inFlight.set(n);
+    if (!work.accepting) poke(); // a drain's progress: the watch answers when it is drained
     if (gpu instanceof SimulatedGpuBackend) gpu.setLoad(config.simJobs > 0 ? n / config.simJobs : Math.min(1, n));
   });
 
@@ -84,6 +94,7 @@ export function createAgent(config: AgentConfig): Agent {
     if (config.model) {
       try {
         await inference.load(config.model.uri, config.model.sha256);
+        poke();
       } catch (err) {
         modelError = (err as Error).message;
         console.error(`gpu-agent ${config.nodeId}: start-up model failed: ${modelError}`);
@@ -91,8 +102,11 @@ export function createAgent(config: AgentConfig): Agent {
     }
   })();
 
-  async function health() {
-    const snap = await gpu.snapshot();
+  let lastSnap: Awaited<ReturnType<GpuBackend['snapshot']>> | undefined;
+  /** `fresh: false` re-judges the last GPU snapshot (the watch's pokes: an XID must not wait for nvidia-smi). */
+  async function health(fresh = true) {
+    const snap = !fresh && lastSnap ? lastSnap : await gpu.snapshot();
+    lastSnap = snap;
     if (!snap.error) {
       lastGpus = snap.gpus;
       expectedGpus ??= snap.gpus.length; // nvidia: the first good inventory is what the node must keep
@@ -133,6 +147,13 @@ export function createAgent(config: AgentConfig): Agent {
   }
 
   const openai: OpenAiDeps = { inference, work, maxTokens: config.maxTokens };
+  watch = new HealthWatch(async (fresh) => {
+    const h = await health(fresh);
+    return { nodeId: h.nodeId, status: h.status, reasons: h.reasons, drain: { state: h.drain.state, inFlight: h.drain.inFlight }, model: h.model && { id: h.model.id, uri: h.model.uri, sha256: h.model.sha256 } };
+  });
+  const healthWatch = watch;
+  /** Routes after which the watch looks again (they change drain state, the model or simulated faults). */
+  const POKES = new Set(['POST /cordon', 'POST /uncordon', 'POST /drain', 'PUT /model', 'POST /sim/faults', 'POST /sim/faults/clear']);
 
   const routes: Record<string, Handler> = {
     'GET /health': async () => [200, await health()],
@@ -215,6 +236,7 @@ export function createAgent(config: AgentConfig): Agent {
   const rawRoutes: Record<string, RawHandler> = {
     'POST /v1/completions': (req, res, b) => completions(openai, req, res, b),
     'POST /v1/chat/completions': (req, res, b) => chatCompletions(openai, req, res, b),
+    'GET /health/watch': (req, res) => watchRoute(healthWatch, req, res),
     'GET /metrics': async (_req, res) => {
       await health(); // refreshes the gauges
       const text = await metrics.registry.metrics();
@@ -245,7 +267,13 @@ export function createAgent(config: AgentConfig): Agent {
         if (!route && !raw) throw new HttpError(404, `no route ${req.method} ${path}`);
         const body = req.method === 'POST' || req.method === 'PUT' ? await readJsonObject(req) : {};
         if (raw) return await raw(req, res, body);
-        const [status, out, headers] = await route(body);
+        let result: Result;
+        try {
+          result = await route(body);
+        } finally {
+          if (POKES.has(key)) poke();
+        }
+        const [status, out, headers] = result;
         sendJson(res, status, out, headers);
       } catch (err) {
         const status = err instanceof HttpError ? err.status : 500;
@@ -270,8 +298,10 @@ export function createAgent(config: AgentConfig): Agent {
     gpu,
     inference,
     xids,
+    watch: healthWatch,
     started,
     close: async () => {
+      healthWatch.close();
       work.stop();
       watcher.stop();
       await new Promise<void>((resolve) => {

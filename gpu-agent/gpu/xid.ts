@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, constants, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync, statSync, watch } from 'node:fs';
 import { uptime } from 'node:os';
 import { createInterface } from 'node:readline';
 import { normalizePciBusId, type XidEvent } from './types.ts';
@@ -163,7 +163,8 @@ export class KernelLogWatcher {
       }
     };
     poll();
-    this.timer = setInterval(poll, 250);
+    // Each poll is one non-blocking read; 50 ms keeps an XID's way to the health watch short.
+    this.timer = setInterval(poll, 50);
     this.timer.unref();
     this.closeFd = () => closeSync(fd);
   }
@@ -214,5 +215,17 @@ export class KernelLogWatcher {
     };
     this.timer = setInterval(poll, 200);
     this.timer.unref();
+    // inotify (where the file exists) reads a new line at once; the interval stays for rotation and missed events.
+    try {
+      const w = watch(path, { persistent: false }, () => poll());
+      w.on('error', () => w.close());
+      const stopTimer = this.closeFd;
+      this.closeFd = () => {
+        w.close();
+        stopTimer?.();
+      };
+    } catch {
+      /* not there yet: the interval picks it up */
+    }
   }
 }
