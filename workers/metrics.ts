@@ -4,6 +4,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { Runtime, type ActivityInterceptorsFactory } from '@temporalio/worker';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import type { IncidentRecord } from '../activities/pool/remedy.ts';
 
 /**
  * Prometheus metrics on the worker: one `/metrics` endpoint that serves drydock's own counters
@@ -53,6 +54,29 @@ export class DrydockMetrics {
     name: 'drydock_time_to_replace_seconds',
     help: 'From the replaceNode start to a healthy replacement',
     labelNames: ['pool'],
+    buckets: TIME_TO_REPLACE_BUCKETS,
+    registers: [this.registry],
+  });
+
+  /** Incident stages (the pool's health events), observed when an incident closes. */
+  readonly incidentQuarantine = new Histogram({
+    name: 'drydock_incident_quarantine_seconds',
+    help: 'From detection to quarantine (cordon) of a node with a fatal fault',
+    labelNames: ['pool', 'class'],
+    buckets: [0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly incidentRemediation = new Histogram({
+    name: 'drydock_incident_remediation_start_seconds',
+    help: 'From detection to the start of the last remediation rung (action: reboot, replace, wait)',
+    labelNames: ['pool', 'class', 'action'],
+    buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800],
+    registers: [this.registry],
+  });
+  readonly incidentClosed = new Histogram({
+    name: 'drydock_incident_duration_seconds',
+    help: 'From detection to the end of an incident (outcome: back-in-service, replaced, removed, recovered)',
+    labelNames: ['pool', 'class', 'outcome', 'action'],
     buckets: TIME_TO_REPLACE_BUCKETS,
     registers: [this.registry],
   });
@@ -135,6 +159,16 @@ const EVENTS: Record<string, Record<string, EventHandler>> = {
       m.replacementsSucceeded.inc({ pool });
       const age = await workflowAgeSeconds();
       if (age !== undefined) m.timeToReplace.observe({ pool }, age);
+    },
+  },
+  fleetPool: {
+    recordIncident(m, args, outcome) {
+      if (!outcome.ok) return;
+      const r = args[0] as IncidentRecord;
+      const labels = { pool: r.pool, class: r.class };
+      if (r.detectToQuarantineS !== undefined) m.incidentQuarantine.observe(labels, r.detectToQuarantineS);
+      if (r.detectToRemediationS !== undefined) m.incidentRemediation.observe({ ...labels, action: r.action ?? 'none' }, r.detectToRemediationS);
+      m.incidentClosed.observe({ ...labels, outcome: r.outcome, action: r.action ?? 'none' }, r.detectToCloseS);
     },
   },
   backup: {

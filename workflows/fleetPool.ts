@@ -5,6 +5,7 @@ import {
   condition,
   continueAsNew,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -43,6 +44,7 @@ import { freshState, pushEvent, type PoolState } from './pool/state.ts';
 import { poolDetails, poolStatus } from './pool/status.ts';
 import * as validate from './pool/validators.ts';
 import { poolWork } from './pool/work.ts';
+import { applyWatch, healthChangesSignal, startWatch, type PoolWatch } from './pool/watch.ts';
 import { DRYDOCK_PHASE, DRYDOCK_POOL } from './searchAttributes.ts';
 
 export type { PoolStatus } from './pool/api.ts';
@@ -78,6 +80,9 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
     },
   };
   const { run } = ctx;
+  // Health events (watch, quarantine, ladder, outage rules): on for new runs, off when replaying older histories.
+  run.health = patched('health-events');
+  let watch: PoolWatch | undefined;
 
   // ---- updates and the status query (handlers.ts, validators.ts) ----------------------------
 
@@ -94,6 +99,7 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
   setHandler(claimNodesUpdate, (r) => handle.claimNodes(ctx, r), { validator: (r) => validate.claimNodes(ctx, r) });
   setHandler(swapMembersUpdate, (r) => handle.swapMembers(ctx, r), { validator: (r) => validate.swapMembers(ctx, r) });
   setHandler(releaseClaimsUpdate, (r) => handle.releaseClaims(ctx, r), { validator: (r) => validate.releaseClaims(r) });
+  setHandler(healthChangesSignal, (c) => (run.health ? applyWatch(ctx, c) : undefined));
 
   // ---- steps of the loop ----------------------------------------------------------------------
 
@@ -146,6 +152,9 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
   }
 
   for (;;) {
+    // 1b. Health events: a pool upgraded mid-run switches on here; the watch runs beside the loop.
+    run.health ||= patched('health-events');
+    if (run.health && ctx.cfg.health.watch && !watch && !run.stopping) watch = startWatch(ctx);
     // 2. Each probe interval: probe every agent, then reconcile membership with the provider.
     const due = !s.lastProbe || ctx.now() >= s.lastProbe.at + ctx.cfg.health.probeIntervalSeconds * 1000;
     run.dirty = false;
@@ -167,6 +176,7 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
       ctx.event(`history is long: continuing as new once ${run.tasks.size} running task(s) finish`);
     }
     if (run.stopping && run.tasks.size === 0) {
+      await watch?.stop();
       await condition(() => run.tasks.size === 0 && allHandlersFinished());
       s.runs++;
       await continueAsNew<typeof fleetPool>(s.spec, s);

@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { diffViews, viewDigest, type ProbeChange, type ProbeHealth, type ProbeView } from '../../workflows/common/digest.ts';
 import { invalidArgument } from '../../workflows/common/errors.ts';
+import { DEAD_AT_PROVIDER } from '../../workflows/common/health.ts';
 import { AgentClient, type AgentHealth } from '../agentClient.ts';
 import { UnknownPoolError, type PoolRegistry } from '../pools.ts';
 import type { NodeInstance } from '../providers/types.ts';
@@ -35,11 +36,7 @@ interface Observation {
   idle?: boolean;
 }
 
-/**
- * Starts the probe's reason for a node the provider holds dead (NodeInstance.dead): its health stays
- * 'unreachable', and this reason tells it from an agent that does not answer.
- */
-export const DEAD_AT_PROVIDER = 'dead at the provider: ';
+export { DEAD_AT_PROVIDER };
 
 const MAX_REASONS = 3;
 const MAX_IDLE = 16;

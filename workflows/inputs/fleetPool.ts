@@ -1,6 +1,9 @@
 import { invalidArgument } from '../common/errors.ts';
 import { amount, MAX_POOL_NODES, nested, optionalBoolean, optionalInteger, optionalString, POOL_NAME, POOL_NAME_HELP, rejectUnknown, requireObject, requireString, section, type Amount, type Obj } from './validate.ts';
 
+import type { RemediationConfig } from '../pool/ladder.ts';
+import { parseRemediation, type RemediationSpec } from './remediation.ts';
+
 export { MAX_POOL_NODES, resolveAmount, type Amount } from './validate.ts';
 
 /**
@@ -33,6 +36,10 @@ export interface FleetPoolSpec {
     /** Passed to replaceNode children and used by scale-down drains. */
     drainTimeoutSeconds?: number;
     forceDrain?: boolean;
+    /** Keep a health watch open on every agent (events within a second; the probe stays the safety net). Default true. */
+    watch?: boolean;
+    /** Quarantine and the remediation ladder (docs/pools.md). */
+    remediation?: RemediationSpec;
   };
   autoscaling?: {
     type?: 'none' | 'reactive' | 'scheduled' | 'queue';
@@ -73,6 +80,8 @@ export interface FleetPoolConfig {
     probeConcurrency: number;
     drainTimeoutSeconds: number;
     forceDrain: boolean;
+    watch: boolean;
+    remediation: RemediationConfig;
   };
   autoscaling: { type: 'none' | 'reactive'; scaleUpAt: number; scaleDownAt: number; cooldownSeconds: number };
   disruption: { maxUnavailable: Amount; minHealthy: Amount; breaker: { maxUnhealthyFraction: number; windowSeconds: number } };
@@ -95,7 +104,7 @@ export const FLEET_POOL_DEFAULTS = {
   autoscaling: { type: 'none', scaleUpAt: 80, scaleDownAt: 20, cooldownSeconds: 300 },
   disruption: { maxUnavailable: { count: 1 }, minHealthy: { percent: 51 }, breaker: { maxUnhealthyFraction: 0.3, windowSeconds: 300 } },
   membership: { unknownInstances: 'adopt' },
-} as const satisfies Omit<FleetPoolConfig, 'name' | 'minNodes' | 'maxNodes'>;
+} as const satisfies Omit<FleetPoolConfig, 'name' | 'minNodes' | 'maxNodes' | 'health'> & { health: Omit<FleetPoolConfig['health'], 'watch' | 'remediation'> };
 
 function fraction(obj: Obj, key: string, fallback: number): number {
   const v = obj[key];
@@ -122,7 +131,7 @@ export function parseFleetPoolSpec(raw: unknown): FleetPoolConfig {
   const hs = section(obj, 'health');
   const h = nested('health.', () => {
     const s = hs;
-    rejectUnknown(s, ['probeIntervalSeconds', 'unhealthyAfter', 'unreachableAfterSeconds', 'autoReplace', 'degraded', 'probeTimeoutMs', 'probeConcurrency', 'drainTimeoutSeconds', 'forceDrain']);
+    rejectUnknown(s, ['probeIntervalSeconds', 'unhealthyAfter', 'unreachableAfterSeconds', 'autoReplace', 'degraded', 'probeTimeoutMs', 'probeConcurrency', 'drainTimeoutSeconds', 'forceDrain', 'watch', 'remediation']);
     if (s.degraded !== undefined && s.degraded !== 'report') throw invalidArgument('degraded', `only 'report' is supported: degraded nodes are reported, never replaced automatically`);
     return {
       probeIntervalSeconds: optionalInteger(s, 'probeIntervalSeconds', 1, 3600, D.health.probeIntervalSeconds),
@@ -134,6 +143,8 @@ export function parseFleetPoolSpec(raw: unknown): FleetPoolConfig {
       probeConcurrency: optionalInteger(s, 'probeConcurrency', 1, 1000, D.health.probeConcurrency),
       drainTimeoutSeconds: optionalInteger(s, 'drainTimeoutSeconds', 0, 86_400, D.health.drainTimeoutSeconds),
       forceDrain: optionalBoolean(s, 'forceDrain', D.health.forceDrain),
+      watch: optionalBoolean(s, 'watch', true),
+      remediation: parseRemediation(s),
     };
   });
 

@@ -4,6 +4,8 @@ import type { FleetPoolSpec } from '../inputs/fleetPool.ts';
 import type { AutoscalerState } from './autoscaler.ts';
 import type { BreakerState } from './breaker.ts';
 import type { Lease, LeaseRequest } from './budget.ts';
+import type { Incident } from './incidents.ts';
+import type { LastRemedy } from './ladder.ts';
 
 /** The pool workflow's updates and query (public API, used by the CLI and other workflows). */
 
@@ -13,7 +15,7 @@ export type PoolPhase = 'starting' | 'running' | 'paused' | 'breaker-open';
  * A member's life in the pool: active → (cordoned) → replacing | leaving. `replacing` is a
  * replaceNode child at work; `leaving` is a scale-down (cordon, drain, terminate).
  */
-export type NodePhase = 'active' | 'cordoned' | 'replacing' | 'leaving';
+export type NodePhase = 'active' | 'cordoned' | 'replacing' | 'leaving' | 'rebooting';
 
 export interface PoolNode {
   id: string;
@@ -27,6 +29,14 @@ export interface PoolNode {
   /** After a failed replacement the node waits until then before the next automatic try. */
   retryAfter?: number;
   failures?: number;
+  /** When the node last turned unhealthy or unreachable (watch or probe). */
+  badSince?: number;
+  /** Cordoned by quarantine (no lease: a sick node takes nothing away), until back in service or replaced. */
+  quarantinedAt?: number;
+  /** When the health watch last changed this node (a probe started before it does not undo it). */
+  watchedAt?: number;
+  /** The last remediation, to climb the ladder when the same fault comes back. */
+  lastRemedy?: LastRemedy;
 }
 
 export interface PoolEvent {
@@ -60,6 +70,20 @@ export interface PoolStatus {
   events: PoolEvent[];
   /** Instances other workflows hold outside the pool's size (blue-green's green set before the switch, blue after it). */
   claims: { nodeId: string; holder: string }[];
+  /** Incidents (pools started or upgraded with health events): open ones and the last closed ones; stage times are ISO strings. */
+  incidents?: { open: IncidentView[]; recent: IncidentView[] };
+  /** Members dead at the provider and quarantined members (health events). */
+  dead?: number;
+  quarantined?: number;
+}
+
+export type IncidentView = Omit<Incident, 'detectedAt' | 'quarantinedAt' | 'remediationAt' | 'waitUntil' | 'closedAt' | 'stages'> & {
+  detectedAt: string;
+  quarantinedAt?: string;
+  remediationAt?: string;
+  waitUntil?: string;
+  closedAt?: string;
+  stages: { stage: string; at: string; rung?: number; action?: string }[];
 }
 
 export interface LeaseAnswer {

@@ -13,6 +13,12 @@ export interface BreakerState {
   openedAt?: number;
   /** Nodes that turned unhealthy or unreachable, with when; pruned to the window. */
   recent: { nodeId: string; at: number }[];
+  /**
+   * Set by resumeRemediation (health events) while the pool is below its floor: the operator
+   * accepted that condition, so the floor does not open the breaker again until more nodes go bad
+   * than at the resume. Cleared once the pool is back above its floor.
+   */
+  latched?: { at: number; reason: string; bad: number; healthy: number };
 }
 
 export interface BreakerConfig {
@@ -40,11 +46,12 @@ export function recordBad(s: BreakerState, nodeId: string, now: number): Breaker
 export function evaluate(
   s: BreakerState,
   cfg: BreakerConfig,
-  pool: { size: number; healthy: number; minHealthy: number },
+  pool: { size: number; healthy: number; minHealthy: number; bad?: number },
   now: number,
 ): BreakerState {
   const recent = s.recent.filter((r) => r.at > now - cfg.windowSeconds * 1000);
-  const next = { ...s, recent };
+  const next: BreakerState = { ...s, recent };
+  if (next.latched && pool.healthy >= pool.minHealthy) delete next.latched; // the accepted condition is over
   if (s.open) return next;
   const fraction = pool.size > 0 ? recent.length / pool.size : 0;
   // One failure is never systemic: in a small pool it would otherwise stop all remediation.
@@ -56,7 +63,8 @@ export function evaluate(
       reason: `${recent.length} of ${pool.size} nodes (${Math.round(fraction * 100)} %) went bad within ${cfg.windowSeconds} s, above the ${Math.round(cfg.maxUnhealthyFraction * 100)} % limit`,
     };
   }
-  if (pool.healthy < pool.minHealthy) {
+  const accepted = next.latched && (pool.bad ?? Infinity) <= next.latched.bad;
+  if (pool.healthy < pool.minHealthy && !accepted) {
     return { ...next, open: true, openedAt: now, reason: `only ${pool.healthy} healthy nodes, below minHealthy ${pool.minHealthy}` };
   }
   return next;

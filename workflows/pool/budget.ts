@@ -8,7 +8,7 @@
  * Requests are granted strictly in FIFO order: the head blocks the ones behind it, so a big
  * request cannot be starved by later small ones. Holder ids make every call idempotent.
  */
-export type LeaseKind = 'replace' | 'scale-down' | 'cordon' | 'external';
+export type LeaseKind = 'replace' | 'scale-down' | 'cordon' | 'external' | 'reboot';
 
 export interface LeaseRequest {
   holder: string;

@@ -1,6 +1,7 @@
 import { resolveAmount, type FleetPoolConfig } from '../inputs/fleetPool.ts';
 import type { PoolNode, PoolPhase } from './api.ts';
 import type { Lease } from './budget.ts';
+import type { Incident } from './incidents.ts';
 import type { PoolState } from './state.ts';
 
 /** What one run of the pool workflow tracks beside its carried state; never carried across continue-as-new. */
@@ -13,6 +14,8 @@ export interface PoolRun {
   dirty: boolean;
   /** Continue-as-new is pending: no new leases, no resizing. */
   stopping: boolean;
+  /** patched('health-events'): the watch, quarantine, the ladder and the outage rules are on. */
+  health?: boolean;
 }
 
 /**
@@ -25,6 +28,10 @@ export interface PoolWork {
   cordon(ctx: PoolContext, node: PoolNode, lease: Lease): void;
   uncordon(ctx: PoolContext, nodeId: string): void;
   provision(ctx: PoolContext, key: string): void;
+  /** Health events (incidents.ts): cordon at once without a lease; reboot through a lease; report a closed incident. */
+  quarantine?(ctx: PoolContext, nodeId: string): void;
+  reboot?(ctx: PoolContext, node: PoolNode, lease: Lease): void;
+  recordIncident?(ctx: PoolContext, incident: Incident): void;
 }
 
 /** What the pool's handlers, validators and steps see: state, config, clock, event sink and work. */

@@ -39,6 +39,10 @@ export function startLeaseWork(ctx: PoolContext, l: budget.Lease): void {
     const reason = l.reason ?? 'unhealthy';
     ctx.event(`replacing (${l.origin ?? 'auto'}): ${reason}`, node.id);
     ctx.work.replace(ctx, node, l, reason);
+  } else if (l.kind === 'reboot') {
+    node.phase = 'rebooting';
+    ctx.event(`rebooting (${l.origin ?? 'auto'}): ${l.reason ?? 'remediation'}`, node.id);
+    ctx.work.reboot?.(ctx, node, l);
   } else if (l.kind === 'scale-down') {
     node.phase = 'leaving';
     ctx.event('scaling down: cordon, drain, terminate', node.id);

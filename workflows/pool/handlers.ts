@@ -6,6 +6,7 @@ import * as budget from './budget.ts';
 import { claims, members, poolPhase, type PoolContext } from './context.ts';
 import { dropAutomaticRequests, grantPass, leaseAnswer, outsideReplacementEnded, requestReplace } from './disruption.ts';
 import { addNode } from './membership.ts';
+import { latchBreaker } from './incidents.ts';
 
 /**
  * What each of the pool's updates does to its state, once its validator (validators.ts) accepted
@@ -51,7 +52,9 @@ export function resumeRemediation(ctx: PoolContext): { phase: PoolPhase } {
   const s = ctx.state;
   const was = poolPhase(ctx);
   delete s.paused;
+  const open = s.breaker.open ? s.breaker.reason : undefined;
   s.breaker = resetBreaker();
+  if (ctx.run.health && open) latchBreaker(ctx, open); // incidents.ts: the same condition does not re-open it
   for (const n of members(ctx)) delete n.retryAfter;
   ctx.event(`remediation resumed by operator (was ${was})`);
   ctx.run.dirty = true;

@@ -33,7 +33,7 @@ export function reconcile(ctx: PoolContext): void {
   const probedAt = s.lastProbe?.at ?? t;
   for (const n of members(ctx)) {
     // Nodes that joined while the probe ran may not be in its list yet.
-    if (n.id in s.view || n.phase === 'replacing' || n.phase === 'leaving' || n.joinedAt >= probedAt) continue;
+    if (n.id in s.view || n.phase === 'replacing' || n.phase === 'leaving' || n.phase === 'rebooting' || n.joinedAt >= probedAt) continue;
     delete s.nodes[n.id];
     s.budget = budget.release(s.budget, `cordon/${n.id}`);
     ctx.event('missing at the provider: removed; the pool will provision a replacement to hold its size', n.id);

@@ -32,6 +32,7 @@ export function applyProbe(ctx: PoolContext, at: number, r: ProbePoolResult): vo
   for (const n of members(ctx)) {
     const h = s.view[n.id];
     if (!h) continue; // not seen by this probe (gone: handled by reconcile)
+    if (n.watchedAt !== undefined && n.watchedAt > at) continue; // the health watch saw this node after the probe started
     const was = n.health;
     n.health = h;
     if (reasons.has(n.id)) n.reasons = reasons.get(n.id);

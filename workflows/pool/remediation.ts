@@ -3,6 +3,7 @@ import { evaluate as evaluateBreaker } from './breaker.ts';
 import * as budget from './budget.ts';
 import { autoRemediation, healthyCount, members, minHealthy, type PoolContext } from './context.ts';
 import { dropAutomaticRequests, requestReplace } from './disruption.ts';
+import { remediateWithLadder } from './incidents.ts';
 
 /**
  * Automatic remediation after each probe: the circuit breaker is judged first (opening it drops
@@ -11,6 +12,7 @@ import { dropAutomaticRequests, requestReplace } from './disruption.ts';
  * for `unreachableAfterSeconds`, unless it waits out a failed try.
  */
 export function remediate(ctx: PoolContext): void {
+  if (ctx.run.health) return remediateWithLadder(ctx); // incidents.ts: quarantine, the ladder, the outage rules
   const { state: s, cfg } = ctx;
   if (!s.initialized) return;
   const t = ctx.now();

@@ -4,6 +4,7 @@ import type { PoolEvent, PoolNode, PoolStatus } from './api.ts';
 import type { AutoscalerState } from './autoscaler.ts';
 import { closedBreaker, type BreakerState } from './breaker.ts';
 import { emptyBudget, type BudgetState } from './budget.ts';
+import type { IncidentState } from './incidents.ts';
 
 /** Everything the pool workflow knows; plain JSON, carried whole across continue-as-new. */
 export interface PoolState {
@@ -31,6 +32,8 @@ export interface PoolState {
   initialized: boolean;
   /** Instance id → the workflow holding it outside the pool (claimNodes); absent in states from older runs. */
   claims?: Record<string, string>;
+  /** Incidents and their stages (health events; absent in states from older runs). */
+  incidents?: IncidentState;
 }
 
 export const MAX_EVENTS = 50;

@@ -1,5 +1,6 @@
 import type { FleetPoolConfig } from '../inputs/fleetPool.ts';
 import type { PoolStatus } from './api.ts';
+import { incidentStatus } from './incidents.ts';
 import { maxUnavailable, members, minHealthy, poolPhase, type PoolContext } from './context.ts';
 
 /** The status query's answer: counts, members (no internal timers), budget, breaker, autoscaler and the last events. */
@@ -39,6 +40,7 @@ export function poolStatus(ctx: PoolContext): PoolStatus {
     runs: s.runs,
     events: s.events.slice(-30),
     claims: Object.entries(s.claims ?? {}).map(([nodeId, holder]) => ({ nodeId, holder })),
+    ...incidentStatus(ctx),
   };
 }
 

@@ -4,7 +4,9 @@ import { failureMessage } from '../common/failure.ts';
 import { replaceNode } from '../replaceNode.ts';
 import * as budget from './budget.ts';
 import type { PoolContext, PoolWork } from './context.ts';
+import { closeIncident } from './incidents.ts';
 import { addNode } from './membership.ts';
+import { remedyWork } from './remedies.ts';
 
 const short = { startToCloseTimeout: '1 minute', heartbeatTimeout: '20 seconds', retry: { maximumInterval: '10 seconds', maximumAttempts: 5 } } as const;
 
@@ -19,6 +21,7 @@ export function poolWork(): PoolWork {
   const drainActs = (ctx: PoolContext) => proxyActivities<NodeActivities>({ ...short, startToCloseTimeout: `${ctx.cfg.health.drainTimeoutSeconds + 120} seconds` });
 
   return {
+    ...remedyWork(spawn),
     replace(ctx, node, l, reason) {
       const { pool, state: s } = ctx;
       spawn(ctx, l.holder, async () => {
@@ -35,6 +38,7 @@ export function poolWork(): PoolWork {
           addNode(ctx, result.replacementNodeId, 'healthy'); // the child waited until it was healthy and ready
           s.replacements.succeeded++;
           ctx.event(`replaced by ${result.replacementNodeId}`, node.id);
+          closeIncident(ctx, node.id, 'replaced', `by ${result.replacementNodeId}`);
         } catch (err) {
           s.replacements.failed++;
           const n = s.nodes[node.id];
@@ -111,7 +115,7 @@ export function poolWork(): PoolWork {
 }
 
 /** Runs `fn` as a side task under `key`; when it ends the main loop runs again. */
-function spawn(ctx: PoolContext, key: string, fn: () => Promise<void>): void {
+export function spawn(ctx: PoolContext, key: string, fn: () => Promise<void>): void {
   const { tasks } = ctx.run;
   const p = fn()
     .catch((err: unknown) => ctx.event(`${key} failed: ${failureMessage(err)}`))
