@@ -47,7 +47,7 @@ export async function waitStatus(
   return last!;
 }
 
-async function agentPost(fleet: TestFleet, nodeId: string, path: string, body: unknown): Promise<Response> {
+export async function agentPost(fleet: TestFleet, nodeId: string, path: string, body: unknown): Promise<Response> {
   const url = (await fleet.provider.describe(nodeId))?.agentUrl;
   if (!url) throw new Error(`node ${nodeId} has no agent`);
   const res = await fetch(`${url}${path}`, {
@@ -59,9 +59,20 @@ async function agentPost(fleet: TestFleet, nodeId: string, path: string, body: u
   return res;
 }
 
-/** A fatal XID (79: GPU fell off the bus) on a simulated GPU: the agent reports unhealthy until cleared. */
-export function injectFatal(fleet: TestFleet, nodeId: string): Promise<Response> {
-  return agentPost(fleet, nodeId, '/sim/faults', { kind: 'xid', gpu: 0, code: 79 });
+/**
+ * A fatal XID on a simulated GPU: the agent reports unhealthy until cleared. The default, 48 (double-bit
+ * ECC), is a bad part, which the remediation ladder replaces at once; 79 (fallen off the bus) is rebooted first.
+ */
+export function injectFatal(fleet: TestFleet, nodeId: string, code = 48): Promise<Response> {
+  return agentPost(fleet, nodeId, '/sim/faults', { kind: 'xid', gpu: 0, code });
+}
+
+/** The node's cordon / drain state at its agent. */
+export async function drainState(fleet: TestFleet, nodeId: string): Promise<string> {
+  const url = (await fleet.provider.describe(nodeId))?.agentUrl;
+  if (!url) return 'no agent';
+  const res = await fetch(`${url}/drain`, { headers: { authorization: `Bearer ${fleet.token}` } }).catch(() => undefined);
+  return res?.ok ? ((await res.json()) as { state: string }).state : 'unreachable';
 }
 
 export function clearFaults(fleet: TestFleet, nodeId: string): Promise<Response> {

@@ -1,7 +1,7 @@
 import { invalidArgument } from '../common/errors.ts';
 import { amount, MAX_POOL_NODES, nested, optionalBoolean, optionalInteger, optionalString, POOL_NAME, POOL_NAME_HELP, rejectUnknown, requireObject, requireString, section, type Amount, type Obj } from './validate.ts';
 
-import type { RemediationConfig } from '../pool/ladder.ts';
+import { REMEDIATION_DEFAULTS, type RemediationConfig } from '../pool/ladder.ts';
 import { parseRemediation, type RemediationSpec } from './remediation.ts';
 
 export { MAX_POOL_NODES, resolveAmount, type Amount } from './validate.ts';
@@ -100,11 +100,13 @@ export const FLEET_POOL_DEFAULTS = {
     probeConcurrency: 100,
     drainTimeoutSeconds: 300,
     forceDrain: false,
+    watch: true,
+    remediation: REMEDIATION_DEFAULTS,
   },
   autoscaling: { type: 'none', scaleUpAt: 80, scaleDownAt: 20, cooldownSeconds: 300 },
   disruption: { maxUnavailable: { count: 1 }, minHealthy: { percent: 51 }, breaker: { maxUnhealthyFraction: 0.3, windowSeconds: 300 } },
   membership: { unknownInstances: 'adopt' },
-} as const satisfies Omit<FleetPoolConfig, 'name' | 'minNodes' | 'maxNodes' | 'health'> & { health: Omit<FleetPoolConfig['health'], 'watch' | 'remediation'> };
+} as const satisfies Omit<FleetPoolConfig, 'name' | 'minNodes' | 'maxNodes'>;
 
 function fraction(obj: Obj, key: string, fallback: number): number {
   const v = obj[key];
@@ -143,7 +145,7 @@ export function parseFleetPoolSpec(raw: unknown): FleetPoolConfig {
       probeConcurrency: optionalInteger(s, 'probeConcurrency', 1, 1000, D.health.probeConcurrency),
       drainTimeoutSeconds: optionalInteger(s, 'drainTimeoutSeconds', 0, 86_400, D.health.drainTimeoutSeconds),
       forceDrain: optionalBoolean(s, 'forceDrain', D.health.forceDrain),
-      watch: optionalBoolean(s, 'watch', true),
+      watch: optionalBoolean(s, 'watch', D.health.watch),
       remediation: parseRemediation(s),
     };
   });

@@ -51,7 +51,11 @@ export function evaluate(
 ): BreakerState {
   const recent = s.recent.filter((r) => r.at > now - cfg.windowSeconds * 1000);
   const next: BreakerState = { ...s, recent };
-  if (next.latched && pool.healthy >= pool.minHealthy) delete next.latched; // the accepted condition is over
+  if (next.latched && pool.bad !== undefined) {
+    // The accepted condition is over once no node is bad; until then it ratchets down as nodes recover or are replaced.
+    if (pool.bad === 0) delete next.latched;
+    else if (pool.bad < next.latched.bad) next.latched = { ...next.latched, bad: pool.bad };
+  }
   if (s.open) return next;
   const fraction = pool.size > 0 ? recent.length / pool.size : 0;
   // One failure is never systemic: in a small pool it would otherwise stop all remediation.

@@ -137,6 +137,7 @@ export function remediateWithLadder(ctx: PoolContext): void {
       stage(ctx, inc, 'detected', `detected: ${cls} (${inc.reason})${inc.rung ? `; came back within ${rc.recurrenceWindowSeconds} s of the last remediation: rung ${inc.rung + 1}` : ''}`);
     }
     if (!inc || inFlight(ctx, n)) continue;
+    if (inc.class === 'unreachable' && isDead(n.reasons)) inc.class = 'dead'; // the provider has since said why
     if (!bad) {
       // Healthy (or only degraded) again, with no remediation running: the node proved itself.
       if (n.health === 'healthy' || n.health === 'degraded') {
