@@ -5,7 +5,7 @@
  *
  *   node --import tsx scripts/bench/pool-scale.ts [--nodes 200] [--probe 10] [--faults 20]
  *     [--spread 180] [--rack-size 50] [--burst 0.4] [--max-unavailable 10] [--seed 1]
- *     [--breaker-fraction 0.08] [--breaker-window 60] [--out FILE]
+ *     [--breaker-fraction 0.08] [--breaker-window 60] [--rest 60] [--reboots 5] [--out FILE]
  *
  * Phase 1: `faults` fatal XIDs on nodes outside rack 0, one in each of `faults` equal slices of
  * `spread` seconds (node and time within the slice drawn from `seed`); every one must be detected
@@ -16,6 +16,13 @@
  * to stay closed through phase 1; after the burst, open when the burst alone exceeds the limit,
  * closed (and the burst's nodes replaced) when the burst plus the background faults still in the
  * window do not, either in between.
+ *
+ * Health events (the watch, quarantine, the ladder): phase 1's faults are XID 48 (double-bit
+ * ECC: the ladder replaces at once); time to quarantine is fault → node cordoned at its agent
+ * (polled every 50 ms). Before phase 1, `rest` seconds at rest measure history growth with
+ * nothing happening; after it, `reboots` XID 79 faults (reboot first) measure time back in service
+ * after a reboot. History events per hour are reported at rest, through the background faults and
+ * through the burst.
  *
  * Prints time-to-detect and time-to-replace (p50/p99 over every injected fault), the probe
  * activity's duration, worker CPU and RSS, history events per hour and per probe interval, the
@@ -52,6 +59,8 @@ const { values: a } = parseArgs({
     'breaker-fraction': { type: 'string', default: '0.08' },
     'breaker-window': { type: 'string', default: '60' },
     'replace-timeout': { type: 'string', default: '240' },
+    rest: { type: 'string', default: '60' },
+    reboots: { type: 'string', default: '5' },
     out: { type: 'string' },
   },
 });
@@ -67,7 +76,12 @@ const BREAKER = { maxUnhealthyFraction: Number(a['breaker-fraction']), windowSec
 const REPLACE_TIMEOUT_S = Number(a['replace-timeout']);
 const POOL = 'sim';
 const TQ = 'pool-scale';
-const FATAL = { kind: 'xid', gpu: 0, code: 79 } as const;
+const REST_S = Number(a.rest);
+const REBOOTS = Number(a.reboots);
+/** Double-bit ECC: a bad part, replaced at once by the default ladder. */
+const FATAL = { kind: 'xid', gpu: 0, code: 48 } as const;
+/** Fallen off the bus: rebooted first by the default ladder. */
+const BUS = { kind: 'xid', gpu: 0, code: 79 } as const;
 const token = randomBytes(24).toString('hex');
 const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
 
@@ -117,8 +131,38 @@ async function main(): Promise<number> {
         await sleep(500);
       }
     })();
+    const historyNow = async () => {
+      let n = 0;
+      for await (const w of env.client.workflow.list({ query: `WorkflowId = 'pool/${POOL}'` })) n += (await env.client.workflow.getHandle(w.workflowId, w.runId).describe()).historyLength;
+      return n;
+    };
+    const perHour = (events: number, ms: number) => (events * 3_600_000) / ms;
+    // At rest: nothing happens; history should grow only with probes, not with nodes.
+    const rest0 = { at: Date.now(), events: await historyNow() };
+    await sleep(REST_S * 1000);
+    const rest1 = { at: Date.now(), events: await historyNow() };
+    const historyAtRestPerHour = perHour(rest1.events - rest0.events, rest1.at - rest0.at);
+    console.log(`at rest for ${REST_S} s: ${historyAtRestPerHour.toFixed(0)} history events/hour`);
+
+    // Quarantine: fault injected → cordoned at the agent, polled every 50 ms.
+    const urls = new Map((await sim.list(POOL)).map((n) => [n.id, n.agentUrl!]));
+    const quarantined = new Map<string, number>();
+    const watchCordon = (id: string, from: number) =>
+      (async () => {
+        const deadline = from + 60_000;
+        while (Date.now() < deadline) {
+          const r = await fetch(`${urls.get(id)}/drain`, { headers: { authorization: `Bearer ${token}` } }).catch(() => undefined);
+          if (r?.ok && ((await r.json()) as { state: string }).state !== 'active') {
+            quarantined.set(id, (Date.now() - from) / 1000);
+            return;
+          }
+          await sleep(50);
+        }
+      })();
+    const cordonWatchers: Promise<void>[] = [];
     const cpu0 = procStats(wpid).cpuS;
     const tStart = Date.now();
+    const hist0 = await historyNow();
     const replacedOf = (id: string) => [...seen.values()].find((e) => e.nodeId === id && e.message.startsWith('replaced by'));
     const detectedOf = (id: string) => [...seen.values()].filter((e) => e.nodeId === id && e.message.startsWith('unhealthy')).sort((x, y) => x.at - y.at)[0];
     const waitReplaced = async (ids: string[], what: string) => {
@@ -139,9 +183,33 @@ async function main(): Promise<number> {
       const id = candidates.splice(Math.floor(rand() * candidates.length), 1)[0];
       injected.set(id, Date.now());
       await sim.fault(id, FATAL);
+      cordonWatchers.push(watchCordon(id, injected.get(id)!));
     }
     console.log(`${FAULTS} faults injected over ${SPREAD} s (seed ${SEED}); waiting for their replacements`);
     await waitReplaced([...injected.keys()], 'background faults');
+    await Promise.all(cordonWatchers);
+    const tBackground = Date.now();
+    const histBackground = await historyNow();
+
+    // Reboots: XID 79 on a few nodes; the ladder reboots them and they come back in service (the same node).
+    const rebootBack = new Map<string, number>();
+    const rebootNodes = candidates.splice(0, REBOOTS);
+    const rebootAt = new Map<string, number>();
+    for (const id of rebootNodes) {
+      rebootAt.set(id, Date.now());
+      await sim.fault(id, BUS);
+    }
+    await waitFor(
+      async () => {
+        const st = await status().catch(() => undefined);
+        for (const i of st?.incidents?.recent ?? []) {
+          if (rebootAt.has(i.nodeId) && i.outcome === 'back-in-service' && i.closedAt && !rebootBack.has(i.nodeId)) rebootBack.set(i.nodeId, (Date.parse(i.closedAt) - rebootAt.get(i.nodeId)!) / 1000);
+        }
+        return rebootBack.size === rebootNodes.length;
+      },
+      REPLACE_TIMEOUT_S * 1000,
+      'rebooted nodes back in service',
+    ).catch(() => failures.push(`${rebootNodes.length - rebootBack.size} of ${rebootNodes.length} rebooted nodes not back in service within ${REPLACE_TIMEOUT_S} s`));
     const breakerBeforeBurst = breakerOpenedAt !== undefined;
     if (breakerBeforeBurst) failures.push(`the breaker opened during the background faults (${(await status()).breaker.reason}), below its limit`);
 
@@ -161,6 +229,7 @@ async function main(): Promise<number> {
     else await sleep((PROBE * 3 + 5) * 1000);
     const after = await status();
     const tEnd = Date.now();
+    const histEnd = await historyNow();
     polling = false;
     await poll;
     const cpu1 = procStats(wpid).cpuS;
@@ -195,8 +264,13 @@ async function main(): Promise<number> {
       seed: SEED,
       detectedOf: detect.length,
       replacedOf: replace.length,
-      timeToDetectS: { p50: pct(detect, 50), p99: pct(detect, 99), goalP99: PROBE + 1 },
+      timeToDetectS: { p50: pct(detect, 50), p99: pct(detect, 99), goalP99: 2 },
       timeToReplaceS: { p50: pct(replace, 50), p99: pct(replace, 99) },
+      timeToQuarantineS: { p50: pct([...quarantined.values()], 50), p99: pct([...quarantined.values()], 99), goalP99: 3, of: quarantined.size },
+      backInServiceAfterRebootS: { p50: pct([...rebootBack.values()], 50), p99: pct([...rebootBack.values()], 99), of: rebootBack.size },
+      historyEventsPerHourAtRest: historyAtRestPerHour,
+      historyEventsPerHourBackground: perHour(histBackground - hist0, tBackground - tStart),
+      historyEventsPerHourBurst: perHour(histEnd - histBackground, tEnd - tBackground),
       probeActivityMs: { p50: pct([...probeMs.values()], 50), max: Math.max(...probeMs.values()) },
       workerCpuPercent: (100 * (cpu1 - cpu0)) / ((tEnd - tStart) / 1000),
       workerMaxRssMiB: maxRss,
@@ -223,9 +297,12 @@ async function main(): Promise<number> {
     };
     console.log(`
 pool-scale: ${N} nodes, probe every ${PROBE} s, ${FAULTS} fatal faults over ${SPREAD} s (seed ${SEED})
-  time to detect   p50 ${f1(results.timeToDetectS.p50)} s   p99 ${f1(results.timeToDetectS.p99)} s   (goal p99 <= ${PROBE + 1} s; ${detect.length}/${FAULTS} seen)
+  time to detect   p50 ${f1(results.timeToDetectS.p50)} s   p99 ${f1(results.timeToDetectS.p99)} s   (goal p99 <= 2 s with the watch; ${detect.length}/${FAULTS} seen)
   probe activity   p50 ${f1(results.probeActivityMs.p50)} ms   max ${f1(results.probeActivityMs.max)} ms (all ${N} agents, from the worker)
-  time to replace  p50 ${f1(results.timeToReplaceS.p50)} s   p99 ${f1(results.timeToReplaceS.p99)} s   (${replace.length}/${FAULTS} replaced)
+  time to quarantine p50 ${f1(results.timeToQuarantineS.p50)} s   p99 ${f1(results.timeToQuarantineS.p99)} s   (goal p99 <= 3 s; fault → cordoned at the agent; ${quarantined.size}/${FAULTS})
+  time to replace  p50 ${f1(results.timeToReplaceS.p50)} s   p99 ${f1(results.timeToReplaceS.p99)} s   (${replace.length}/${FAULTS} replaced; back in service with the replacement)
+  reboot rung      back in service p50 ${f1(results.backInServiceAfterRebootS.p50)} s   p99 ${f1(results.backInServiceAfterRebootS.p99)} s   (${rebootBack.size}/${REBOOTS})
+  history rate     at rest ${historyAtRestPerHour.toFixed(0)}/h · background faults ${results.historyEventsPerHourBackground.toFixed(0)}/h · reboots + burst ${results.historyEventsPerHourBurst.toFixed(0)}/h
   control worker   CPU ${f1(results.workerCpuPercent)} %   max RSS ${f1(maxRss)} MiB
   history          ${results.historyEventsPerHour.toFixed(0)} events/hour = ${results.historyEventsPerProbeInterval.toFixed(1)} per probe interval for the whole pool; ${runs} run(s)
   disruption       max ${maxLeases} nodes disrupted at once (maxUnavailable ${MAX_UNAVAILABLE}) ${maxLeases <= MAX_UNAVAILABLE ? 'OK' : 'VIOLATED'}
