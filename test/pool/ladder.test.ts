@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DEAD_AT_PROVIDER } from '../../workflows/common/health.ts';
-import { parseFleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
+import { parseFleetPoolSpec, type FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import { evaluate, recordBad, closedBreaker } from '../../workflows/pool/breaker.ts';
 import { resumeRemediation } from '../../workflows/pool/handlers.ts';
 import { closeIncident } from '../../workflows/pool/incidents.ts';
@@ -11,7 +11,7 @@ import { applyWatch } from '../../workflows/pool/watch.ts';
 import { assertInvalid, unitPool, type UnitPool } from './unitPool.ts';
 
 /** A unit pool with health events on, recording quarantines and reboots too. */
-function healthPool(nodes: number, spec: Parameters<typeof unitPool>[0]['spec'] = {}): UnitPool {
+function healthPool(nodes: number, spec: Partial<FleetPoolSpec> = {}): UnitPool {
   const p = unitPool({ spec: { minNodes: 1, maxNodes: 10, health: { unhealthyAfter: 2 }, disruption: { maxUnavailable: 2, minHealthy: '25%' }, ...spec }, nodes: Array.from({ length: nodes }, (_, i) => `n${i}`) });
   p.ctx.run.health = true;
   Object.assign(p.ctx.work, {
