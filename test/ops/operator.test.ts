@@ -19,6 +19,7 @@ import { waitFor } from '../../scripts/lib/waitFor.ts';
 import { freePort } from '../helpers/moto.ts';
 import { cliUserEnv, runCli, type CliRun } from '../helpers/cli.ts';
 import { temporalBin } from '../../scripts/lib/temporal.ts';
+import { requirePresent, skipUnlessCi } from '../helpers/required.ts';
 
 /**
  * The operator's journey on one real stack: a dev server with its Web UI (pointed at drydock's
@@ -28,6 +29,8 @@ import { temporalBin } from '../../scripts/lib/temporal.ts';
 const TQ = 'ops-e2e';
 const SECRET_REASON = `ticket-${randomBytes(6).toString('hex')}-customer-visible-only-to-operators`;
 const CHROMIUM = '/usr/bin/chromium';
+const NO_CHROMIUM = !existsSync(CHROMIUM) && `${CHROMIUM} is missing: run 'bash scripts/install-chromium.sh'`;
+const NO_SCRIPT = !existsSync('/usr/bin/script') && 'needs script(1) from util-linux for a pseudo-terminal';
 
 
 describe('operator experience end to end: drydock CLI, encrypted payloads, worker metrics, Web UI', () => {
@@ -255,7 +258,8 @@ describe('operator experience end to end: drydock CLI, encrypted payloads, worke
     assert.match(human.stdout, /pool ops: 0 replacement\(s\) running/);
   });
 
-  it('on a terminal, --wait draws a progress bar of the phases', { skip: existsSync('/usr/bin/script') ? false : 'needs script(1) from util-linux for a pseudo-terminal' }, async () => {
+  it('on a terminal, --wait draws a progress bar of the phases', { skip: skipUnlessCi(NO_SCRIPT) }, async () => {
+    requirePresent(NO_SCRIPT);
     assert.ok(replaced.replacement, 'needs the replacement above');
     const cmd = `${process.execPath} ${join(REPO_ROOT, 'scripts/cli/drydock.mjs')} pool replace ops ${replaced.replacement} --drain-timeout 30 --wait`;
     const { stdout } = await promisify(execFile)('/usr/bin/script', ['-qfec', cmd, '/dev/null'], {
@@ -269,8 +273,9 @@ describe('operator experience end to end: drydock CLI, encrypted payloads, worke
 
   it(
     'the Web UI shows the replaceNode run and its phases, decoded through the codec server',
-    { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: run 'bash scripts/install-chromium.sh'` },
+    { skip: skipUnlessCi(NO_CHROMIUM) },
     async () => {
+      requirePresent(NO_CHROMIUM);
       assert.ok(replaced.workflowId, 'needs the replacement above');
       const { chromium } = await import('playwright-core');
       const browser = await chromium.launch({
