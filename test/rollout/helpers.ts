@@ -26,7 +26,7 @@ export interface RolloutHarness extends PoolHarness {
   health(nodeId: string): Promise<AgentHealth>;
   /** sha256 served by every live member of the pool, by node. */
   served(): Promise<Record<string, string | null>>;
-  /** Loads `model` on every member (test set-up, straight through the agents). */
+  /** Loads `model` on every member not serving it yet (test set-up, straight through the agents). */
   loadEverywhere(model: TinyModel): Promise<void>;
 }
 
@@ -65,6 +65,7 @@ export function rolloutHarness(o: { taskQueue: string; spec: FleetPoolSpec; node
   h.loadEverywhere = async (model) => {
     await Promise.all(
       (await h.fleet.provider.list(o.spec.name)).map(async (n) => {
+        if ((await h.health(n.id)).model?.sha256 === model.sha256) return;
         const res = await h.agent(n.id, 'PUT', '/model', { uri: model.path, sha256: model.sha256 });
         assert.equal(res.status, 200, `loading ${model.path} on ${n.id}: ${await res.text()}`);
       }),
