@@ -43,6 +43,7 @@ describe(`rollingUpdate on ${NODES} real agents serving tiny GGUF models`, () =>
 
   it('a model whose sha256 does not match is refused and rolled back: every node still serves B', async () => {
     const { c, a } = h.models;
+    await h.loadEverywhere(h.models.b); // set-up: every node serves B, whatever ran before
     const handle = await h.start('bad-sha', { target: { model: { uri: c.path, sha256: a.sha256 } }, maxUnavailable: 2, ...quick });
     const r = await failsWith(handle, 'RolloutRolledBack');
     assert.equal(r.outcome, 'rolled-back');
@@ -53,6 +54,7 @@ describe(`rollingUpdate on ${NODES} real agents serving tiny GGUF models`, () =>
 
   it('a model that fails the smoke test (expected text missing) is rolled back', async () => {
     const { c } = h.models;
+    await h.loadEverywhere(h.models.b);
     const handle = await h.start('smoke-fails', { target: { model: { uri: c.path, sha256: c.sha256 } }, ...quick, analysis: { ...quick.analysis, expect: 'never-generated-text' } });
     const r = await failsWith(handle, 'RolloutRolledBack');
     assert.match(r.status.reason ?? '', /smoke test failed.*does not contain/);
@@ -62,6 +64,7 @@ describe(`rollingUpdate on ${NODES} real agents serving tiny GGUF models`, () =>
 
   it('controls: promote skips a pause step, pause holds new nodes back, resume and setMaxUnavailable continue, abort rolls back', async () => {
     const { a, b } = h.models;
+    await h.loadEverywhere(b);
     const handle = await h.start('controls', {
       target: { model: { uri: a.path, sha256: a.sha256 } },
       steps: [{ batch: 1 }, { pause: {} }, { batch: 2 }, { pause: { seconds: 3600 } }],
