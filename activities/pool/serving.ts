@@ -56,6 +56,19 @@ export function createPoolServingActivities(deps: NodeActivityDeps) {
   }
 
   return {
+    /** The health policy's verdict on the node now (a rollout asks after a failed step: hardware or model?). */
+    async nodeHealth(ref: NodeRef): Promise<{ status: 'healthy' | 'degraded' | 'unhealthy' | 'unreachable'; reasons: string[] }> {
+      try {
+        const agent = await agentFor(ref);
+        if (!agent) return { status: 'unreachable', reasons: ['no agent address'] };
+        const h = await agent.health();
+        return { status: h.status, reasons: h.reasons.slice(0, 5) };
+      } catch (err) {
+        if (err instanceof ApplicationFailure) throw err;
+        return { status: 'unreachable', reasons: [(err as Error).message] };
+      }
+    },
+
     /**
      * Before a replacement terminates its node: what the replacement must serve. The pool's desired
      * model when a pool workflow declares one; else like for like, the old node's model; and when

@@ -4,6 +4,7 @@ import type { RolloutNode } from './api.ts';
 import { analyze } from './analysis.ts';
 import type { Outcome } from './rolling.ts';
 import { StepFailed, type Rollout } from './runtime.ts';
+import { setPoolModel } from './serving.ts';
 
 const READY_TIMEOUT_SECONDS = 300;
 
@@ -62,7 +63,9 @@ export async function runBlueGreen(rt: Rollout): Promise<Outcome> {
   await rt.whileOperatorPaused();
   if (rt.aborting) return removeGreen(rt, green, 'aborted', rt.controls.abort ?? 'aborted');
 
-  // The switch: green takes traffic first, then the pool swaps membership, then blue stops taking new work.
+  // The switch: green takes traffic first, then the pool swaps membership, then blue stops taking new work;
+  // from here the target is the pool's desired model (an abort restores the previous one).
+  await setPoolModel(rt, cfg.target.model, false);
   await switchTraffic(rt, green, blue, 'green in, blue out');
   st.phase = 'switched';
   rt.event(`switched: green serves, blue kept for ${cfg.scaleDownDelaySeconds} s (abort re-admits it at once)`);
