@@ -183,7 +183,7 @@ export function parseFleetPoolSpec(raw: unknown): FleetPoolConfig {
     return { unknownInstances: u as 'adopt' | 'report' };
   });
 
-  const serving = obj.serving === undefined ? undefined : nested('serving.', () => parseServing(obj.serving));
+  const serving = obj.serving === undefined ? undefined : parseServing(section(obj, 'serving'));
 
   return { name, provider, instanceType, minNodes, maxNodes, desiredNodes, health: h, autoscaling: a, disruption: d, membership: m, ...(serving ? { serving } : {}) };
 }

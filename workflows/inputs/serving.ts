@@ -1,6 +1,6 @@
 import { invalidArgument } from '../common/errors.ts';
 import { modelRef, type ModelRef } from './rollingUpdate.ts';
-import { rejectUnknown, requireObject } from './validate.ts';
+import { nested, rejectUnknown, requireObject, type Obj } from './validate.ts';
 
 /**
  * A pool's desired serving state (`serving` in the pool spec): the model every member serves.
@@ -19,8 +19,12 @@ export interface ServingConfig {
 
 export const SERVING_DEFAULTS = { reconcile: 'converge' } as const;
 
-export function parseServing(raw: unknown): ServingConfig {
-  const obj = requireObject(raw, 'serving');
+/** `obj` is the spec's `serving` object; errors name `serving.<field>`. */
+export function parseServing(obj: Obj): ServingConfig {
+  return nested('serving.', () => parseServingFields(obj));
+}
+
+function parseServingFields(obj: Obj): ServingConfig {
   rejectUnknown(obj, ['model', 'reconcile']);
   if (obj.model === undefined) throw invalidArgument('model', 'is required, e.g. {"uri": "/models/m.gguf", "sha256": "…"}');
   const model = nestedModel(obj.model);
