@@ -61,6 +61,19 @@ describe('rollouts move a serving pool\'s desired model', () => {
     }
   });
 
+  it('blue-green makes the target the pool model at the switch', async () => {
+    const handle = await start('bg-c', { target: { model: ref(models.c) }, ...quick, strategy: 'blueGreen', maxSurge: '100%', scaleDownDelaySeconds: 0 });
+    const result = (await handle.result()) as RolloutResult;
+    assert.equal(result.outcome, 'succeeded', JSON.stringify(result.status.events.slice(-10)));
+    assert.equal(result.status.poolServing?.previous.sha256, models.b.sha256);
+    const s = await waitStatus(h.pool, allServe(models.c.sha256, 2), 'green members serving C, desired C', 120_000);
+    assert.equal(s.serving?.desired.sha256, models.c.sha256);
+    assert.equal(s.serving?.hold, undefined);
+    // Back to B for the next test, through the pool's own convergence.
+    await h.pool.executeUpdate('applySpec', { args: [{ ...spec, serving: { model: ref(models.b) } }] });
+    await waitStatus(h.pool, allServe(models.b.sha256, 2), 'converged back to B', 180_000);
+  });
+
   it('abort restores the previous desired model; a node that joins afterwards gets it', async () => {
     const handle = await start('to-c', { target: { model: ref(models.c) }, ...quick, steps: [{ batch: 1 }, { pause: {} }] });
     await waitRollout(handle, (s) => s.phase === 'paused' && s.counts.done === 1, 'the pause after batch 1', 120_000);

@@ -65,7 +65,8 @@ export async function runBlueGreen(rt: Rollout): Promise<Outcome> {
 
   // The switch: green takes traffic first, then the pool swaps membership, then blue stops taking new work;
   // from here the target is the pool's desired model (an abort restores the previous one).
-  await setPoolModel(rt, cfg.target.model, false);
+  // Held until the rollout ends, so blue (still members for a moment) is never taken for drift.
+  await setPoolModel(rt, cfg.target.model, true);
   await switchTraffic(rt, green, blue, 'green in, blue out');
   st.phase = 'switched';
   rt.event(`switched: green serves, blue kept for ${cfg.scaleDownDelaySeconds} s (abort re-admits it at once)`);
@@ -90,9 +91,10 @@ async function prepareGreen(rt: Rollout, n: RolloutNode, key: string): Promise<v
   const ref = { pool: cfg.pool, nodeId: n.id };
   n.startedAt = new Date().toISOString();
   rt.set(n, 'provisioning');
-  const p = await acts.provision.provisionNode.executeWithOptions({ summary: `provision green ${n.id}` }, [{ pool: cfg.pool, idempotencyKey: key }]);
+  // A serving node: its agent is not ready (takes no traffic) until it serves the target, loaded below.
+  const p = await acts.provision.provisionNode.executeWithOptions({ summary: `provision green ${n.id}` }, [{ pool: cfg.pool, idempotencyKey: key, serving: true }]);
   if (p.nodeId !== n.id) throw new StepFailed(`provider named the node ${p.nodeId}, expected ${n.id}`);
-  await acts.provision.waitNodeHealthy.executeWithOptions({ summary: `wait for ${n.id} to be healthy` }, [ref]);
+  await acts.provision.waitNodeHealthy.executeWithOptions({ summary: `wait for ${n.id} to be healthy` }, [{ ...ref, modelPending: true }]);
   // No client traffic before the switch.
   await acts.nodes.cordonNode.executeWithOptions({ summary: `hold ${n.id} out of traffic` }, [ref]);
   rt.set(n, 'swapping');
