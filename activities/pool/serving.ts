@@ -29,18 +29,19 @@ export function createPoolServingActivities(deps: NodeActivityDeps) {
   const { pool, agentFor } = nodeAccess(deps);
   const model = createRolloutModelActivities(deps);
 
-  /** The running pool workflow's desired model; undefined when no pool workflow runs or it declares no `serving`. */
-  async function poolDesired(poolName: string): Promise<ModelRef | undefined> {
+  /** Whether a pool workflow runs, and its desired model (absent when it declares no `serving`). */
+  async function poolServing(poolName: string): Promise<{ running: boolean; desired?: ModelRef }> {
     const handle = Context.current().client.workflow.getHandle(fleetPoolWorkflowId(poolName));
     try {
-      if ((await handle.describe()).status.name !== 'RUNNING') return undefined;
+      if ((await handle.describe()).status.name !== 'RUNNING') return { running: false };
       const st = await handle.query<PoolStatus>('status');
-      return st.serving?.desired ?? undefined;
+      return { running: true, ...(st.serving ? { desired: st.serving.desired } : {}) };
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError || noPool(err)) return undefined;
+      if (err instanceof WorkflowNotFoundError || noPool(err)) return { running: false };
       throw err;
     }
   }
+  const poolDesired = async (poolName: string) => (await poolServing(poolName)).desired;
 
   /** What the node's agent serves: a model, null for none, undefined when it does not answer. */
   async function served(ref: NodeRef): Promise<ModelRef | null | undefined> {
@@ -70,13 +71,15 @@ export function createPoolServingActivities(deps: NodeActivityDeps) {
     },
 
     /**
-     * Before a replacement terminates its node: what the replacement must serve. The pool's desired
-     * model when a pool workflow declares one; else like for like, the old node's model; and when
-     * its agent does not answer (a dead node), what most other live nodes of the pool serve.
+     * Before a replacement terminates its node: what the replacement must serve. When a pool
+     * workflow runs, its desired model (a pool without `serving` manages no model: none, as
+     * before). With no pool workflow, like for like: the old node's model; and when its agent does
+     * not answer (a dead node), what most other live nodes of the pool serve.
      */
     async recordServedModel(ref: NodeRef): Promise<RecordedModel> {
-      const desired = await poolDesired(ref.pool);
-      if (desired) return { model: desired, source: 'pool' };
+      const p = await poolServing(ref.pool);
+      if (p.desired) return { model: p.desired, source: 'pool' };
+      if (p.running) return { model: null, source: 'none' };
       const own = await served(ref);
       if (own !== undefined) return { model: own, source: own ? 'node' : 'none' };
       const peers = (await pool(ref.pool).provider.list(ref.pool)).filter((n) => n.id !== ref.nodeId && n.state === 'running' && !n.dead);
