@@ -5,6 +5,7 @@
  *   rollout|backup|training.<label>.<field…>  that workflow's query (status / progress)
  *   <kind>.<label>.workflow                    its execution status: running, completed, failed, …
  *   <kind>.<label>.result.<field…>             its result, once it completed
+ *   <kind>.<label>.pending.<activity>.<attempt|worker|heartbeats>   an in-flight activity
  *   provider.<pool>.<live|running|provisioning|dead>   counts at the provider
  *   agents.<pool>.<answering|healthy|unhealthy|degraded|cordoned|active>   counts over the live agents
  * `.length` of a list is its length. OP: == != >= <= > <. VALUE: a number, true, false, null, or a

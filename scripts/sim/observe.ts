@@ -65,6 +65,14 @@ export async function valueOf(o: Observer, c: Condition): Promise<unknown> {
   const handle = o.client().workflow.getHandle(wf.workflowId);
   try {
     if (rest[0] === 'workflow') return (await handle.describe()).status.name.toLowerCase();
+    if (rest[0] === 'pending') {
+      // In-flight activities by type: { attempt, worker, heartbeats (true once one was recorded) }.
+      const pending = (await handle.describe()).raw.pendingActivities ?? [];
+      const byType = Object.fromEntries(
+        pending.map((p) => [p.activityType?.name ?? '?', { attempt: p.attempt ?? 1, worker: p.lastWorkerIdentity ?? '', heartbeats: Boolean(p.heartbeatDetails?.payloads?.length) }]),
+      );
+      return lookup(byType, rest.slice(1));
+    }
     if (rest[0] === 'result') {
       if ((await handle.describe()).status.name !== 'COMPLETED') return undefined;
       return lookup(await handle.result(), rest.slice(1));
