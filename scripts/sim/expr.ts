@@ -6,6 +6,7 @@
  *   <kind>.<label>.workflow                    its execution status: running, completed, failed, …
  *   <kind>.<label>.result.<field…>             its result, once it completed
  *   <kind>.<label>.pending.<activity>.<attempt|worker|heartbeats>   an in-flight activity
+ *   <kind>.<label>.history.<workflowTaskFailures|events|retried.<activity>>   from its history
  *   provider.<pool>.<live|running|provisioning|dead>   counts at the provider
  *   agents.<pool>.<answering|healthy|unhealthy|degraded|cordoned|active>   counts over the live agents
  * `.length` of a list is its length. OP: == != >= <= > <. VALUE: a number, true, false, null, or a

@@ -65,6 +65,7 @@ export async function valueOf(o: Observer, c: Condition): Promise<unknown> {
   const handle = o.client().workflow.getHandle(wf.workflowId);
   try {
     if (rest[0] === 'workflow') return (await handle.describe()).status.name.toLowerCase();
+    if (rest[0] === 'history') return lookup(await historyFacts(o.client(), wf.workflowId), rest.slice(1));
     if (rest[0] === 'pending') {
       // In-flight activities by type: { attempt, worker, heartbeats (true once one was recorded) }.
       const pending = (await handle.describe()).raw.pendingActivities ?? [];
@@ -81,4 +82,23 @@ export async function valueOf(o: Observer, c: Condition): Promise<unknown> {
   } catch {
     return undefined; // not started yet, between runs, or the server is restarting
   }
+}
+
+/** Facts from a workflow's history (its current run): workflow task failures, and activity attempts past the first by type. */
+export async function historyFacts(client: Client, workflowId: string, runId?: string): Promise<{ workflowTaskFailures: number; retried: Record<string, number>; events: number }> {
+  const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
+  const types = new Map<string, string>();
+  const retried: Record<string, number> = {};
+  let workflowTaskFailures = 0;
+  for (const e of history.events ?? []) {
+    if (e.workflowTaskFailedEventAttributes) workflowTaskFailures++;
+    const s = e.activityTaskScheduledEventAttributes;
+    if (s) types.set(String(e.eventId), s.activityType?.name ?? '?');
+    const st = e.activityTaskStartedEventAttributes;
+    if (st && (st.attempt ?? 1) > 1) {
+      const type = types.get(String(st.scheduledEventId)) ?? '?';
+      retried[type] = (retried[type] ?? 0) + 1;
+    }
+  }
+  return { workflowTaskFailures, retried, events: history.events?.length ?? 0 };
 }

@@ -282,12 +282,12 @@ function parseStep(raw: unknown, index: number, line: number | undefined, fleet:
       return { ...base, action, fault, target, label: `recover ${fault}${target ? ` on ${describeTarget(target)}` : ''}` };
     }
     case 'kill': {
-      const f = new Fields(raw, where, ['kill', 'which', 'restart', 'restartAfterSeconds'], "a 'kill' step");
+      const f = new Fields(raw, where, ['kill', 'which', 'respawn', 'respawnAfterSeconds'], "a 'kill' step");
       const worker = f.str('kill', undefined, ['control', 'trainer']) as 'control' | 'trainer';
       if (worker === 'trainer' && fleet.trainers === 0) f.fail('kill', 'no trainer to kill: set fleet.trainers');
       const which = f.int('which', 0, worker === 'trainer' ? Math.max(0, fleet.trainers - 1) : 0, 0);
-      const restart = f.bool('restart', true);
-      return { ...base, action, worker, which, restart, restartAfterSeconds: f.num('restartAfterSeconds', 0, 600, 0), label: `kill ${worker} worker${worker === 'trainer' ? ` ${which}` : ''}${restart ? ' (and start a new one)' : ''}` };
+      const restart = f.bool('respawn', true);
+      return { ...base, action, worker, which, restart, restartAfterSeconds: f.num('respawnAfterSeconds', 0, 600, 0), label: `kill ${worker} worker${worker === 'trainer' ? ` ${which}` : ''}${restart ? ' (and start a new one)' : ''}` };
     }
     case 'restart': {
       const f = new Fields(raw, where, ['restart', 'downSeconds'], "a 'restart' step");
