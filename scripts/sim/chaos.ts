@@ -166,6 +166,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       if (restored && JSON.stringify(treeDigest(dest)) !== JSON.stringify(treeDigest(join(o.work, 'data')))) violate('every backup restores byte-identical', `restore of ${r.backupId} differs from the source tree`);
       report.completed.backups++;
       log(`[${at().toFixed(0)} s] backup ${r.backupId} ${r.phase}, verified ${r.verification?.ok}, restored ${restored ? 'byte-identical' : 'NOT'}`);
+      await sleep(5000); // one backup every few seconds is plenty of kills to land in
     }
   })());
   loops.push((async () => {
