@@ -6,7 +6,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
@@ -17,20 +16,10 @@ import { SimClient } from '../fleet-sim/client.ts';
 import { FleetSimulator } from '../fleet-sim/simulator.ts';
 import { mulberry32 } from '../../activities/training/random.ts';
 import { workflowBundle } from '../lib/bundle.ts';
+import { freePort } from '../lib/ports.ts';
 import { startDevServer } from '../lib/temporal.ts';
 import { spawnTrainer, spawnWorkerProcess, type TrainerProcess, type WorkerProcess } from '../lib/workers.ts';
 import type { FleetConfig } from './scenario.ts';
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export class SimStack {
   env!: TestWorkflowEnvironment;
