@@ -74,6 +74,7 @@ export async function download(source: RemoteSource, o: DownloadOptions): Promis
   for (;;) {
     if (stalled >= MAX_STALLED_REQUESTS) {
       const total = o.meter.status.totalBytes;
+      // The source could not be reached: try again later (5xx). It answered but kept ending short: a truncated file (422).
       if (lastError) throw new ModelError(lastError.status, `${lastError.message} (${stalled} tries in a row without progress)`);
       throw new ModelError(422, `uri: download truncated: ${o.uri} ended at ${offset}${total === null ? '' : ` of ${total}`} bytes ${stalled} times in a row without sending more`);
     }
@@ -82,6 +83,7 @@ export async function download(source: RemoteSource, o: DownloadOptions): Promis
     try {
       o.meter.status.requests++;
       body = await source.open(offset, o.signal, etag);
+      lastError = undefined;
     } catch (err) {
       if (o.signal.aborted) throw err;
       if (err instanceof ModelError && err.status < 500) throw err;
@@ -100,7 +102,15 @@ export async function download(source: RemoteSource, o: DownloadOptions): Promis
     if (body.totalBytes !== null) o.meter.status.totalBytes = body.totalBytes;
     writeFileSync(metaFile, JSON.stringify({ uri: o.uri, sha256: o.sha256, etag, totalBytes: body.totalBytes } satisfies PartialMeta));
     if (!reserved) {
-      await o.reserve(body.totalBytes, offset);
+      try {
+        await o.reserve(body.totalBytes, offset);
+      } catch (err) {
+        if (offset === 0) {
+          rmSync(o.part, { force: true });
+          rmSync(metaFile, { force: true });
+        }
+        throw err;
+      }
       reserved = true;
     }
     o.meter.restartWindow();
@@ -137,7 +147,8 @@ export async function download(source: RemoteSource, o: DownloadOptions): Promis
     if (total !== null && offset > total) throw new ModelError(422, `uri: ${o.uri} sent ${offset} bytes, more than the ${total} it announced`);
     if (total === null ? !dropped : offset === total) break;
     // Short of the end: a dropped connection, or a source that ended the body early. Resume.
-    lastError = dropped;
+    lastError = undefined;
+    if (dropped) console.log(`gpu-agent: ${dropped.message}; resuming with a range request`);
     stalled = offset > before ? 0 : stalled + 1;
   }
 

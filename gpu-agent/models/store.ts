@@ -159,6 +159,8 @@ export class ModelStore implements ModelFetcher {
     const running = this.inflight.get(sha256);
     if (running) return running;
     const cache = this.needCache();
+    // A partial file of a model nobody wants any more only takes space: one resumable partial per wanted model.
+    cache.dropPartials(new Set([...this.inflight.keys(), sha256]));
     const meter = new ProgressMeter(uri, sha256);
     this.statuses.delete(sha256);
     this.statuses.set(sha256, meter.status);
