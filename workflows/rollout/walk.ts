@@ -89,6 +89,15 @@ export async function updateNode(rt: Rollout, node: RolloutNode): Promise<boolea
   node.startedAt = new Date().toISOString();
   delete node.error;
   delete node.onPrevious;
+  // Prefetch: the download finishes while the node still serves; only then is it taken out of service.
+  const fetched = await rt.prefetcher?.ready(node);
+  if (fetched && !fetched.ok) {
+    node.error = `prefetch failed (the node kept serving its model): ${fetched.error}`;
+    node.onPrevious = true;
+    rt.event(node.error, node.id);
+    rt.set(node, 'failed');
+    return false;
+  }
   try {
     return await withLease(rt, node, async () => {
       try {
