@@ -229,7 +229,7 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentCo
       roots,
       cacheBytes: num('model-cache-bytes', v['model-cache-bytes'] ?? env.DRYDOCK_AGENT_MODEL_CACHE_BYTES, AGENT_DEFAULTS.modelCacheBytes, 0, true),
       headersFile,
-      downloadBytesPerSecond: num('model-download-rate', v['model-download-rate'], 0, 0, true),
+      downloadBytesPerSecond: num('model-download-rate', v['model-download-rate'] ?? env.DRYDOCK_AGENT_MODEL_DOWNLOAD_RATE, 0, 0, true),
     },
     slots: num('slots', v.slots, AGENT_DEFAULTS.slots, 1, true),
     slotContext: num('slot-context', v['slot-context'], AGENT_DEFAULTS.slotContext, 64, true),

@@ -5,7 +5,7 @@ import { resolveAmount } from '../inputs/validate.ts';
 import type { RolloutNode } from './api.ts';
 import type { Rollout } from './runtime.ts';
 
-type Outcome = { ok: true } | { ok: false; error: string };
+type Outcome = { ok: true } | { ok: false; error: string; cause: unknown };
 
 /**
  * Prefetch for the rolling strategy: nodes download the target (a remote model) while they still
@@ -68,7 +68,7 @@ export class Prefetcher {
         (err: unknown): Outcome => {
           const error = failureMessage(err);
           n.prefetch = { state: 'failed', error };
-          return { ok: false, error };
+          return { ok: false, error, cause: err };
         },
       )
       .finally(() => {
