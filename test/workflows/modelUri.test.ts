@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isRemoteModelUri, parseModelUri } from '../../workflows/common/modelUri.ts';
 import { parseRollingUpdateInput } from '../../workflows/inputs/rollingUpdate.ts';
+import { absoluteModelPath, sha256File } from '../../scripts/cli/rollout/model.ts';
 
 const SHA = 'a'.repeat(64);
 
@@ -35,5 +36,11 @@ describe('model URIs (agent and rollout input)', () => {
     throwsNaming(() => parseRollingUpdateInput(input({ uri: 'ftp://h/m.gguf', sha256: SHA })), 'target.model.uri', /unsupported scheme 'ftp:'/);
     throwsNaming(() => parseRollingUpdateInput(input({ uri: 'models/m.gguf', sha256: SHA })), 'target.model.uri', /absolute path/);
     throwsNaming(() => parseRollingUpdateInput(input({ uri: 's3://acme/m.gguf', sha256: SHA }, { prefetch: 'lots' })), 'prefetch', /percent/);
+  });
+
+  it('drydock rollout start --model passes a remote URI through and wants its --sha256', async () => {
+    assert.equal(absoluteModelPath('s3://acme/m.gguf'), 's3://acme/m.gguf');
+    assert.equal(absoluteModelPath('https://h/m.gguf'), 'https://h/m.gguf');
+    await assert.rejects(sha256File('s3://acme/m.gguf'), /^Error: --sha256: required with a remote --model \(s3:\/\/acme\/m\.gguf\)/);
   });
 });
