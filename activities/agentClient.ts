@@ -76,8 +76,9 @@ export class AgentClient {
     return this.call('PUT', '/model', { uri, sha256 }, timeoutMs);
   }
   /** Starts (or continues, or reports) a download of the model into the agent's cache while it serves. */
-  prefetch(uri: string, sha256: string): Promise<{ download: ModelDownload }> {
-    return this.call('POST', '/model/prefetch', { uri, sha256 });
+  prefetch(uri: string, sha256: string, waitSeconds = 0): Promise<{ download: ModelDownload }> {
+    if (waitSeconds <= 0) return this.call('POST', '/model/prefetch', { uri, sha256 });
+    return this.call('POST', '/model/prefetch', { uri, sha256, waitSeconds }, this.timeoutMs + waitSeconds * 1000);
   }
   /** The agent's recent model downloads, newest first. */
   downloads(): Promise<{ downloads: ModelDownload[] }> {

@@ -5,7 +5,8 @@ import type { NodePrefetch } from '../../workflows/rollout/api.ts';
 import { AgentHttpError, type AgentClient, type ModelDownload } from '../agentClient.ts';
 import { nodeAccess, type NodeActivityDeps, type NodeRef } from '../nodes.ts';
 
-const POLL_MS = 1000;
+/** Each ask long-polls the agent this long: it answers at once when the download ends, else with its progress. */
+const WAIT_SECONDS = 5;
 
 /** What a heartbeat says of a download (the Web UI shows it on the pending activity; the CLI reads it). */
 export function downloadDetails(nodeId: string, d: ModelDownload | undefined) {
@@ -27,8 +28,8 @@ export function createPrefetchActivities(deps: NodeActivityDeps) {
   const { agentFor } = nodeAccess(deps);
   return {
     /**
-     * Has the node's agent download `model` into its cache (POST /model/prefetch, idempotent) and
-     * waits until it is there and verified, heartbeating progress. An agent that restarts mid-way
+     * Has the node's agent download `model` into its cache (POST /model/prefetch, idempotent,
+     * long-polled) and waits until it is there and verified, heartbeating progress. An agent that restarts mid-way
      * resumes from its partial file when this activity asks again. A refusal (4xx: bad URI, no such
      * object, sha256 mismatch, no space) fails for good; anything else is retried.
      */
@@ -39,7 +40,7 @@ export function createPrefetchActivities(deps: NodeActivityDeps) {
       if (!agent) throw new Error(`node ${input.nodeId} has no agent address yet`); // retried
       const ask = async (): Promise<ModelDownload> => {
         try {
-          return (await agent.prefetch(input.model.uri, input.model.sha256)).download;
+          return (await agent.prefetch(input.model.uri, input.model.sha256, WAIT_SECONDS)).download;
         } catch (err) {
           if (err instanceof AgentHttpError && err.status === 401) throw ApplicationFailure.nonRetryable(err.message, 'AgentRejected');
           if (err instanceof AgentHttpError && err.status >= 400 && err.status < 500) {
@@ -59,9 +60,8 @@ export function createPrefetchActivities(deps: NodeActivityDeps) {
           if ((d.status ?? 500) < 500) throw ApplicationFailure.nonRetryable(why, 'ModelPrefetchFailed');
           throw new Error(why); // retried: the next attempt asks again, and the agent resumes
         }
-        await ctx.sleep(POLL_MS);
-        // An agent that restarted has no record of the download: asking again resumes it from its partial file.
-        d = (await downloadOf(agent, input.model.sha256)) ?? (await ask());
+        // Asking again is idempotent; an agent that restarted resumes the download from its partial file.
+        d = await ask();
       }
     },
   };

@@ -105,4 +105,23 @@ describe('rollingUpdate from s3:// (moto): prefetch while serving, a SIGKILL mid
     assert.equal(r.status.maxDisrupted, 0, 'nothing was taken out of service');
     await allServing(h);
   });
+
+  it('blue-green from s3://: green nodes download the model as a step of their own before they are loaded and join', async () => {
+    const bytes = tinyLlamaGguf({ seed: 53, name: 'remote-d' });
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    await s3.send(new PutObjectCommand({ Bucket: 'models', Key: 'llm/remote-d.gguf', Body: bytes }));
+    const handle = await h.start('bg-s3', { strategy: 'blueGreen', target: { model: { uri: 's3://models/llm/remote-d.gguf', sha256 } }, scaleDownDelaySeconds: 0, ...quick });
+    const result = (await handle.result().catch((err: Error & { cause?: Error }) => {
+      throw new Error(`rollout failed: ${err.cause?.message ?? err.message}`);
+    })) as RolloutResult;
+    assert.equal(result.outcome, 'succeeded', result.status.reason);
+    const green = result.status.nodes.filter((n) => n.role === 'green');
+    assert.equal(green.length, NODES);
+    for (const n of green) {
+      assert.equal(n.prefetch?.state, 'ready', JSON.stringify(n));
+      assert.equal(n.prefetch?.bytes, bytes.length);
+    }
+    assert.deepEqual(Object.values(await h.served()), Array(NODES).fill(sha256));
+    await allServing(h);
+  });
 });
