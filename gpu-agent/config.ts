@@ -175,7 +175,8 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentCo
   const modelUri = v.model ?? env.DRYDOCK_AGENT_MODEL;
   const modelSha = v['model-sha256'] ?? env.DRYDOCK_AGENT_MODEL_SHA256;
   const roots = v['model-dir'] ?? (env.DRYDOCK_AGENT_MODEL_DIRS ? env.DRYDOCK_AGENT_MODEL_DIRS.split(':').filter(Boolean) : []);
-  for (const r of roots) if (inference === 'llama' && !existsSync(r)) throw new AgentConfigError(`--model-dir: no folder at ${r}`);
+  // A root that does not exist (yet) holds nothing: loads from it get 404.
+  for (const r of roots) if (r.includes('://') || r === '') throw new AgentConfigError(`--model-dir: expected a folder path, got '${r}'`);
   let model: AgentConfig['model'];
   if (modelUri || modelSha) {
     if (!modelUri) throw new AgentConfigError('--model: --model-sha256 was given without --model (s3://, https://, file:// or a path)');
