@@ -92,7 +92,7 @@ export async function updateNode(rt: Rollout, node: RolloutNode): Promise<boolea
   // Prefetch: the download finishes while the node still serves; only then is it taken out of service.
   const fetched = await rt.prefetcher?.ready(node);
   if (fetched && !fetched.ok) {
-    if (leftPool(fetched.cause)) return markLeft(rt, node, 'while it downloaded the target (replaced by remediation)');
+    if (leftPool(fetched.cause) || /no live node/.test(fetched.error)) return markLeft(rt, node, 'while it downloaded the target (replaced by remediation)');
     node.error = `prefetch failed (the node kept serving its model): ${fetched.error}`;
     node.onPrevious = true;
     rt.event(node.error, node.id);

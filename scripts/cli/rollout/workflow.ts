@@ -91,17 +91,20 @@ export function rolloutView(handle: WorkflowHandle): WatchView<RolloutStatus, Ro
 }
 
 /**
- * Live download progress per node, from the heartbeats of the rollout's pending prefetchModel and
- * swapModel activities ({nodeId, download}); empty when nothing downloads or the details cannot be read.
+ * Live download progress per node, from the heartbeats of the rollout's pending awaitPrefetches
+ * ({downloads: {nodeId: …}}), prefetchModel and swapModel ({nodeId, download}) activities; empty
+ * when nothing downloads or the details cannot be read.
  */
 export async function downloadProgressOf(client: Client, desc: WorkflowExecutionDescription): Promise<Map<string, DownloadProgress>> {
   const out = new Map<string, DownloadProgress>();
   for (const a of desc.raw.pendingActivities ?? []) {
     const type = a.activityType?.name;
-    if ((type !== 'prefetchModel' && type !== 'swapModel') || !a.heartbeatDetails?.payloads?.length) continue;
+    if ((type !== 'prefetchModel' && type !== 'swapModel' && type !== 'awaitPrefetches') || !a.heartbeatDetails?.payloads?.length) continue;
     try {
-      const [d] = (await decodeArrayFromPayloads(client.options.loadedDataConverter, a.heartbeatDetails.payloads)) as [{ nodeId?: string; download?: DownloadProgress & { state: string } }];
+      type Live = DownloadProgress & { state: string };
+      const [d] = (await decodeArrayFromPayloads(client.options.loadedDataConverter, a.heartbeatDetails.payloads)) as [{ nodeId?: string; download?: Live; downloads?: Record<string, Live> }];
       if (d?.nodeId && d.download && d.download.state !== 'done') out.set(d.nodeId, d.download);
+      for (const [nodeId, x] of Object.entries(d?.downloads ?? {})) if (x.state !== 'done') out.set(nodeId, x);
     } catch {
       /* details from another version, or not decodable here: no progress shown */
     }
