@@ -17,11 +17,12 @@ const MAX_REFRESHES = 3;
  */
 export async function runRolling(rt: Rollout): Promise<Outcome> {
   rt.prefetcher = Prefetcher.forRollout(rt);
-  const prefetching = rt.prefetcher?.run();
+  if (!rt.prefetcher) return rollingSteps(rt);
+  const prefetching = rt.prefetcher.run();
   try {
     return await rollingSteps(rt);
   } finally {
-    rt.prefetcher?.stop();
+    rt.prefetcher.stop();
     await prefetching;
   }
 }
