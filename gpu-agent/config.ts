@@ -51,8 +51,10 @@ export interface AgentConfig {
   kernelLog: KernelLogSource;
   policy: HealthPolicy;
   policyFile?: string;
-  /** Model to load at start (s3://, https://, http://, file:// or a path) and its sha256. */
+  /** Model to load at start (s3://, https://, http://, file:// or a path) and its sha256; the agent is not ready until it serves it. */
   model?: { uri: string; sha256: string };
+  /** The node is for a serving pool: not ready while it serves no model (`--require-model`). */
+  requireModel: boolean;
   /**
    * Where model files come from: `roots` (`--model-dir`, repeatable; without one, the start-up
    * model's folder), the cache in the data dir bounded by `cacheBytes` (`--model-cache-bytes`, 0: the
@@ -138,6 +140,7 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentCo
       'queue-timeout-ms': str, 'max-tokens': str, threads: str, 'tls-cert': str, 'tls-key': str,
       'boot-delay': str, 'sim-jobs': str, 'sim-job-seconds': str,
       'model-dir': { type: 'string', multiple: true }, 'model-cache-bytes': str, 'model-headers': str, 'model-download-rate': str, 'sim-download-seconds': str,
+      'require-model': { type: 'boolean' },
       inference: str, 'sim-swap-seconds': str, 'sim-generation-ms': str, 'sim-token-ms': str, 'sim-fail-sha256': str, 'sim-bad-output-sha256': str, 'sim-oom-sha256': str,
     },
   });
@@ -232,6 +235,7 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentCo
       headersFile,
       downloadBytesPerSecond: num('model-download-rate', v['model-download-rate'] ?? env.DRYDOCK_AGENT_MODEL_DOWNLOAD_RATE, 0, 0, true),
     },
+    requireModel: v['require-model'] ?? /^(1|true|yes)$/i.test(env.DRYDOCK_AGENT_REQUIRE_MODEL ?? ''),
     slots: num('slots', v.slots, AGENT_DEFAULTS.slots, 1, true),
     slotContext: num('slot-context', v['slot-context'], AGENT_DEFAULTS.slotContext, 64, true),
     queueSize: num('queue-size', v['queue-size'], AGENT_DEFAULTS.queueSize, 0, true),

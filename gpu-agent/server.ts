@@ -16,6 +16,7 @@ import { registerModelMetrics } from './models/metrics.ts';
 import { modelRefBody, modelRoutes } from './models/routes.ts';
 import { SimulatedModelStore } from './models/simulated.ts';
 import { ModelStore } from './models/store.ts';
+import { servingReasons, type DesiredModel } from './readiness.ts';
 import { TrafficCounter } from './traffic.ts';
 import { CordonedError, WorkTracker } from './work.ts';
 
@@ -92,6 +93,8 @@ export function createAgent(config: AgentConfig): Agent {
     }
   };
   let modelError: string | undefined;
+  // What the agent has been told it must serve: the start-up model, then the last model the control plane asked for.
+  let desired: DesiredModel | undefined = config.model;
   const started = (async () => {
     if (gpu.name === 'nvidia' || config.model) await crossCheck();
     if (config.model) {
@@ -156,7 +159,7 @@ export function createAgent(config: AgentConfig): Agent {
       const reasons = [
         ...(h.drain.state !== 'active' ? [`node is ${h.drain.state}`] : []),
         ...(h.status === 'unhealthy' ? h.reasons : []),
-        ...(config.model && !h.model ? [`model not loaded${modelError ? `: ${modelError}` : ' yet'}`] : []),
+        ...servingReasons(desired, h.model, config.requireModel, modelError),
       ];
       return reasons.length ? [503, { ready: false, reasons }] : [200, { ready: true }];
     },
@@ -188,12 +191,19 @@ export function createAgent(config: AgentConfig): Agent {
     ...modelRoutes(fetcher),
     'PUT /model': async (b) => {
       const { uri, sha256 } = modelRefBody(b);
+      const before = desired;
+      desired = { uri, sha256 };
       try {
         const model = await inference.load(uri, sha256);
         modelError = undefined;
         return [200, { model, swap: inference.swap }];
       } catch (err) {
-        if (err instanceof ModelSwapError) throw new HttpError(err.status, `${err.message} (still serving ${inference.model?.sha256 ?? 'no model'})`);
+        if (err instanceof ModelSwapError) {
+          // A refused model was never served: the agent keeps what it had, and what it was told before.
+          desired = before;
+          if (err.status !== 409 || !/already in progress/.test(err.message)) modelError = err.message;
+          throw new HttpError(err.status, `${err.message} (still serving ${inference.model?.sha256 ?? 'no model'})`);
+        }
         throw err;
       }
     },

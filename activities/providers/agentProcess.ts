@@ -20,6 +20,8 @@ export interface AgentProcessOptions {
   simJobSeconds?: number;
   /** Folders the agent may load local model files from (--model-dir); created if missing. */
   modelDirs?: string[];
+  /** A serving pool's node: not ready while it serves no model. */
+  requireModel?: boolean;
 }
 
 interface AgentFile {
@@ -76,6 +78,7 @@ export function startAgentProcess(o: AgentProcessOptions): void {
       '--sim-jobs', String(o.simJobs ?? 0),
       '--sim-job-seconds', String(o.simJobSeconds ?? 5),
       ...(o.modelDirs ?? []).flatMap((d) => ['--model-dir', d]),
+      ...(o.requireModel ? ['--require-model'] : []),
     ],
     // Detached: a node outlives the worker that created it, as a cloud instance would.
     { cwd: REPO_ROOT, detached: true, stdio: ['ignore', log, log], env: { ...process.env, DRYDOCK_AGENT_TOKEN: o.token } },
