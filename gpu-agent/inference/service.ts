@@ -1,9 +1,9 @@
-import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { basename } from 'node:path';
 import type { ChatHistoryItem, Llama, LlamaContext, LlamaContextSequence, LlamaModel } from 'node-llama-cpp';
 import type { AgentConfig } from '../config.ts';
-import { modelPathFromUri, preflightModel, sha256File } from './modelFile.ts';
+import { ModelError as ModelSwapError } from '../models/errors.ts';
+import type { ModelStore } from '../models/store.ts';
+import { modelIdFrom, preflightModel } from './modelFile.ts';
 import { SlotPool } from './slots.ts';
 
 /** The agent settings inference runs with (documented on AgentConfig). */
@@ -30,11 +30,7 @@ export type SwapState = { state: 'idle' } | { state: 'loading'; uri: string; sha
 };
 
 /** Why a model could not be swapped in; `status` is the HTTP answer. The old model keeps serving. */
-export class ModelSwapError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
-  }
-}
+export { ModelSwapError };
 
 export class NoModelError extends Error {}
 
@@ -116,7 +112,8 @@ export abstract class ModelServing<S extends { info: ModelInfo; pool: SlotPool }
 export class LlamaInference extends ModelServing<Serving> implements InferenceService {
   private llamaP?: Promise<Llama>;
 
-  constructor(readonly opts: InferenceOptions) {
+  /** `store` finds the model file: under a model root, or downloaded into the cache and verified. */
+  constructor(readonly opts: InferenceOptions, private readonly store: ModelStore) {
     super();
   }
 
@@ -173,6 +170,7 @@ export class LlamaInference extends ModelServing<Serving> implements InferenceSe
       const next = await this.prepare(uri, sha256.toLowerCase());
       const old = this.current;
       this.current = next; // the switch: new requests go to `next` from here on
+      this.store.setServed(next.info.sha256);
       this.swap = { state: 'done', uri, sha256, at: new Date().toISOString() };
       if (old) void old.pool.idle().then(() => old.model.dispose());
       return next.info;
@@ -184,20 +182,8 @@ export class LlamaInference extends ModelServing<Serving> implements InferenceSe
   }
 
   private async prepare(uri: string, sha256: string): Promise<Serving> {
-    let path: string;
-    try {
-      path = modelPathFromUri(uri);
-    } catch (err) {
-      throw new ModelSwapError(400, `uri: ${(err as Error).message}`);
-    }
-    let sizeBytes: number;
-    try {
-      sizeBytes = statSync(path).size;
-    } catch {
-      throw new ModelSwapError(400, `uri: no file at ${path}`);
-    }
-    const actual = await sha256File(path);
-    if (actual !== sha256) throw new ModelSwapError(409, `sha256: ${path} has sha256 ${actual}, expected ${sha256}; refusing to load it`);
+    // Roots, download, sha256: a ModelSwapError (4xx) here leaves the old model serving.
+    const { path, sizeBytes } = await this.store.resolve(uri, sha256);
     try {
       await preflightModel(path);
     } catch (err) {
@@ -221,7 +207,7 @@ export class LlamaInference extends ModelServing<Serving> implements InferenceSe
       const sequences = Array.from({ length: this.opts.slots }, () => context.getSequence());
       const serving: Serving = {
         info: {
-          id: basename(path).replace(/\.gguf$/i, ''),
+          id: modelIdFrom(uri),
           uri,
           path,
           sha256,

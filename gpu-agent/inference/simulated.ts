@@ -1,19 +1,27 @@
 import { createHash } from 'node:crypto';
-import { basename } from 'node:path';
+import { resolve } from 'node:path';
 import type { LlamaContextSequence } from 'node-llama-cpp';
 import type { AgentConfig } from '../config.ts';
-import { modelPathFromUri } from './modelFile.ts';
+import { modelSource } from '../models/store.ts';
+import { modelIdFrom } from './modelFile.ts';
+import type { SimulatedModelStore } from '../models/simulated.ts';
 import { ModelServing, ModelSwapError, NoModelError, type GenerateRequest, type GenerateResult, type InferenceService, type ModelInfo } from './service.ts';
 import { SlotPool } from './slots.ts';
 
 export type SimulatedInferenceOptions = Pick<AgentConfig, 'slots' | 'slotContext' | 'queueSize' | 'queueTimeoutMs' | 'simInference'>;
 
+/** Where a simulated model "is": its absolute path, or the URI of a remote one. */
+function simulatedPath(uri: string): string {
+  const src = modelSource(uri);
+  return src.scheme === 'file' ? resolve(src.path) : uri;
+}
+
 /**
- * The sha256 a simulated model "file" has: derived from its path, so a rollout target can name a
- * model that exists nowhere and a wrong sha256 is still refused (409) as on a real agent.
+ * The sha256 a simulated model "file" has: derived from its path (or remote URI), so a rollout
+ * target can name a model that exists nowhere and a wrong sha256 is still refused (409) as on a real agent.
  */
 export function simulatedModelSha256(uri: string): string {
-  return createHash('sha256').update(`drydock-sim-model:${modelPathFromUri(uri)}`).digest('hex');
+  return createHash('sha256').update(`drydock-sim-model:${simulatedPath(uri)}`).digest('hex');
 }
 
 /** One timed operation of the backend, for the fleet simulator's per-node records. */
@@ -47,7 +55,8 @@ export class SimulatedInference extends ModelServing<{ info: ModelInfo; pool: Sl
   readonly timings: SimulatedTiming[] = [];
   private closed = new AbortController();
 
-  constructor(readonly opts: SimulatedInferenceOptions) {
+  /** `store` simulates downloads of remote models (local paths exist by name only). */
+  constructor(readonly opts: SimulatedInferenceOptions, private readonly store: SimulatedModelStore) {
     super();
   }
 
@@ -56,12 +65,9 @@ export class SimulatedInference extends ModelServing<{ info: ModelInfo; pool: Sl
     this.beginSwap(uri, sha256, new Date(startedAt));
     const want = sha256.toLowerCase();
     try {
-      let path: string;
-      try {
-        path = modelPathFromUri(uri);
-      } catch (err) {
-        throw new ModelSwapError(400, `uri: ${(err as Error).message}`);
-      }
+      const path = simulatedPath(uri);
+      // A remote model downloads first (simulated time); a load and a prefetch share the download.
+      await this.store.resolve(uri, want);
       // Same checks, codes and messages as the real backend, minus the file.
       const actual = simulatedModelSha256(path);
       if (actual !== want) throw new ModelSwapError(409, `sha256: ${path} has sha256 ${actual}, expected ${want}; refusing to load it`);
@@ -70,7 +76,7 @@ export class SimulatedInference extends ModelServing<{ info: ModelInfo; pool: Sl
         throw new ModelSwapError(422, `model ${path}: smoke generation failed: simulated bad model`);
       }
       const info: ModelInfo = {
-        id: basename(path).replace(/\.gguf$/i, ''),
+        id: modelIdFrom(uri),
         uri,
         path,
         sha256: want,

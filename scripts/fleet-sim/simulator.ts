@@ -52,7 +52,7 @@ interface SimNode {
   reboots: number;
   rebootKey?: string;
   /** Simulated inference: this node's durations and what it measured (kept after termination). */
-  inference?: { durations: NodeDurations; backend?: SimulatedInference; drains: DrainTiming[] };
+  inference?: { durations: NodeDurations; backend?: SimulatedInference; drains: DrainTiming[]; outOfService: OutOfService[] };
 }
 
 /** A duration in seconds or milliseconds: fixed, or [min, max] drawn per node. */
@@ -66,6 +66,8 @@ export interface SimInferenceOptions {
   drainSeconds: DurationRange;
   /** Milliseconds one generation (e.g. a rollout's smoke check) takes. */
   generationMs: DurationRange;
+  /** Seconds a remote model (s3://, https://) takes to download onto a node (default 0). */
+  downloadSeconds?: DurationRange;
   /** Seeds the per-node draws: the same seed and node ids give the same durations. */
   seed?: number;
   /** Model path every node serves from boot (its sha256: simulatedModelSha256(path)). */
@@ -83,6 +85,13 @@ export interface NodeDurations {
   swapSeconds: number;
   drainSeconds: number;
   generationMs: number;
+  downloadSeconds: number;
+}
+
+/** A stretch a node took no new client work: from cordon (or drain) to uncordon. */
+export interface OutOfService {
+  from: number;
+  ms: number;
 }
 
 export interface DrainTiming {
@@ -97,6 +106,7 @@ export interface NodeTimings {
   pool: string;
   durations: NodeDurations;
   drains: DrainTiming[];
+  outOfService: OutOfService[];
   swaps: SimulatedTiming[];
   generations: SimulatedTiming[];
 }
@@ -166,13 +176,14 @@ export class FleetSimulator {
     // Seeded by node id, not boot order, so concurrent provisioning draws the same per node.
     const rand = mulberry32(mixSeed(o.seed ?? 1, fnv(n.id)));
     const draw = (r: DurationRange) => (typeof r === 'number' ? r : r[0] + rand() * (r[1] - r[0]));
-    const durations: NodeDurations = { swapSeconds: draw(o.swapSeconds), drainSeconds: draw(o.drainSeconds), generationMs: Math.round(draw(o.generationMs)) };
-    n.inference ??= { durations, drains: [] };
+    const durations: NodeDurations = { swapSeconds: draw(o.swapSeconds), drainSeconds: draw(o.drainSeconds), generationMs: Math.round(draw(o.generationMs)), downloadSeconds: draw(o.downloadSeconds ?? 0) };
+    n.inference ??= { durations, drains: [], outOfService: [] };
     const d = n.inference.durations;
     return [
       '--inference', 'simulated',
       '--sim-swap-seconds', d.swapSeconds.toFixed(3),
       '--sim-generation-ms', String(d.generationMs),
+      '--sim-download-seconds', d.downloadSeconds.toFixed(3),
       ...(o.initialModel ? ['--model', o.initialModel, '--model-sha256', simulatedModelSha256(o.initialModel)] : []),
       ...(o.failSha256?.length ? ['--sim-fail-sha256', o.failSha256.join(',')] : []),
       ...(o.badOutputSha256?.length ? ['--sim-bad-output-sha256', o.badOutputSha256.join(',')] : []),
@@ -221,8 +232,22 @@ export class FleetSimulator {
       }
       return drain(timeoutSeconds, force);
     };
+    // Out of service: from the first cordon (or drain) while serving until the uncordon.
+    let outSince = 0;
+    const cordon = work.cordon.bind(work);
+    work.cordon = () => {
+      if (!outSince && work.accepting) outSince = Date.now();
+      return cordon();
+    };
+    const drainOut = work.drain;
+    work.drain = (timeoutSeconds, force) => {
+      if (!outSince && work.accepting) outSince = Date.now();
+      return drainOut(timeoutSeconds, force);
+    };
     const uncordon = work.uncordon.bind(work);
     work.uncordon = () => {
+      if (outSince && !work.accepting) rec.outOfService.push({ from: outSince, ms: Date.now() - outSince });
+      outSince = 0;
       uncordon();
       begin();
       return work.status();
@@ -241,6 +266,7 @@ export class FleetSimulator {
         pool: n.pool,
         durations: n.inference.durations,
         drains: [...n.inference.drains],
+        outOfService: [...n.inference.outOfService],
         swaps: t.filter((x) => x.kind === 'swap'),
         generations: t.filter((x) => x.kind === 'generation'),
       });

@@ -107,7 +107,11 @@ describe('gpu-agent operations: TLS, metrics, kernel log, flags', () => {
     bad(['--model', '/x.gguf'], /^--model-sha256: expected the model file's sha256/);
     bad(['--model-sha256', 'a'.repeat(64)], /^--model: --model-sha256 was given without --model/);
     bad(['--model', join(dir, 'none.gguf'), '--model-sha256', 'a'.repeat(64)], /^--model: no file at/);
-    bad(['--model', 's3://bucket/m.gguf', '--model-sha256', 'a'.repeat(64)], /^--model: .*only local paths and file:\/\/ URIs/);
+    bad(['--model', 's3://bucket/m.gguf', '--model-sha256', 'a'.repeat(64)], /^--model: downloading s3:\/\/bucket\/m\.gguf needs --data-dir/);
+    bad(['--model', 'ftp://host/m.gguf', '--model-sha256', 'a'.repeat(64)], /^--model: unsupported scheme 'ftp:'; expected s3:\/\/bucket\/key, https:/);
+    bad(['--model-dir', 's3://bucket/models'], /^--model-dir: expected a folder path/);
+    bad(['--model-cache-bytes', 'lots'], /^--model-cache-bytes: expected an integer >= 0/);
+    bad(['--model-headers', join(dir, 'no-headers.json')], /^--model-headers: cannot read/);
     bad(['--tls-cert', '/x.pem'], /^--tls-cert\/--tls-key: give both/);
     bad(['--tls-cert', join(dir, 'no.pem'), '--tls-key', join(dir, 'no.pem')], /^--tls-cert: cannot read/);
     bad(['--kernel-log', 'dmesg'], /^--kernel-log: expected auto, kmsg, journal, none or file:PATH/);

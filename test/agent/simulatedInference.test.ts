@@ -95,7 +95,11 @@ describe('gpu-agent with simulated inference (no model files, no llama.cpp)', ()
     const wrong = await put(B, simulatedModelSha256(A));
     assert.equal(wrong.status, 409);
     assert.match((await wrong.json()).error, new RegExp(`^sha256: .* has sha256 ${simulatedModelSha256(B)}, expected ${simulatedModelSha256(A)}.*still serving`));
-    assert.equal((await call('PUT', '/model', { uri: 's3://bucket/m.gguf', sha256: simulatedModelSha256(A) })).status, 400);
+    // A remote model "downloads" first, then is refused the same way; an unknown scheme is bad input.
+    assert.equal((await call('PUT', '/model', { uri: 's3://bucket/m.gguf', sha256: simulatedModelSha256(A) })).status, 409);
+    const ftp = await call('PUT', '/model', { uri: 'ftp://host/m.gguf', sha256: simulatedModelSha256(A) });
+    assert.equal(ftp.status, 400);
+    assert.match((await ftp.json()).error, /^uri: unsupported scheme 'ftp:'/);
     const bad = await put(BAD);
     assert.equal(bad.status, 422);
     assert.match((await bad.json()).error, /smoke generation failed/);
