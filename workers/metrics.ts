@@ -3,7 +3,7 @@ import { createServer as createNetServer } from 'node:net';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { Runtime, type ActivityInterceptorsFactory } from '@temporalio/worker';
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { IncidentRecord } from '../activities/pool/remedy.ts';
 
 /**
@@ -100,6 +100,19 @@ export class DrydockMetrics {
     registers: [this.registry],
   });
 
+  readonly servingDrift = new Gauge({
+    name: 'drydock_pool_serving_drift_nodes',
+    help: "Members of a serving pool whose agent serves another model than the pool's desired one (or none), at the last probe",
+    labelNames: ['pool'],
+    registers: [this.registry],
+  });
+  readonly servingJoins = new Counter({
+    name: 'drydock_pool_serving_joins_total',
+    help: "Nodes brought to a serving pool's model (scale-up joins, drift converged, replacements), by outcome",
+    labelNames: ['pool', 'workflow', 'outcome'],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'drydock_worker_' });
   }
@@ -141,8 +154,30 @@ async function workflowAgeSeconds(): Promise<number | undefined> {
  * replaceNode gives up either by uncordoning the node (before terminate) or by a non-retryable
  * failure in a step that is not followed by an uncordon.
  */
+const joined: EventHandler = (m, args, outcome) => {
+  const workflow = Context.current().info.workflowType ?? 'unknown';
+  if (outcome.ok) m.servingJoins.inc({ pool: poolOf(args), workflow, outcome: 'served' });
+  else if (nonRetryableType(outcome.err)) m.servingJoins.inc({ pool: poolOf(args), workflow, outcome: nonRetryableType(outcome.err)! });
+};
+
 const EVENTS: Record<string, Record<string, EventHandler>> = {
+  fleetPool: {
+    probePool(m, args, outcome) {
+      const drift = outcome.ok ? (outcome.result as { drift?: unknown[] }).drift : undefined;
+      if (drift) m.servingDrift.set({ pool: poolOf(args) }, drift.length);
+    },
+    joinServing: joined,
+    recordIncident(m, args, outcome) {
+      if (!outcome.ok) return;
+      const r = args[0] as IncidentRecord;
+      const labels = { pool: r.pool, class: r.class };
+      if (r.detectToQuarantineS !== undefined) m.incidentQuarantine.observe(labels, r.detectToQuarantineS);
+      if (r.detectToRemediationS !== undefined) m.incidentRemediation.observe({ ...labels, action: r.action ?? 'none' }, r.detectToRemediationS);
+      m.incidentClosed.observe({ ...labels, outcome: r.outcome, action: r.action ?? 'none' }, r.detectToCloseS);
+    },
+  },
   replaceNode: {
+    joinServing: joined,
     resolveNode(m, args, outcome) {
       if (Context.current().info.attempt === 1) m.replacementsStarted.inc({ pool: poolOf(args) });
       const type = outcome.ok ? undefined : nonRetryableType(outcome.err);
@@ -159,16 +194,6 @@ const EVENTS: Record<string, Record<string, EventHandler>> = {
       m.replacementsSucceeded.inc({ pool });
       const age = await workflowAgeSeconds();
       if (age !== undefined) m.timeToReplace.observe({ pool }, age);
-    },
-  },
-  fleetPool: {
-    recordIncident(m, args, outcome) {
-      if (!outcome.ok) return;
-      const r = args[0] as IncidentRecord;
-      const labels = { pool: r.pool, class: r.class };
-      if (r.detectToQuarantineS !== undefined) m.incidentQuarantine.observe(labels, r.detectToQuarantineS);
-      if (r.detectToRemediationS !== undefined) m.incidentRemediation.observe({ ...labels, action: r.action ?? 'none' }, r.detectToRemediationS);
-      m.incidentClosed.observe({ ...labels, outcome: r.outcome, action: r.action ?? 'none' }, r.detectToCloseS);
     },
   },
   backup: {

@@ -32,6 +32,8 @@ export interface PoolWork {
   quarantine?(ctx: PoolContext, nodeId: string): void;
   reboot?(ctx: PoolContext, node: PoolNode, lease: Lease): void;
   recordIncident?(ctx: PoolContext, incident: Incident): void;
+  /** Serving pools: brings a drifted member back to the pool's model under its lease. */
+  converge(ctx: PoolContext, node: PoolNode, lease: Lease): void;
 }
 
 /** What the pool's handlers, validators and steps see: state, config, clock, event sink and work. */

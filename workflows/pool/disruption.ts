@@ -2,6 +2,7 @@ import { replaceNodeWorkflowId } from '../common/ids.ts';
 import type { LeaseAnswer, PoolNode } from './api.ts';
 import * as budget from './budget.ts';
 import { maxUnavailable, type PoolContext } from './context.ts';
+import { startConverge } from './serving.ts';
 
 /**
  * The pool's side of the disruption budget (budget.ts is the pure queue): granting leases and
@@ -43,6 +44,8 @@ export function startLeaseWork(ctx: PoolContext, l: budget.Lease): void {
     node.phase = 'rebooting';
     ctx.event(`rebooting (${l.origin ?? 'auto'}): ${l.reason ?? 'remediation'}`, node.id);
     ctx.work.reboot?.(ctx, node, l);
+  } else if (l.kind === 'converge') {
+    startConverge(ctx, l);
   } else if (l.kind === 'scale-down') {
     node.phase = 'leaving';
     ctx.event('scaling down: cordon, drain, terminate', node.id);

@@ -34,6 +34,10 @@ export interface PoolState {
   claims?: Record<string, string>;
   /** Incidents and their stages (health events; absent in states from older runs). */
   incidents?: IncidentState;
+  /** Serving pools: a rollout walking the pool (drift is reported, not converged); absent in older states. */
+  servingHold?: { holder: string; since: number };
+  /** Members whose drift was already reported (one event per drift). */
+  reportedDrift?: string[];
 }
 
 export const MAX_EVENTS = 50;

@@ -2,6 +2,7 @@ import type { FleetPoolConfig } from '../inputs/fleetPool.ts';
 import type { PoolStatus } from './api.ts';
 import { incidentStatus } from './incidents.ts';
 import { maxUnavailable, members, minHealthy, poolPhase, type PoolContext } from './context.ts';
+import { servingStatus } from './serving.ts';
 
 /** The status query's answer: counts, members (no internal timers), budget, breaker, autoscaler and the last events. */
 export function poolStatus(ctx: PoolContext): PoolStatus {
@@ -41,6 +42,7 @@ export function poolStatus(ctx: PoolContext): PoolStatus {
     events: s.events.slice(-30),
     claims: Object.entries(s.claims ?? {}).map(([nodeId, holder]) => ({ nodeId, holder })),
     ...incidentStatus(ctx),
+    ...(ctx.cfg.serving ? { serving: servingStatus(ctx) } : {}),
   };
 }
 

@@ -1,9 +1,11 @@
 import { condition } from '@temporalio/workflow';
 import { failureMessage } from '../common/failure.ts';
+import { isRemoteModelUri } from '../common/modelUri.ts';
 import type { RolloutNode } from './api.ts';
 import { analyze } from './analysis.ts';
 import type { Outcome } from './rolling.ts';
 import { StepFailed, type Rollout } from './runtime.ts';
+import { setPoolModel } from './serving.ts';
 
 const READY_TIMEOUT_SECONDS = 300;
 
@@ -62,7 +64,10 @@ export async function runBlueGreen(rt: Rollout): Promise<Outcome> {
   await rt.whileOperatorPaused();
   if (rt.aborting) return removeGreen(rt, green, 'aborted', rt.controls.abort ?? 'aborted');
 
-  // The switch: green takes traffic first, then the pool swaps membership, then blue stops taking new work.
+  // The switch: green takes traffic first, then the pool swaps membership, then blue stops taking new work;
+  // from here the target is the pool's desired model (an abort restores the previous one).
+  // Held until the rollout ends, so blue (still members for a moment) is never taken for drift.
+  await setPoolModel(rt, cfg.target.model, true);
   await switchTraffic(rt, green, blue, 'green in, blue out');
   st.phase = 'switched';
   rt.event(`switched: green serves, blue kept for ${cfg.scaleDownDelaySeconds} s (abort re-admits it at once)`);
@@ -87,11 +92,18 @@ async function prepareGreen(rt: Rollout, n: RolloutNode, key: string): Promise<v
   const ref = { pool: cfg.pool, nodeId: n.id };
   n.startedAt = new Date().toISOString();
   rt.set(n, 'provisioning');
-  const p = await acts.provision.provisionNode.executeWithOptions({ summary: `provision green ${n.id}` }, [{ pool: cfg.pool, idempotencyKey: key }]);
+  // A serving node: its agent is not ready (takes no traffic) until it serves the target, loaded below.
+  const p = await acts.provision.provisionNode.executeWithOptions({ summary: `provision green ${n.id}` }, [{ pool: cfg.pool, idempotencyKey: key, serving: true }]);
   if (p.nodeId !== n.id) throw new StepFailed(`provider named the node ${p.nodeId}, expected ${n.id}`);
-  await acts.provision.waitNodeHealthy.executeWithOptions({ summary: `wait for ${n.id} to be healthy` }, [ref]);
+  await acts.provision.waitNodeHealthy.executeWithOptions({ summary: `wait for ${n.id} to be healthy` }, [{ ...ref, modelPending: true }]);
   // No client traffic before the switch.
   await acts.nodes.cordonNode.executeWithOptions({ summary: `hold ${n.id} out of traffic` }, [ref]);
+  if (isRemoteModelUri(cfg.target.model.uri)) {
+    // The download is its own step (with progress in its heartbeats), before the swap and long before green joins.
+    n.prefetch = { state: 'prefetching' };
+    rt.publish();
+    n.prefetch = await acts.prefetch.prefetchModel.executeWithOptions({ summary: `download ${cfg.target.model.sha256.slice(0, 12)} onto green ${n.id}` }, [{ ...ref, model: cfg.target.model }]);
+  }
   rt.set(n, 'swapping');
   await acts.swap.swapModel.executeWithOptions({ summary: `load ${cfg.target.model.sha256.slice(0, 12)} on ${n.id}` }, [{ ...ref, model: cfg.target.model }]);
   rt.set(n, 'smoke-testing');

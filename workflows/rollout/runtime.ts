@@ -5,6 +5,7 @@ import type { RolloutActivities } from '../../activities/rollout/index.ts';
 import type { RollingUpdateConfig } from '../inputs/rollingUpdate.ts';
 import type { Amount } from '../inputs/validate.ts';
 import type { NodeRolloutState, RolloutNode } from './api.ts';
+import type { Prefetcher } from './prefetch.ts';
 import { pushRolloutEvent, type Hold, type RolloutState } from './state.ts';
 
 const retry = { maximumInterval: '10 seconds', maximumAttempts: 5 } as const;
@@ -17,9 +18,13 @@ export function rolloutActivities(cfg: RollingUpdateConfig) {
     provision: proxyActivities<NodeActivities>({ startToCloseTimeout: '20 minutes', heartbeatTimeout: '1 minute', retry }),
     // Lease waits can be long (the pool's budget is shared); they heartbeat while queued.
     lease: proxyActivities<PoolActivities>({ startToCloseTimeout: '24 hours', heartbeatTimeout: '1 minute', retry: { maximumInterval: '30 seconds' } }),
+    // The pool's serving state and a node's health verdict (short calls).
+    serving: proxyActivities<PoolActivities>({ startToCloseTimeout: '1 minute', retry }),
     rollout: proxyActivities<RolloutActivities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '1 minute', retry }),
     // swapModel heartbeats every 5 s while the agent loads, so a dead worker's swap is retried within 15 s.
     swap: proxyActivities<RolloutActivities>({ startToCloseTimeout: '35 minutes', heartbeatTimeout: '15 seconds', retry }),
+    // Downloads of big models take long; prefetchModel heartbeats every second, and a retry resumes the download.
+    prefetch: proxyActivities<RolloutActivities>({ startToCloseTimeout: '6 hours', heartbeatTimeout: '30 seconds', retry: { maximumInterval: '10 seconds', maximumAttempts: 10 } }),
     analysis: proxyActivities<RolloutActivities>({
       startToCloseTimeout: `${cfg.analysis.intervalSeconds + 600} seconds`,
       heartbeatTimeout: `${Math.max(60, cfg.analysis.everySeconds * 2 + 60)} seconds`,
@@ -43,6 +48,8 @@ export class Rollout {
   readonly controls: Controls = { promoteAll: false, skipDelay: false };
   /** maxUnavailable as given (setMaxUnavailable replaces it); st.maxUnavailable is it resolved against the node count. */
   maxUnavailable: Amount;
+  /** Rolling with a remote target: downloads ahead of each node's turn. */
+  prefetcher?: Prefetcher;
   constructor(
     readonly cfg: RollingUpdateConfig,
     readonly st: RolloutState,
@@ -62,7 +69,10 @@ export class Rollout {
 
   set(node: RolloutNode, state: NodeRolloutState): void {
     node.state = state;
-    if (state === 'done' || state === 'failed' || state === 'rolled-back' || state === 'terminated' || state === 'left') node.finishedAt = new Date().toISOString();
+    const waiting = WAITING_FOR[state];
+    if (waiting) node.waitingFor = waiting;
+    else delete node.waitingFor;
+    if (state === 'done' || state === 'failed' || state === 'rolled-back' || state === 'terminated' || state === 'left' || state === 'handedToRemediation') node.finishedAt = new Date().toISOString();
     this.publish();
   }
 
@@ -104,6 +114,18 @@ export class Rollout {
     await Promise.all(running);
   }
 }
+
+/** What each step of a node's walk waits for (shown in the status beside the activity's heartbeat). */
+const WAITING_FOR: Partial<Record<NodeRolloutState, string>> = {
+  provisioning: 'the provider to start the node and its agent to answer',
+  cordoning: 'the agent to stop taking new work',
+  draining: 'in-flight requests to finish (up to drainTimeoutSeconds)',
+  swapping: 'the agent to verify the sha256, load and test-load the model',
+  'smoke-testing': 'one smoke generation on the model',
+  readiness: 'the agent to be healthy and serve the model (stops at once on a hardware fault)',
+  uncordoning: 'the agent to take traffic again',
+  terminating: 'drain and terminate',
+};
 
 /** A step of a node's walk failed in a way the walk reports (not an activity crash). */
 export class StepFailed extends Error {}

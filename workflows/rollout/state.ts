@@ -24,6 +24,8 @@ export interface RolloutState {
   maxDisrupted: number;
   disrupted: number;
   poolBudget: boolean;
+  /** Serving pools: the pool's desired model before this rollout set the target (what rollback and abort restore). */
+  poolServing?: { previous: ModelRef };
   hold?: Hold;
   startedAt: string;
   finishedAt?: string;
@@ -52,7 +54,7 @@ export function counts(nodes: RolloutNode[]): RolloutStatus['counts'] {
   for (const n of nodes) {
     if (n.state === 'pending' || n.state === 'standby') c.pending++;
     else if (IN_PROGRESS.includes(n.state)) c.inProgress++;
-    else if (n.state === 'done' || n.state === 'terminated' || n.state === 'left') c.done++;
+    else if (n.state === 'done' || n.state === 'terminated' || n.state === 'left' || n.state === 'handedToRemediation') c.done++;
     else if (n.state === 'failed') c.failed++;
     else if (n.state === 'rolled-back') c.rolledBack++;
   }
@@ -73,6 +75,7 @@ export function rolloutStatus(st: RolloutState, cfg: RollingUpdateConfig): Rollo
     maxUnavailable: st.maxUnavailable,
     maxDisrupted: st.maxDisrupted,
     poolBudget: st.poolBudget,
+    ...(st.poolServing ? { poolServing: st.poolServing } : {}),
     counts: counts(st.nodes),
     nodes: st.nodes,
     analyses: st.analyses,
@@ -82,12 +85,19 @@ export function rolloutStatus(st: RolloutState, cfg: RollingUpdateConfig): Rollo
   };
 }
 
+/** A node's state as people read it: a pending node shows its prefetch (prefetching, ready to swap). */
+export function nodeStateLabel(n: RolloutNode): string {
+  if (n.state === 'pending' && n.prefetch?.state === 'prefetching') return 'prefetching';
+  if (n.state === 'pending' && n.prefetch?.state === 'ready') return 'ready to swap';
+  return n.state;
+}
+
 /** The Web UI's current details: one screen, per-node states included. */
 export function rolloutDetails(s: RolloutStatus): string {
   const c = s.counts;
   const short = (m: ModelRef) => `${m.uri.split('/').pop()} (${m.sha256.slice(0, 12)}…)`;
   const byState = new Map<string, string[]>();
-  for (const n of s.nodes) byState.set(n.state, [...(byState.get(n.state) ?? []), n.id + (n.role ? `[${n.role}]` : '')]);
+  for (const n of s.nodes) byState.set(nodeStateLabel(n), [...(byState.get(nodeStateLabel(n)) ?? []), n.id + (n.role ? `[${n.role}]` : '')]);
   const last = s.analyses.at(-1);
   return [
     `**rollout ${s.id}** of pool **${s.pool}** (${s.strategy}) — **${s.phase}**${s.reason ? `: ${s.reason}` : ''}`,
