@@ -126,6 +126,8 @@ describe(`fleetPool remediation on a real local fleet of ${NODES} agents`, () =>
     await rejectsNaming(h.pool.executeUpdate(replaceNodeUpdate, { args: [{ nodeId: 'no-such-node' }] }), 'nodeId');
     await rejectsNaming(h.pool.executeUpdate(applySpecUpdate, { args: [{ ...spec, disruption: { maxUnavailable: '0%' } }] }), 'disruption.maxUnavailable');
     await rejectsNaming(h.pool.executeUpdate(applySpecUpdate, { args: [{ ...spec, name: 'other' }] }), 'name');
+    // The workflow sandbox knows the time zones (Intl): an unknown one is refused there too.
+    await rejectsNaming(h.pool.executeUpdate(applySpecUpdate, { args: [{ ...spec, autoscaling: { type: 'scheduled', timeZone: 'Mars/Olympus', windows: [{ start: '08:00', end: '20:00', minNodes: 1 }] } }] }), 'autoscaling.timeZone');
     await rejectsNaming(h.pool.executeUpdate(resizeUpdate, { args: [{ minNodes: 5, maxNodes: 3 }] }), 'maxNodes');
     await rejectsNaming(h.pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'replace/x' }] }), 'holder');
     await rejectsNaming(h.pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'ok', ttlSeconds: -1 }] }), 'ttlSeconds');

@@ -12,7 +12,7 @@ export const AUTOSCALING_TYPES: readonly AutoscalingType[] = ['none', 'reactive'
 export interface ScheduleWindowSpec {
   /** `mon-fri`, `sat,sun`, `daily` (or `*`), or a list of those. */
   days?: string | string[];
-  /** Local `HH:MM` in the policy's time zone; the window is [start, end). */
+  /** Local `HH:MM` (or `HH:MM:SS`) in the policy's time zone; the window is [start, end). */
   start: string;
   end: string;
   minNodes: number;
@@ -47,7 +47,7 @@ export interface AutoscalingSpec extends Partial<Omit<AutoscalingPolicySpec, 'ty
 export interface ScheduleWindow {
   /** Days of the week it applies on (0 Sunday … 6 Saturday), in the policy's time zone. */
   days: number[];
-  /** Minutes after local midnight: [start, end). */
+  /** Seconds after local midnight: [start, end). */
   start: number;
   end: number;
   minNodes: number;
@@ -109,12 +109,13 @@ export function knownTimeZone(zone: string): boolean {
   }
 }
 
-function minutes(obj: Obj, key: 'start' | 'end'): number {
+/** Seconds after midnight of a local "HH:MM" or "HH:MM:SS" (00:00 to 24:00). */
+function timeOfDay(obj: Obj, key: 'start' | 'end'): number {
   const v = obj[key];
   if (v === undefined) throw invalidArgument(key, 'is required (local time "HH:MM")');
-  const m = typeof v === 'string' ? /^(\d{2}):(\d{2})$/.exec(v) : null;
-  const t = m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
-  if (!m || Number(m[2]) > 59 || t > 24 * 60) throw invalidArgument(key, `expected a local time "HH:MM" from 00:00 to 24:00, got ${JSON.stringify(v)}`);
+  const m = typeof v === 'string' ? /^(\d{2}):(\d{2})(?::(\d{2}))?$/.exec(v) : null;
+  const t = m ? Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3] ?? 0) : NaN;
+  if (!m || Number(m[2]) > 59 || Number(m[3] ?? 0) > 59 || t > 24 * 3600) throw invalidArgument(key, `expected a local time "HH:MM" (or "HH:MM:SS") from 00:00 to 24:00, got ${JSON.stringify(v)}`);
   return t;
 }
 
@@ -148,8 +149,8 @@ function windows(v: unknown, pool: { minNodes: number; maxNodes: number }): Sche
     nested(`windows[${i}].`, () => {
       const w = requireObject(raw, 'window');
       rejectUnknown(w, ['days', 'start', 'end', 'minNodes', 'maxNodes']);
-      const start = minutes(w, 'start');
-      const end = minutes(w, 'end');
+      const start = timeOfDay(w, 'start');
+      const end = timeOfDay(w, 'end');
       if (end <= start) throw invalidArgument('end', `must be after start (${w.start}); split a window that crosses midnight in two`);
       if (w.minNodes === undefined) throw invalidArgument('minNodes', 'is required');
       const minNodes = optionalInteger(w, 'minNodes', 0, MAX_POOL_NODES, 0);

@@ -18,20 +18,20 @@ export interface SizeBounds {
 const WEEKDAY: Record<string, number> = { Sun: 0, Mon: 1, Tue: 2, Wed: 3, Thu: 4, Fri: 5, Sat: 6 };
 const formatters = new Map<string, Intl.DateTimeFormat>();
 
-/** Local day of the week (0 Sunday) and minutes after midnight at `at` (ms since the epoch) in `timeZone`. */
-export function localTime(at: number, timeZone: string): { day: number; minutes: number } {
+/** Local day of the week (0 Sunday) and seconds after midnight at `at` (ms since the epoch) in `timeZone`. */
+export function localTime(at: number, timeZone: string): { day: number; seconds: number } {
   let f = formatters.get(timeZone);
   if (!f) {
-    f = new Intl.DateTimeFormat('en-US', { timeZone, weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+    f = new Intl.DateTimeFormat('en-US', { timeZone, weekday: 'short', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
     formatters.set(timeZone, f);
   }
   const parts = Object.fromEntries(f.formatToParts(new Date(at)).map((p) => [p.type, p.value]));
-  return { day: WEEKDAY[parts.weekday], minutes: (Number(parts.hour) % 24) * 60 + Number(parts.minute) };
+  return { day: WEEKDAY[parts.weekday], seconds: (Number(parts.hour) % 24) * 3600 + Number(parts.minute) * 60 + Number(parts.second) };
 }
 
 export function openWindows(p: Scheduled, at: number): ScheduleWindow[] {
   const t = localTime(at, p.timeZone);
-  return p.windows.filter((w) => w.days.includes(t.day) && t.minutes >= w.start && t.minutes < w.end);
+  return p.windows.filter((w) => w.days.includes(t.day) && t.seconds >= w.start && t.seconds < w.end);
 }
 
 /**
