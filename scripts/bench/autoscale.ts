@@ -18,6 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import type { PoolStatus } from '../../workflows/pool/api.ts';
+import { inferenceLoad } from '../lib/inferenceLoad.ts';
 import { startDevServer } from '../lib/temporal.ts';
 import { waitFor } from '../lib/waitFor.ts';
 import { startSimFleet, waitPoolAdopted } from './simFleet.ts';
@@ -72,45 +73,9 @@ try {
   await waitPoolAdopted(pool, N);
   const status = () => pool.query<PoolStatus>('status');
 
-  // The step: `clients` loops, each sending one completion at a time to the node with the fewest of
-  // ours outstanding among the simulator's running nodes (a cordoned node answers 503: try another).
-  let running = true;
-  let ok = 0;
-  let failed = 0;
-  const outstanding = new Map<string, number>();
-  let urls: { id: string; url: string }[] = [];
-  const refresh = async () => {
-    urls = (await fleet.sim.list(POOL)).filter((n) => n.agentUrl).map((n) => ({ id: n.id, url: n.agentUrl! }));
-  };
-  await refresh();
-  const refresher = setInterval(() => void refresh().catch(() => {}), 500);
-  const client = async () => {
-    while (running) {
-      const pick = [...urls].sort((x, y) => (outstanding.get(x.id) ?? 0) - (outstanding.get(y.id) ?? 0))[0];
-      if (!pick) {
-        await sleep(100);
-        continue;
-      }
-      outstanding.set(pick.id, (outstanding.get(pick.id) ?? 0) + 1);
-      try {
-        const res = await fetch(`${pick.url}/v1/completions`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ model: 'bench', prompt: 'hello', max_tokens: 8 }),
-        });
-        await res.text();
-        if (res.ok) ok++;
-        else if (res.status === 503) await sleep(100);
-        else failed++;
-      } catch {
-        failed++;
-      } finally {
-        outstanding.set(pick.id, (outstanding.get(pick.id) ?? 1) - 1);
-      }
-    }
-  };
+  // The step: `clients` concurrent requests (scripts/lib/inferenceLoad.ts) over the simulator's running nodes.
   const stepAt = Date.now();
-  const clients = Array.from({ length: Number(a.clients) }, () => client());
+  const load = inferenceLoad({ clients: Number(a.clients), token, nodes: async () => (await fleet.sim.list(POOL)).filter((n) => n.agentUrl).map((n) => ({ id: n.id, url: n.agentUrl! })) });
 
   await waitFor(async () => (await status()).counts.members > N && (await status()).counts.provisioning === 0, 120_000, 'the first new node to join');
   let s = await status();
@@ -133,10 +98,8 @@ try {
 
   await sleep(Math.max(0, Number(a.hold) * 1000 - (Date.now() - stepAt)));
   const peak = (await status()).counts.members;
-  running = false;
   const endAt = Date.now();
-  await Promise.all(clients);
-  clearInterval(refresher);
+  const { ok, failed } = await load.stop();
   await waitFor(async () => (s = await status()).counts.members === N && s.leases.length === 0, 180_000, 'the pool back at its min');
   const downDecision = s.events.find((e) => /^autoscaler queue: down/.test(e.message) && Date.parse(e.at) >= endAt)!;
   const lastOut = [...s.events].reverse().find((e) => /^scaled down/.test(e.message))!;
