@@ -15,6 +15,8 @@ export interface ProbePoolInput {
   concurrency: number;
   /** Queue, latency and composite autoscaling: measure slots and queues (and, with latency, scrape request histograms). */
   load?: { latency: boolean };
+  /** Serving pools: the desired model; the answer lists reachable nodes that serve another (or none). */
+  desiredSha256?: string;
 }
 
 export interface ProbePoolResult {
@@ -32,6 +34,8 @@ export interface ProbePoolResult {
   /** When asked (input.load): the accepting nodes' slots, queue and request latency, and the least-loaded accepting nodes. */
   load?: PoolLoad;
   leastLoaded?: { id: string; inFlight: number }[];
+  /** With desiredSha256: reachable nodes whose agent serves another model than desired, and what (null: none). */
+  drift?: { id: string; model: { uri: string; sha256: string } | null }[];
 }
 
 interface Observation {
@@ -41,6 +45,7 @@ interface Observation {
   accepting?: boolean;
   idle?: boolean;
   load?: NodeLoad;
+  model?: { uri: string; sha256: string } | null;
 }
 
 /**
@@ -78,6 +83,7 @@ function observe(h: AgentHealth): Observation {
     util: utils.length ? utils.reduce((a, b) => a + b, 0) / utils.length : undefined,
     accepting,
     idle: accepting && h.drain.inFlight === 0,
+    model: h.model ? { uri: h.model.uri, sha256: h.model.sha256 } : null,
   };
 }
 
@@ -136,8 +142,10 @@ export function createProbeActivities({ pools, agentToken }: { pools: PoolRegist
       let utilSum = 0;
       let utilCount = 0;
       const idle: string[] = [];
+      const drift: NonNullable<ProbePoolResult['drift']> = [];
       nodes.forEach((n, i) => {
         const o = observed[i];
+        if (input.desiredSha256 && o.model !== undefined && o.model?.sha256 !== input.desiredSha256) drift.push({ id: n.id, model: o.model });
         view[n.id] = o.health;
         if (o.reasons) reasons.set(n.id, o.reasons);
         if (o.accepting && o.util !== undefined) {
@@ -165,6 +173,7 @@ export function createProbeActivities({ pools, agentToken }: { pools: PoolRegist
         probed: nodes.length,
         tookMs: Date.now() - started,
         ...(measured ? { load: measured.load, leastLoaded: measured.leastLoaded } : {}),
+        ...(input.desiredSha256 ? { drift } : {}),
       };
     },
 

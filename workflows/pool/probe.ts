@@ -4,12 +4,13 @@ import { failureMessage } from '../common/failure.ts';
 import { autoscale, loadWanted } from './autoscale/index.ts';
 import { recordBad } from './breaker.ts';
 import { members, type PoolContext } from './context.ts';
+import { applyServingProbe, servingProbeInput } from './serving.ts';
 
 /** Health from probes: what the probe activity is asked, and what its answer does to members, the breaker and the autoscaler. */
 
 export function probeInput(ctx: PoolContext): ProbePoolInput {
   const load = loadWanted(ctx);
-  return { pool: ctx.pool, digest: viewDigest(ctx.state.view), timeoutMs: ctx.cfg.health.probeTimeoutMs, concurrency: ctx.cfg.health.probeConcurrency, ...(load ? { load } : {}) };
+  return { pool: ctx.pool, digest: viewDigest(ctx.state.view), timeoutMs: ctx.cfg.health.probeTimeoutMs, concurrency: ctx.cfg.health.probeConcurrency, ...servingProbeInput(ctx), ...(load ? { load } : {}) };
 }
 
 /** A probe that failed (not bad input) is an event; the next one is due an interval later. */
@@ -48,6 +49,7 @@ export function applyProbe(ctx: PoolContext, at: number, r: ProbePoolResult): vo
       else if (h === 'healthy' && was !== 'unknown') ctx.event(`recovered (was ${was})`, n.id);
     }
   }
+  applyServingProbe(ctx, r);
   if (r.leastLoaded) s.loads = Object.fromEntries(r.leastLoaded.map((l) => [l.id, l.inFlight]));
   else delete s.loads;
   autoscale(ctx, r, t);
