@@ -87,6 +87,14 @@ export class AgentClient {
   smoke(prompt: string, maxTokens: number, timeoutMs: number): Promise<SmokeAnswer> {
     return this.call('POST', '/smoke', { prompt, max_tokens: maxTokens }, timeoutMs);
   }
+  /** The agent's Prometheus text (GET /metrics). */
+  async metrics(): Promise<string> {
+    const res = await fetch(`${this.baseUrl}/metrics`, { headers: { authorization: `Bearer ${this.token}` }, signal: AbortSignal.timeout(this.timeoutMs) });
+    const text = await res.text();
+    if (res.status === 401) throw new AgentHttpError(401, `agent ${this.baseUrl} rejected the token: DRYDOCK_AGENT_TOKEN on the worker must match the agents'`);
+    if (!res.ok) throw new AgentHttpError(res.status, `agent GET /metrics answered ${res.status}: ${text.slice(0, 200)}`);
+    return text;
+  }
   /** Client inference traffic the agent answered since it started. */
   traffic(): Promise<TrafficCounts> {
     return this.call('GET', '/traffic');

@@ -47,6 +47,7 @@ import { freshState, pushEvent, type PoolState } from './pool/state.ts';
 import { poolDetails, poolStatus } from './pool/status.ts';
 import * as validate from './pool/validators.ts';
 import { poolWork } from './pool/work.ts';
+import { publishSizeGauges } from './pool/autoscale/gauges.ts';
 import { applyWatch, healthChangesSignal, startWatch, type PoolWatch } from './pool/watch.ts';
 import { DRYDOCK_PHASE, DRYDOCK_POOL } from './searchAttributes.ts';
 
@@ -133,7 +134,9 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
       ]);
       lastPhase = p;
     }
-    setCurrentDetails(poolDetails(poolStatus(ctx), ctx.cfg));
+    const st = poolStatus(ctx);
+    setCurrentDetails(poolDetails(st, ctx.cfg));
+    publishSizeGauges(st);
   }
 
   // ---- the runbook ----------------------------------------------------------------------------

@@ -4,6 +4,8 @@ import { invalidArgument } from '../../workflows/common/errors.ts';
 import { DEAD_AT_PROVIDER } from '../../workflows/common/health.ts';
 import { AgentClient, type AgentHealth } from '../agentClient.ts';
 import { UnknownPoolError, type PoolRegistry } from '../pools.ts';
+import type { PoolLoad } from '../../workflows/pool/autoscale/policies.ts';
+import { inferenceBuckets, nodeLoad, poolLoad, type NodeLoad } from './load.ts';
 import type { NodeInstance } from '../providers/types.ts';
 
 export interface ProbePoolInput {
@@ -12,6 +14,8 @@ export interface ProbePoolInput {
   digest: string;
   timeoutMs: number;
   concurrency: number;
+  /** Queue, latency and composite autoscaling: measure slots and queues (and, with latency, scrape request histograms). */
+  load?: { latency: boolean };
   /** Serving pools: the desired model; the answer lists reachable nodes that serve another (or none). */
   desiredSha256?: string;
 }
@@ -28,6 +32,9 @@ export interface ProbePoolResult {
   idle: string[];
   probed: number;
   tookMs: number;
+  /** When asked (input.load): the accepting nodes' slots, queue and request latency, and the least-loaded accepting nodes. */
+  load?: PoolLoad;
+  leastLoaded?: { id: string; inFlight: number }[];
   /** With desiredSha256: reachable nodes whose agent serves another model than desired, and what (null: none). */
   drift?: { id: string; model: { uri: string; sha256: string } | null }[];
 }
@@ -38,6 +45,7 @@ interface Observation {
   util?: number;
   accepting?: boolean;
   idle?: boolean;
+  load?: NodeLoad;
   model?: { uri: string; sha256: string } | null;
 }
 
@@ -84,6 +92,8 @@ function observe(h: AgentHealth): Observation {
  */
 export function createProbeActivities({ pools, agentToken }: { pools: PoolRegistry; agentToken: string }) {
   const views = new Map<string, ProbeView>();
+  /** Per workflow: each node's request-histogram counts at the last probe (latency autoscaling). */
+  const histograms = new Map<string, Map<string, Map<number, number>>>();
   const poolOf = (name: string) => {
     try {
       return pools.get(name);
@@ -108,7 +118,15 @@ export function createProbeActivities({ pools, agentToken }: { pools: PoolRegist
           if (!n.agentUrl) return { health: 'unreachable', reasons: dead.length ? dead : [`instance is ${n.state}; no agent address`] };
           try {
             // An agent that answers is believed, even on an instance the provider holds failed.
-            return observe(await new AgentClient(n.agentUrl, agentToken, input.timeoutMs).health());
+            const agent = new AgentClient(n.agentUrl, agentToken, input.timeoutMs);
+            const h = await agent.health();
+            const o = observe(h);
+            if (input.load) {
+              o.load = nodeLoad(h);
+              // A node whose metrics do not answer still counts its slots; its latency is missing this once.
+              if (input.load.latency) o.load.buckets = await agent.metrics().then(inferenceBuckets, () => undefined);
+            }
+            return o;
           } catch (err) {
             return { health: 'unreachable', reasons: [...dead, `agent did not answer: ${(err as Error).message}`.slice(0, 160)] };
           }
@@ -133,6 +151,9 @@ export function createProbeActivities({ pools, agentToken }: { pools: PoolRegist
         }
         if (o.idle && idle.length < MAX_IDLE) idle.push(n.id);
       });
+      const measured = input.load
+        ? poolLoad(nodes.map((n, i) => ({ id: n.id, load: observed[i].load })), histograms.get(key) ?? histograms.set(key, new Map()).get(key)!, input.load.latency)
+        : undefined;
       const previous = views.get(key);
       const full = !previous || viewDigest(previous) !== input.digest;
       const changes = (full ? diffViews({}, view) : diffViews(previous, view)).map((c) =>
@@ -148,6 +169,7 @@ export function createProbeActivities({ pools, agentToken }: { pools: PoolRegist
         idle,
         probed: nodes.length,
         tookMs: Date.now() - started,
+        ...(measured ? { load: measured.load, leastLoaded: measured.leastLoaded } : {}),
         ...(input.desiredSha256 ? { drift } : {}),
       };
     },

@@ -146,6 +146,8 @@ describe(`fleetPool remediation on a real local fleet of ${NODES} agents`, () =>
     await rejectsNaming(h.pool.executeUpdate(replaceNodeUpdate, { args: [{ nodeId: 'no-such-node' }] }), 'nodeId');
     await rejectsNaming(h.pool.executeUpdate(applySpecUpdate, { args: [{ ...spec, disruption: { maxUnavailable: '0%' } }] }), 'disruption.maxUnavailable');
     await rejectsNaming(h.pool.executeUpdate(applySpecUpdate, { args: [{ ...spec, name: 'other' }] }), 'name');
+    // The workflow sandbox knows the time zones (Intl): an unknown one is refused there too.
+    await rejectsNaming(h.pool.executeUpdate(applySpecUpdate, { args: [{ ...spec, autoscaling: { type: 'scheduled', timeZone: 'Mars/Olympus', windows: [{ start: '08:00', end: '20:00', minNodes: 1 }] } }] }), 'autoscaling.timeZone');
     await rejectsNaming(h.pool.executeUpdate(resizeUpdate, { args: [{ minNodes: 5, maxNodes: 3 }] }), 'maxNodes');
     await rejectsNaming(h.pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'replace/x' }] }), 'holder');
     await rejectsNaming(h.pool.executeUpdate(acquireLeaseUpdate, { args: [{ holder: 'ok', ttlSeconds: -1 }] }), 'ttlSeconds');
@@ -154,7 +156,7 @@ describe(`fleetPool remediation on a real local fleet of ${NODES} agents`, () =>
 
     const start = (s: unknown, id?: string) => startPool(h.env.client, TQ, s as FleetPoolSpec, id).then((h) => h.result());
     await rejectsNaming(start({ name: 'bad', minNodes: 1, maxNodes: 2, disruption: { maxUnavailable: 'lots' } }), 'disruption.maxUnavailable');
-    await rejectsNaming(start({ name: 'bad-2', minNodes: 1, maxNodes: 2, autoscaling: { type: 'queue' } }), 'autoscaling.type');
+    await rejectsNaming(start({ name: 'bad-2', minNodes: 1, maxNodes: 2, autoscaling: { type: 'scheduled', windows: [{ start: '20:00', end: '08:00', minNodes: 1 }] } }), 'autoscaling.windows[0].end');
     await rejectsNaming(start({ name: 'bad-3', minNodes: 1, maxNodes: 2 }, 'pool/not-bad'), 'workflowId');
     await rejectsNaming(start({ name: 'nowhere', minNodes: 1, maxNodes: 2 }), 'name');
     // A spec naming another provider than the worker's pools file is refused at start (after the manager is gone).

@@ -33,8 +33,7 @@ describe('pool spec', () => {
     rejects({ ...base, maxNodes: 1 }, 'maxNodes');
     rejects({ name: 'gpu-a', maxNodes: 3 }, 'minNodes');
     rejects({ ...base, name: 'Bad_Name' }, 'name');
-    rejects({ ...base, autoscaling: { type: 'scheduled' } }, 'autoscaling.type', /not supported yet/);
-    rejects({ ...base, autoscaling: { type: 'queue' } }, 'autoscaling.type', /not supported yet/);
+    rejects({ ...base, autoscaling: { type: 'predictive' } }, 'autoscaling.type', /expected one of 'none', 'reactive', 'queue', 'latency', 'scheduled', 'composite'/);
     rejects({ ...base, autoscaling: { type: 'reactive', scaleUpAt: 20, scaleDownAt: 30 } }, 'autoscaling.scaleDownAt');
     rejects({ ...base, membership: { unknownInstances: 'kill' } }, 'membership.unknownInstances');
   });

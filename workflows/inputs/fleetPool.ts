@@ -1,4 +1,5 @@
 import { invalidArgument } from '../common/errors.ts';
+import { parseAutoscaling, type AutoscalingConfig, type AutoscalingSpec } from './autoscaling.ts';
 import { parseServing, type ServingConfig, type ServingSpec } from './serving.ts';
 import { amount, MAX_POOL_NODES, nested, optionalBoolean, optionalInteger, optionalString, POOL_NAME, POOL_NAME_HELP, rejectUnknown, requireObject, requireString, section, type Amount, type Obj } from './validate.ts';
 
@@ -42,15 +43,8 @@ export interface FleetPoolSpec {
     /** Quarantine and the remediation ladder (docs/pools.md). */
     remediation?: RemediationSpec;
   };
-  autoscaling?: {
-    type?: 'none' | 'reactive' | 'scheduled' | 'queue';
-    /** reactive: mean GPU utilisation % of active nodes at or above which one node is added. */
-    scaleUpAt?: number;
-    /** reactive: at or below which one node is removed. */
-    scaleDownAt?: number;
-    /** Seconds after any scale action before the next one. */
-    cooldownSeconds?: number;
-  };
+  /** How the desired size moves between min and max; see workflows/inputs/autoscaling.ts and docs/pools.md. */
+  autoscaling?: AutoscalingSpec;
   disruption?: {
     /** Most nodes cordoned, draining or terminating at once: a count, or a percent string like `"25%"`. */
     maxUnavailable?: number | string;
@@ -86,7 +80,7 @@ export interface FleetPoolConfig {
     watch: boolean;
     remediation: RemediationConfig;
   };
-  autoscaling: { type: 'none' | 'reactive'; scaleUpAt: number; scaleDownAt: number; cooldownSeconds: number };
+  autoscaling: AutoscalingConfig;
   disruption: { maxUnavailable: Amount; minHealthy: Amount; breaker: { maxUnhealthyFraction: number; windowSeconds: number } };
   membership: { unknownInstances: 'adopt' | 'report' };
   serving?: ServingConfig;
@@ -107,10 +101,11 @@ export const FLEET_POOL_DEFAULTS = {
     watch: true,
     remediation: REMEDIATION_DEFAULTS,
   },
-  autoscaling: { type: 'none', scaleUpAt: 80, scaleDownAt: 20, cooldownSeconds: 300 },
   disruption: { maxUnavailable: { count: 1 }, minHealthy: { percent: 51 }, breaker: { maxUnhealthyFraction: 0.3, windowSeconds: 300 } },
   membership: { unknownInstances: 'adopt' },
-} as const satisfies Omit<FleetPoolConfig, 'name' | 'minNodes' | 'maxNodes'>;
+} as const satisfies Omit<FleetPoolConfig, 'name' | 'minNodes' | 'maxNodes' | 'desiredNodes' | 'autoscaling'>;
+
+export { AUTOSCALING_DEFAULTS } from './autoscaling.ts';
 
 function fraction(obj: Obj, key: string, fallback: number): number {
   const v = obj[key];
@@ -155,19 +150,7 @@ export function parseFleetPoolSpec(raw: unknown): FleetPoolConfig {
   });
 
   const as = section(obj, 'autoscaling');
-  const a = nested('autoscaling.', () => {
-    const s = as;
-    rejectUnknown(s, ['type', 'scaleUpAt', 'scaleDownAt', 'cooldownSeconds']);
-    const type = s.type ?? D.autoscaling.type;
-    if (type === 'scheduled' || type === 'queue') {
-      throw invalidArgument('type', `'${type}' is not supported yet; use 'none' or 'reactive'`);
-    }
-    if (type !== 'none' && type !== 'reactive') throw invalidArgument('type', `expected 'none' or 'reactive', got ${JSON.stringify(type)}`);
-    const scaleUpAt = optionalInteger(s, 'scaleUpAt', 1, 100, D.autoscaling.scaleUpAt);
-    const scaleDownAt = optionalInteger(s, 'scaleDownAt', 0, 99, D.autoscaling.scaleDownAt);
-    if (scaleDownAt >= scaleUpAt) throw invalidArgument('scaleDownAt', `must be below scaleUpAt (${scaleUpAt}), got ${scaleDownAt}`);
-    return { type: type as 'none' | 'reactive', scaleUpAt, scaleDownAt, cooldownSeconds: optionalInteger(s, 'cooldownSeconds', 0, 86_400, D.autoscaling.cooldownSeconds) };
-  });
+  const a = nested('autoscaling.', () => parseAutoscaling(as, { minNodes, maxNodes }));
 
   const ds = section(obj, 'disruption');
   const d = nested('disruption.', () => {

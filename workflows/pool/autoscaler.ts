@@ -1,7 +1,10 @@
+import type { PoolLoad } from './autoscale/policies.ts';
+
 /**
  * Decides the pool's desired size (pure). `none` only holds min/max; `reactive` adds one node
  * when mean GPU utilisation of the active nodes is at or above scaleUpAt and removes one at or
- * below scaleDownAt, at most once per cooldown.
+ * below scaleDownAt, at most once per cooldown. The queue, latency, scheduled and composite
+ * policies decide in autoscale/decide.ts.
  */
 export interface AutoscalerConfig {
   type: 'none' | 'reactive';
@@ -18,6 +21,15 @@ export interface AutoscalerState {
   lastDecision?: string;
   /** Mean GPU utilisation (%) of active nodes at the last probe, if any node reported. */
   utilization?: number;
+  /** Policies of autoscale/: since when the pool has wanted more (fewer) nodes without acting yet. */
+  upSince?: number;
+  downSince?: number;
+  /** The bounds in force at the last decision (an open window's, else the pool's) and the window's label. */
+  bounds?: { minNodes: number; maxNodes: number };
+  window?: string;
+  /** The last probe's measurements and every policy's reading of them, in words. */
+  load?: PoolLoad;
+  inputs?: string;
 }
 
 export interface Decision {
@@ -48,8 +60,12 @@ export function decide(s: AutoscalerState, cfg: AutoscalerConfig, utilization: n
   return { state, change: 'none' };
 }
 
-/** Scale-down victims in order: cordoned nodes first, then idle ones, then the newest. */
-export function pickScaleDown<T extends { id: string; cordoned: boolean; idle: boolean; joinedAt: number }>(candidates: T[]): T | undefined {
+/**
+ * Scale-down victims in order: cordoned nodes first, then idle ones, then the least loaded (work
+ * in flight at the last probe, where known), then the newest.
+ */
+export function pickScaleDown<T extends { id: string; cordoned: boolean; idle: boolean; joinedAt: number; load?: number }>(candidates: T[]): T | undefined {
   const rank = (n: T) => (n.cordoned ? 0 : n.idle ? 1 : 2);
-  return [...candidates].sort((a, b) => rank(a) - rank(b) || b.joinedAt - a.joinedAt || (a.id < b.id ? -1 : 1))[0];
+  const load = (n: T) => n.load ?? Number.MAX_SAFE_INTEGER;
+  return [...candidates].sort((a, b) => rank(a) - rank(b) || load(a) - load(b) || b.joinedAt - a.joinedAt || (a.id < b.id ? -1 : 1))[0];
 }

@@ -1,5 +1,6 @@
 import { parseFleetPoolSpec, type FleetPoolSpec } from '../inputs/fleetPool.ts';
 import type { LeaseAnswer, PoolPhase } from './api.ts';
+import { sizeBounds } from './autoscale/index.ts';
 import { clampDesired } from './autoscaler.ts';
 import { reset as resetBreaker } from './breaker.ts';
 import * as budget from './budget.ts';
@@ -19,7 +20,7 @@ export function applySpec(ctx: PoolContext, spec: FleetPoolSpec): { desired: num
   const s = ctx.state;
   ctx.cfg = parseFleetPoolSpec(spec);
   s.spec = spec;
-  s.autoscaler = clampDesired({ ...s.autoscaler, ...(ctx.cfg.desiredNodes !== undefined ? { desired: ctx.cfg.desiredNodes } : {}) }, ctx.cfg);
+  s.autoscaler = clampDesired({ ...s.autoscaler, ...(ctx.cfg.desiredNodes !== undefined ? { desired: ctx.cfg.desiredNodes } : {}) }, sizeBounds(ctx));
   ctx.event('spec applied');
   ctx.run.dirty = true;
   return { desired: s.autoscaler.desired };
@@ -30,7 +31,7 @@ export function resize(ctx: PoolContext, r: { minNodes?: number; maxNodes?: numb
   s.spec = { ...s.spec, ...(r.minNodes !== undefined ? { minNodes: r.minNodes } : {}), ...(r.maxNodes !== undefined ? { maxNodes: r.maxNodes } : {}) };
   if (r.desiredNodes !== undefined) s.spec = { ...s.spec, desiredNodes: r.desiredNodes };
   ctx.cfg = parseFleetPoolSpec(s.spec);
-  s.autoscaler = clampDesired({ ...s.autoscaler, ...(r.desiredNodes !== undefined ? { desired: r.desiredNodes } : {}) }, ctx.cfg);
+  s.autoscaler = clampDesired({ ...s.autoscaler, ...(r.desiredNodes !== undefined ? { desired: r.desiredNodes } : {}) }, sizeBounds(ctx));
   ctx.event(`resized: min ${ctx.cfg.minNodes}, max ${ctx.cfg.maxNodes}, desired ${s.autoscaler.desired}`);
   ctx.run.dirty = true;
   return { desired: s.autoscaler.desired, minNodes: ctx.cfg.minNodes, maxNodes: ctx.cfg.maxNodes };

@@ -1,4 +1,5 @@
 import type { PoolNode } from './api.ts';
+import { sizeBounds } from './autoscale/index.ts';
 import { clampDesired } from './autoscaler.ts';
 import * as budget from './budget.ts';
 import { members, type PoolContext } from './context.ts';
@@ -25,7 +26,7 @@ export function reconcile(ctx: PoolContext): void {
   if (!s.initialized) {
     for (const id of Object.keys(s.view)) addNode(ctx, id);
     const live = Object.keys(s.view).length;
-    s.autoscaler = clampDesired({ ...s.autoscaler, desired: cfg.desiredNodes ?? live }, cfg);
+    s.autoscaler = clampDesired({ ...s.autoscaler, desired: cfg.desiredNodes ?? live }, sizeBounds(ctx));
     s.initialized = true;
     ctx.event(`reconciled with the provider: ${live} live instance(s) adopted; desired ${s.autoscaler.desired}`);
     return;

@@ -1,7 +1,7 @@
 import type { ProbePoolInput, ProbePoolResult } from '../../activities/pool/probe.ts';
 import { applyChanges, viewDigest, type ProbeView } from '../common/digest.ts';
 import { failureMessage } from '../common/failure.ts';
-import { decide } from './autoscaler.ts';
+import { autoscale, loadWanted } from './autoscale/index.ts';
 import { recordBad } from './breaker.ts';
 import { members, type PoolContext } from './context.ts';
 import { applyServingProbe, servingProbeInput } from './serving.ts';
@@ -9,7 +9,8 @@ import { applyServingProbe, servingProbeInput } from './serving.ts';
 /** Health from probes: what the probe activity is asked, and what its answer does to members, the breaker and the autoscaler. */
 
 export function probeInput(ctx: PoolContext): ProbePoolInput {
-  return { pool: ctx.pool, digest: viewDigest(ctx.state.view), timeoutMs: ctx.cfg.health.probeTimeoutMs, concurrency: ctx.cfg.health.probeConcurrency, ...servingProbeInput(ctx) };
+  const load = loadWanted(ctx);
+  return { pool: ctx.pool, digest: viewDigest(ctx.state.view), timeoutMs: ctx.cfg.health.probeTimeoutMs, concurrency: ctx.cfg.health.probeConcurrency, ...servingProbeInput(ctx), ...(load ? { load } : {}) };
 }
 
 /** A probe that failed (not bad input) is an event; the next one is due an interval later. */
@@ -50,7 +51,7 @@ export function applyProbe(ctx: PoolContext, at: number, r: ProbePoolResult): vo
     }
   }
   applyServingProbe(ctx, r);
-  const d = decide(s.autoscaler, { ...cfg.autoscaling, minNodes: cfg.minNodes, maxNodes: cfg.maxNodes }, r.utilization, t);
-  s.autoscaler = d.state;
-  if (d.change !== 'none') ctx.event(`autoscaler: ${d.state.lastDecision}`);
+  if (r.leastLoaded) s.loads = Object.fromEntries(r.leastLoaded.map((l) => [l.id, l.inFlight]));
+  else delete s.loads;
+  autoscale(ctx, r, t);
 }

@@ -7,7 +7,7 @@ import { startLeaseWork } from './disruption.ts';
 /**
  * Holds the pool at the autoscaler's desired size: provisions what is missing (cancelling queued
  * scale-downs first), and queues scale-downs through the budget for what is too many, taking
- * cordoned, then idle, then the newest nodes; an operator's cordon lease becomes the scale-down's.
+ * cordoned, then idle, then the least-loaded, then the newest nodes; an operator's cordon lease becomes the scale-down's.
  */
 export function size(ctx: PoolContext): void {
   const s = ctx.state;
@@ -27,7 +27,7 @@ export function size(ctx: PoolContext): void {
     const queuedNodes = new Set(s.budget.queue.map((r) => r.nodeId));
     const candidates = members(ctx)
       .filter((n) => (n.phase === 'active' || n.phase === 'cordoned') && !queuedNodes.has(n.id) && !(n.retryAfter && n.retryAfter > t))
-      .map((n) => ({ ...n, cordoned: n.phase === 'cordoned', idle: s.idle.includes(n.id) }));
+      .map((n) => ({ ...n, cordoned: n.phase === 'cordoned', idle: s.idle.includes(n.id), ...(s.loads?.[n.id] !== undefined ? { load: s.loads[n.id] } : {}) }));
     for (let i = effective; i > desired; i--) {
       const victim = pickScaleDown(candidates);
       if (!victim) break;

@@ -23,6 +23,8 @@ export interface PoolState {
   reportedUnknown: string[];
   /** Scale-down candidates with no work in flight, from the last probe. */
   idle: string[];
+  /** The least-loaded accepting nodes' work in flight at the last probe (queue, latency, composite autoscaling). */
+  loads?: Record<string, number>;
   events: PoolEvent[];
   runs: number;
   replacements: PoolStatus['replacements'];

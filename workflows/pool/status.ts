@@ -53,7 +53,7 @@ export function poolDetails(st: PoolStatus, cfg: Pick<FleetPoolConfig, 'autoscal
     `**pool ${st.name}** — **${st.phase}**${st.phaseReason ? `: ${st.phaseReason}` : ''}`,
     `nodes ${c.members} (desired ${st.desired}, min ${st.minNodes}, max ${st.maxNodes}) · healthy ${c.healthy} · degraded ${c.degraded} · unhealthy ${c.unhealthy} · unreachable ${c.unreachable} · provisioning ${c.provisioning}`,
     `budget ${c.disrupted}/${st.maxUnavailable} disrupted, ${st.queue.length} waiting · replacements ${st.replacements.succeeded} done, ${st.replacements.failed} failed`,
-    `autoscaler ${cfg.autoscaling.type}${st.autoscaler.utilization !== undefined ? ` · utilisation ${st.autoscaler.utilization} %` : ''}${st.autoscaler.lastDecision ? ` · ${st.autoscaler.lastDecision}` : ''}`,
+    `autoscaler ${cfg.autoscaling.type}${st.autoscaler.utilization !== undefined ? ` · utilisation ${st.autoscaler.utilization} %` : ''}${st.autoscaler.window ? ` · window ${st.autoscaler.window}` : ''}${st.autoscaler.lastDecision ? ` · ${st.autoscaler.lastDecision}` : ''}`,
     '',
     ...st.events.slice(-5).map((e) => `- ${e.at.slice(11, 19)} ${e.nodeId ? `\`${e.nodeId}\` ` : ''}${e.message}`),
   ].join('\n');
