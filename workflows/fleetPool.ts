@@ -8,6 +8,7 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  setWorkflowOptions,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -46,6 +47,12 @@ import { poolWork } from './pool/work.ts';
 import { DRYDOCK_PHASE, DRYDOCK_POOL } from './searchAttributes.ts';
 
 export type { PoolStatus } from './pool/api.ts';
+
+// fleetPool never finishes (it lives as long as its pool), so pinning would keep every old build
+// alive forever: it auto-upgrades to the current build at its next workflow task, and every change
+// to the commands it replays goes behind patched() / deprecatePatch() (test/replay replays every
+// fleetPool history ever committed against the current code).
+setWorkflowOptions({ versioningBehavior: 'AUTO_UPGRADE' }, fleetPool);
 
 /**
  * A long-lived workflow per pool (id `pool/<name>`): probes every agent each interval, reconciles
