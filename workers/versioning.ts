@@ -15,8 +15,9 @@ import { WorkerConfigError } from './configError.ts';
 export const DEFAULT_DEPLOYMENT = 'drydock';
 
 const CHECKOUT = fileURLToPath(new URL('..', import.meta.url));
-/** Temporal's limit is 255 bytes; ':' separates deployment and build id in the version string. */
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$/;
+/** Temporal's limit is 255 bytes; the server joins deployment and build id with '.' (and ':' in visibility), so a deployment name has neither. */
+const DEPLOYMENT_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
+const BUILD_ID = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,149}$/;
 
 function packageVersion(): string {
   return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -46,13 +47,13 @@ export function checkoutBuildId(): string | undefined {
 /** The version this worker polls as, from DRYDOCK_DEPLOYMENT and DRYDOCK_BUILD_ID; throws WorkerConfigError naming what to set. */
 export function loadWorkerVersion(env: NodeJS.ProcessEnv, defaultBuildId: () => string | undefined = checkoutBuildId): WorkerDeploymentVersion {
   const deploymentName = env.DRYDOCK_DEPLOYMENT ?? DEFAULT_DEPLOYMENT;
-  if (!NAME.test(deploymentName)) {
-    throw new WorkerConfigError(`DRYDOCK_DEPLOYMENT: '${deploymentName}' is not a usable deployment name (letters, digits, '.', '_', '+', '-'; at most 200; default '${DEFAULT_DEPLOYMENT}')`);
+  if (!DEPLOYMENT_NAME.test(deploymentName)) {
+    throw new WorkerConfigError(`DRYDOCK_DEPLOYMENT: '${deploymentName}' is not a usable deployment name (letters, digits, '_', '-'; at most 100; default '${DEFAULT_DEPLOYMENT}')`);
   }
   const raw = env.DRYDOCK_BUILD_ID;
   if (raw !== undefined && raw !== '') {
-    if (!NAME.test(raw)) {
-      throw new WorkerConfigError(`DRYDOCK_BUILD_ID: '${raw}' is not a usable build id (letters, digits, '.', '_', '+', '-', starting with a letter or digit; at most 200), e.g. 0.1.0-3f2a9c1`);
+    if (!BUILD_ID.test(raw)) {
+      throw new WorkerConfigError(`DRYDOCK_BUILD_ID: '${raw}' is not a usable build id (letters, digits, '.', '_', '+', '-', starting with a letter or digit; at most 150), e.g. 0.1.0-3f2a9c1`);
     }
     return { deploymentName, buildId: raw };
   }
