@@ -7,6 +7,7 @@ import { registerRolloutCommands } from './rollout/commands.ts';
 import { CliError, EXIT } from './runtime.ts';
 import { registerSetupCommand } from './setup.ts';
 import { registerTrainCommands } from './train.ts';
+import { registerWorkersCommands } from './workers.ts';
 
 /** Commander exits the process on usage errors by default; we map them to exit code 2 instead. */
 function exitOverrideAll(cmd: Command): void {
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerBackupCommands(program);
   registerTrainCommands(program);
   registerRolloutCommands(program);
+  registerWorkersCommands(program);
   exitOverrideAll(program);
   return program;
 }
