@@ -95,3 +95,30 @@ export function saveHistory(address: string, type: string, scenario: string, des
   console.log(`wrote ${relative(REPO_ROOT, path)}`);
   return file;
 }
+
+/**
+ * The append-only check: every history content any commit held since the corpus began (the commit
+ * that added its manifest) must still be in `root`'s working tree, byte for byte, under any name (a
+ * move with identical content is no change). Returns what is missing as `<path> at <commit>`.
+ * Needs the git history of `root` (a full clone).
+ */
+export function missingHistories(root: string = REPO_ROOT): string[] {
+  const corpus = relative(REPO_ROOT, HISTORIES_DIR);
+  const run = (args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 }).trim();
+  const start = run(['log', '--diff-filter=A', '--format=%H', '--', `${corpus}/manifest.json`]).split('\n').filter(Boolean).pop();
+  if (!start) return [];
+  const committed = new Map<string, string>(); // blob id → where it was last seen
+  for (const line of run(['ls-tree', '-r', start, '--', corpus]).split('\n')) {
+    const m = /^\d+ blob ([0-9a-f]+)\t(.+\.json)$/.exec(line);
+    if (m && !m[2].endsWith('/manifest.json')) committed.set(m[1], `${m[2]} at ${start.slice(0, 7)}`);
+  }
+  let commit = '';
+  for (const line of run(['log', '--raw', '--no-renames', '--no-abbrev', '--format=commit %H', `${start}..HEAD`, '--', corpus]).split('\n')) {
+    if (line.startsWith('commit ')) commit = line.slice(7, 14);
+    const m = /^:\d+ \d+ [0-9a-f]+ ([0-9a-f]+) [AM]\t(.+\.json)$/.exec(line);
+    if (m && !m[2].endsWith('/manifest.json')) committed.set(m[1], `${m[2]} at ${commit}`);
+  }
+  const files = run(['ls-files', '--cached', '--others', '--exclude-standard', '--', corpus]).split('\n').filter((f) => f.endsWith('.json') && !f.endsWith('/manifest.json'));
+  const present = new Set(files.length ? run(['hash-object', ...files]).split('\n') : []);
+  return [...committed].filter(([blob]) => !present.has(blob)).map(([, where]) => where);
+}
