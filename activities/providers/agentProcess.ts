@@ -18,6 +18,8 @@ export interface AgentProcessOptions {
   bootSeconds?: number;
   simJobs?: number;
   simJobSeconds?: number;
+  /** A serving pool's node: not ready while it serves no model. */
+  requireModel?: boolean;
 }
 
 interface AgentFile {
@@ -72,6 +74,7 @@ export function startAgentProcess(o: AgentProcessOptions): void {
       '--boot-delay', String(o.bootSeconds ?? 0),
       '--sim-jobs', String(o.simJobs ?? 0),
       '--sim-job-seconds', String(o.simJobSeconds ?? 5),
+      ...(o.requireModel ? ['--require-model'] : []),
     ],
     // Detached: a node outlives the worker that created it, as a cloud instance would.
     { cwd: REPO_ROOT, detached: true, stdio: ['ignore', log, log], env: { ...process.env, DRYDOCK_AGENT_TOKEN: o.token } },

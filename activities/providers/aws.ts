@@ -32,6 +32,7 @@ import {
   CapacityError,
   TAG_DISK_KEY,
   TAG_MANAGED,
+  TAG_SERVING,
   TAG_NODE,
   TAG_POOL,
   TAG_SNAPSHOT_KEY,
@@ -311,9 +312,10 @@ export class AwsEc2Provider implements Provider {
       [TAG_NODE]: nodeId,
       [TAG_MANAGED]: 'true',
       [TAG_REQUEST]: keyHash(idempotencyKey),
+      ...(spec.serving ? { [TAG_SERVING]: 'true' } : {}),
     });
     const spot = o.spot ? (typeof o.spot === 'object' ? o.spot : {}) : undefined;
-    const userData = o.userData?.replaceAll('{{pool}}', spec.pool).replaceAll('{{nodeId}}', nodeId);
+    const userData = o.userData?.replaceAll('{{pool}}', spec.pool).replaceAll('{{nodeId}}', nodeId).replaceAll('{{requireModel}}', spec.serving ? '--require-model' : '');
     const res = await this.call('RunInstances', () =>
       this.ec2.send(
         new RunInstancesCommand({

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { agentUrl, restartAgentProcess, startAgentProcess, stopAgentProcess, type AgentProcessOptions } from './agentProcess.ts';
-import type { NodeInstance } from './types.ts';
+import { TAG_SERVING, type NodeInstance } from './types.ts';
 
 /** Finds the gpu-agent of a cloud instance. */
 export interface AgentLocator {
@@ -57,6 +57,7 @@ export class LocalAgentBootHook implements AgentLocator {
       bootSeconds: this.opts.bootSeconds,
       simJobs: this.opts.simJobs,
       simJobSeconds: this.opts.simJobSeconds,
+      requireModel: node.tags[TAG_SERVING] === 'true',
     };
   }
 
