@@ -10,6 +10,7 @@ import {
   setCurrentDetails,
   setHandler,
   setWorkflowOptions,
+  upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -51,6 +52,9 @@ import { poolWork } from './pool/work.ts';
 import { DRYDOCK_PHASE, DRYDOCK_POOL } from './searchAttributes.ts';
 
 export type { PoolStatus } from './pool/api.ts';
+
+/** patched() id of the phase memo (test/replay/patches.test.ts removes this check to show old pools would break). */
+export const PHASE_MEMO_PATCH = 'pool-phase-memo';
 
 // fleetPool never finishes (it lives as long as its pool), so pinning would keep every old build
 // alive forever: it auto-upgrades to the current build at its next workflow task, and every change
@@ -133,6 +137,9 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
         { key: DRYDOCK_POOL, value: pool },
         { key: DRYDOCK_PHASE, value: p },
       ]);
+      // Since when the pool is in its phase, in the memo (`temporal workflow describe`, the Web UI).
+      // A new command, so behind a patch: pools started on older builds replay without it.
+      if (patched(PHASE_MEMO_PATCH)) upsertMemo({ drydockPhase: { phase: p, since: new Date(ctx.now()).toISOString() } });
       lastPhase = p;
     }
     setCurrentDetails(poolDetails(poolStatus(ctx), ctx.cfg));
