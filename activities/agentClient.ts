@@ -75,6 +75,15 @@ export class AgentClient {
   setModel(uri: string, sha256: string, timeoutMs: number): Promise<{ model: ServedModel }> {
     return this.call('PUT', '/model', { uri, sha256 }, timeoutMs);
   }
+  /** Starts (or continues, or reports) a download of the model into the agent's cache while it serves. */
+  prefetch(uri: string, sha256: string, waitSeconds = 0): Promise<{ download: ModelDownload }> {
+    if (waitSeconds <= 0) return this.call('POST', '/model/prefetch', { uri, sha256 });
+    return this.call('POST', '/model/prefetch', { uri, sha256, waitSeconds }, this.timeoutMs + waitSeconds * 1000);
+  }
+  /** The agent's recent model downloads, newest first. */
+  downloads(): Promise<{ downloads: ModelDownload[] }> {
+    return this.call('GET', '/model/downloads');
+  }
   smoke(prompt: string, maxTokens: number, timeoutMs: number): Promise<SmokeAnswer> {
     return this.call('POST', '/smoke', { prompt, max_tokens: maxTokens }, timeoutMs);
   }
@@ -91,6 +100,23 @@ export interface ServedModel {
 }
 
 export type ModelSwapState = { state: 'idle' } | { state: 'loading' | 'failed' | 'done'; uri: string; sha256: string; error?: string };
+
+/** A model download on an agent (gpu-agent/models/progress.ts). */
+export interface ModelDownload {
+  uri: string;
+  sha256: string;
+  state: 'downloading' | 'verifying' | 'done' | 'failed';
+  bytes: number;
+  totalBytes: number | null;
+  resumedFromBytes: number;
+  bytesPerSecond: number;
+  etaSeconds: number | null;
+  requests: number;
+  startedAt: string;
+  finishedAt?: string;
+  error?: string;
+  status?: number;
+}
 
 export interface SmokeAnswer {
   model: { id: string; sha256: string };

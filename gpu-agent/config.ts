@@ -1,8 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_HEALTH_POLICY, loadPolicyFile, PolicyError, type HealthPolicy } from './policy.ts';
 import type { KernelLogSource } from './gpu/xid.ts';
-import { modelPathFromUri, SHA256_RE } from './inference/modelFile.ts';
+import { SHA256_RE } from './inference/modelFile.ts';
+import { ModelError } from './models/errors.ts';
+import { readHeadersFile } from './models/sources.ts';
+import { modelSource, type ModelStoreOptions } from './models/store.ts';
 
 export type GpuBackendChoice = 'auto' | 'nvidia' | 'simulated';
 export type InferenceChoice = 'llama' | 'simulated';
@@ -23,6 +27,8 @@ export interface SimInferenceConfig {
    * for more than SIM_OOM_MAX_TOKENS: a short smoke check passes, longer client traffic fails.
    */
   oomSha256: string[];
+  /** Seconds a remote model (s3://, https://) takes to "download" (local paths need none). */
+  downloadSeconds: number;
 }
 
 /** Everything the agent can be told, with defaults in one place. */
@@ -45,10 +51,16 @@ export interface AgentConfig {
   kernelLog: KernelLogSource;
   policy: HealthPolicy;
   policyFile?: string;
-  /** Model to load at start (path or file:// URI) and its sha256; the agent is not ready until it serves it. */
+  /** Model to load at start (s3://, https://, http://, file:// or a path) and its sha256; the agent is not ready until it serves it. */
   model?: { uri: string; sha256: string };
   /** The node is for a serving pool: not ready while it serves no model (`--require-model`). */
   requireModel: boolean;
+  /**
+   * Where model files come from: `roots` (`--model-dir`, repeatable; without one, the start-up
+   * model's folder), the cache in the data dir bounded by `cacheBytes` (`--model-cache-bytes`, 0: the
+   * disk), `headersFile` (`--model-headers`) and `downloadBytesPerSecond` (`--model-download-rate`).
+   */
+  models: Omit<ModelStoreOptions, 'dataDir' | 'freeBytes'>;
   /** `llama`: node-llama-cpp; `simulated`: no model files or llama.cpp, for the fleet simulator and tests. */
   inference: InferenceChoice;
   simInference: SimInferenceConfig;
@@ -84,7 +96,8 @@ export const AGENT_DEFAULTS = {
   simJobs: 0,
   simJobSeconds: 5,
   inference: 'llama',
-  simInference: { swapSeconds: 2, generationMs: 50, tokenMs: 0 },
+  simInference: { swapSeconds: 2, generationMs: 50, tokenMs: 0, downloadSeconds: 0 },
+  modelCacheBytes: 0,
 } as const;
 
 export class AgentConfigError extends Error {}
@@ -126,6 +139,7 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentCo
       policy: str, model: str, 'model-sha256': str, slots: str, 'slot-context': str, 'queue-size': str,
       'queue-timeout-ms': str, 'max-tokens': str, threads: str, 'tls-cert': str, 'tls-key': str,
       'boot-delay': str, 'sim-jobs': str, 'sim-job-seconds': str,
+      'model-dir': { type: 'string', multiple: true }, 'model-cache-bytes': str, 'model-headers': str, 'model-download-rate': str, 'sim-download-seconds': str,
       'require-model': { type: 'boolean' },
       inference: str, 'sim-swap-seconds': str, 'sim-generation-ms': str, 'sim-token-ms': str, 'sim-fail-sha256': str, 'sim-bad-output-sha256': str, 'sim-oom-sha256': str,
     },
@@ -160,21 +174,37 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentCo
   const inference = v.inference ?? env.DRYDOCK_AGENT_INFERENCE ?? AGENT_DEFAULTS.inference;
   if (inference !== 'llama' && inference !== 'simulated') throw new AgentConfigError(`--inference: expected llama or simulated, got '${inference}'`);
 
+  const dataDir = v['data-dir'] ?? env.DRYDOCK_AGENT_DATA_DIR;
   const modelUri = v.model ?? env.DRYDOCK_AGENT_MODEL;
   const modelSha = v['model-sha256'] ?? env.DRYDOCK_AGENT_MODEL_SHA256;
+  const roots = v['model-dir'] ?? (env.DRYDOCK_AGENT_MODEL_DIRS ? env.DRYDOCK_AGENT_MODEL_DIRS.split(':').filter(Boolean) : []);
+  // A root that does not exist (yet) holds nothing: loads from it get 404.
+  for (const r of roots) if (r.includes('://') || r === '') throw new AgentConfigError(`--model-dir: expected a folder path, got '${r}'`);
   let model: AgentConfig['model'];
   if (modelUri || modelSha) {
-    if (!modelUri) throw new AgentConfigError('--model: --model-sha256 was given without --model (a path or file:// URI)');
+    if (!modelUri) throw new AgentConfigError('--model: --model-sha256 was given without --model (s3://, https://, file:// or a path)');
     if (!modelSha || !SHA256_RE.test(modelSha)) throw new AgentConfigError('--model-sha256: expected the model file\'s sha256 as 64 hex digits');
-    let path: string;
+    let src;
     try {
-      path = modelPathFromUri(modelUri);
+      src = modelSource(modelUri);
     } catch (err) {
-      throw new AgentConfigError(`--model: ${(err as Error).message}`);
+      throw new AgentConfigError(`--model: ${(err as ModelError).message.replace(/^uri: /, '')}`);
     }
-    // Simulated inference reads no file: its models exist by name only.
-    if (inference === 'llama' && !existsSync(path)) throw new AgentConfigError(`--model: no file at ${path}`);
+    if (src.scheme === 'file') {
+      // Simulated inference reads no file: its models exist by name only.
+      if (inference === 'llama' && !existsSync(src.path)) throw new AgentConfigError(`--model: no file at ${resolve(src.path)}`);
+      // Without --model-dir the start-up model's folder is the root.
+      if (roots.length === 0) roots.push(dirname(resolve(src.path)));
+    } else if (!dataDir) throw new AgentConfigError(`--model: downloading ${modelUri} needs --data-dir (the model cache lives there)`);
     model = { uri: modelUri, sha256: modelSha.toLowerCase() };
+  }
+  const headersFile = v['model-headers'] ?? env.DRYDOCK_AGENT_MODEL_HEADERS;
+  if (headersFile) {
+    try {
+      readHeadersFile(headersFile);
+    } catch (err) {
+      throw new AgentConfigError((err as Error).message);
+    }
   }
 
   const cert = v['tls-cert'] ?? env.DRYDOCK_AGENT_TLS_CERT;
@@ -188,7 +218,7 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentCo
     host: v.bind ?? v.host ?? env.DRYDOCK_AGENT_HOST ?? AGENT_DEFAULTS.host,
     port,
     token,
-    dataDir: v['data-dir'] ?? env.DRYDOCK_AGENT_DATA_DIR,
+    dataDir,
     gpuBackend: backend,
     gpus: num('gpus', v.gpus, AGENT_DEFAULTS.gpus, 1, true),
     gpusExplicit: v.gpus !== undefined,
@@ -199,6 +229,12 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentCo
     policy,
     policyFile,
     model,
+    models: {
+      roots,
+      cacheBytes: num('model-cache-bytes', v['model-cache-bytes'] ?? env.DRYDOCK_AGENT_MODEL_CACHE_BYTES, AGENT_DEFAULTS.modelCacheBytes, 0, true),
+      headersFile,
+      downloadBytesPerSecond: num('model-download-rate', v['model-download-rate'] ?? env.DRYDOCK_AGENT_MODEL_DOWNLOAD_RATE, 0, 0, true),
+    },
     requireModel: v['require-model'] ?? /^(1|true|yes)$/i.test(env.DRYDOCK_AGENT_REQUIRE_MODEL ?? ''),
     slots: num('slots', v.slots, AGENT_DEFAULTS.slots, 1, true),
     slotContext: num('slot-context', v['slot-context'], AGENT_DEFAULTS.slotContext, 64, true),
@@ -218,6 +254,7 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentCo
       failSha256: shaList('sim-fail-sha256', v['sim-fail-sha256']),
       badOutputSha256: shaList('sim-bad-output-sha256', v['sim-bad-output-sha256']),
       oomSha256: shaList('sim-oom-sha256', v['sim-oom-sha256']),
+      downloadSeconds: num('sim-download-seconds', v['sim-download-seconds'], AGENT_DEFAULTS.simInference.downloadSeconds, 0),
     },
   };
 }

@@ -8,10 +8,14 @@ import { selectGpuBackend } from './gpu/select.ts';
 import { SimulatedGpuBackend, SIMULATED_FAULT_KINDS, type SimulatedFault } from './gpu/simulated.ts';
 import { normalizePciBusId, type GpuBackend, type GpuInfo } from './gpu/types.ts';
 import { KernelLogWatcher, XidLog } from './gpu/xid.ts';
-import { SHA256_RE } from './inference/modelFile.ts';
 import { chatCompletions, completions, models, smoke, type OpenAiDeps } from './inference/openai.ts';
 import { LlamaInference, ModelSwapError, type InferenceService } from './inference/service.ts';
 import { SimulatedInference } from './inference/simulated.ts';
+import type { ModelFetcher } from './models/fetcher.ts';
+import { registerModelMetrics } from './models/metrics.ts';
+import { modelRefBody, modelRoutes } from './models/routes.ts';
+import { SimulatedModelStore } from './models/simulated.ts';
+import { ModelStore } from './models/store.ts';
 import { servingReasons, type DesiredModel } from './readiness.ts';
 import { TrafficCounter } from './traffic.ts';
 import { CordonedError, WorkTracker } from './work.ts';
@@ -51,7 +55,16 @@ export function createAgent(config: AgentConfig): Agent {
   const traffic = new TrafficCounter();
   const xids = new XidLog(256, (e) => metrics.recordXid(e));
   const gpu = selectGpuBackend(config, (e) => xids.record(e));
-  const inference: InferenceService = config.inference === 'simulated' ? new SimulatedInference(config) : new LlamaInference(config);
+  let fetcher: ModelFetcher;
+  let inference: InferenceService;
+  if (config.inference === 'simulated') {
+    const store = new SimulatedModelStore(config.simInference.downloadSeconds);
+    [fetcher, inference] = [store, new SimulatedInference(config, store)];
+  } else {
+    const store = new ModelStore({ ...config.models, dataDir: config.dataDir });
+    [fetcher, inference] = [store, new LlamaInference(config, store)];
+  }
+  registerModelMetrics(metrics.registry, fetcher);
   inference.onTokens = (n) => metrics.tokens.inc(n);
   const work = new WorkTracker((n) => {
     metrics.inFlight.set(n);
@@ -128,6 +141,8 @@ export function createAgent(config: AgentConfig): Agent {
       drain: work.status(),
       model: m ? { id: m.id, uri: m.uri, sha256: m.sha256, loadedAt: m.loadedAt, sizeBytes: m.sizeBytes, gpuLayers: m.gpuLayers } : null,
       modelSwap: inference.swap,
+      modelDownloads: fetcher.downloads().slice(0, 4),
+      modelCache: fetcher.cacheView(),
       slots,
       llama: llamaView ?? null,
       agentVersion: AGENT_VERSION,
@@ -172,15 +187,14 @@ export function createAgent(config: AgentConfig): Agent {
       }
       return [202, { accepted: true, inFlight: work.inFlight }];
     },
-    'GET /model': async () => [200, { model: inference.model ?? null, swap: inference.swap }],
+    'GET /model': async () => [200, { model: inference.model ?? null, swap: inference.swap, downloads: fetcher.downloads() }],
+    ...modelRoutes(fetcher),
     'PUT /model': async (b) => {
-      allowOnly(b, ['uri', 'sha256']);
-      if (typeof b.uri !== 'string' || b.uri === '') throw new HttpError(400, 'uri: expected a model path or file:// URI');
-      if (typeof b.sha256 !== 'string' || !SHA256_RE.test(b.sha256)) throw new HttpError(400, "sha256: expected the model file's sha256 as 64 hex digits");
+      const { uri, sha256 } = modelRefBody(b);
       const before = desired;
-      desired = { uri: b.uri, sha256: b.sha256.toLowerCase() };
+      desired = { uri, sha256 };
       try {
-        const model = await inference.load(b.uri, b.sha256);
+        const model = await inference.load(uri, sha256);
         modelError = undefined;
         return [200, { model, swap: inference.swap }];
       } catch (err) {
@@ -288,6 +302,7 @@ export function createAgent(config: AgentConfig): Agent {
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      fetcher.close();
       await started;
       await inference.close();
     },

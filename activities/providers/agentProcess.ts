@@ -18,6 +18,8 @@ export interface AgentProcessOptions {
   bootSeconds?: number;
   simJobs?: number;
   simJobSeconds?: number;
+  /** Folders the agent may load local model files from (--model-dir); created if missing. */
+  modelDirs?: string[];
   /** A serving pool's node: not ready while it serves no model. */
   requireModel?: boolean;
 }
@@ -61,6 +63,7 @@ export function agentUrl(dataDir: string): string | undefined {
 export function startAgentProcess(o: AgentProcessOptions): void {
   if (agentPid(o.dataDir)) return;
   mkdirSync(o.dataDir, { recursive: true });
+  for (const d of o.modelDirs ?? []) mkdirSync(d, { recursive: true });
   const log = openSync(join(o.dataDir, 'agent.log'), 'a');
   const child = spawn(
     process.execPath,
@@ -74,6 +77,7 @@ export function startAgentProcess(o: AgentProcessOptions): void {
       '--boot-delay', String(o.bootSeconds ?? 0),
       '--sim-jobs', String(o.simJobs ?? 0),
       '--sim-job-seconds', String(o.simJobSeconds ?? 5),
+      ...(o.modelDirs ?? []).flatMap((d) => ['--model-dir', d]),
       ...(o.requireModel ? ['--require-model'] : []),
     ],
     // Detached: a node outlives the worker that created it, as a cloud instance would.

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { agentUrl, restartAgentProcess, startAgentProcess, stopAgentProcess, type AgentProcessOptions } from './agentProcess.ts';
 import { TAG_SERVING, type NodeInstance } from './types.ts';
 
@@ -57,6 +57,7 @@ export class LocalAgentBootHook implements AgentLocator {
       bootSeconds: this.opts.bootSeconds,
       simJobs: this.opts.simJobs,
       simJobSeconds: this.opts.simJobSeconds,
+      modelDirs: [join(dirname(this.opts.stateDir), 'models')],
       requireModel: node.tags[TAG_SERVING] === 'true',
     };
   }

@@ -121,6 +121,8 @@ export class LocalProvider implements Provider {
       bootSeconds,
       simJobs: this.opts.simJobs,
       simJobSeconds: this.opts.simJobSeconds,
+      // Local model files live in `models/` beside the state dir (the dev stack and test fleets write them there).
+      modelDirs: [join(dirname(this.opts.stateDir), 'models')],
       requireModel: rec.serving === true,
     };
   }

@@ -4,6 +4,7 @@ import type { ModelRef, RollingUpdateConfig } from '../../workflows/inputs/rolli
 import type { AnalysisTraffic } from '../../workflows/rollout/api.ts';
 import { AgentHttpError, type AgentClient } from '../agentClient.ts';
 import { nodeAccess, POLL_MS, type NodeActivityDeps, type NodeRef } from '../nodes.ts';
+import { downloadDetails, downloadOf } from './prefetch.ts';
 import { trafficBetween, type Traffic, type TrafficCounts } from './traffic.ts';
 
 /** The failure type of a node the health policy calls unhealthy mid-walk: a hardware fault for remediation, not evidence against the model. */
@@ -128,7 +129,8 @@ export function createRolloutModelActivities(deps: NodeActivityDeps) {
       if (swap.state !== 'loading' || swap.sha256 !== want.sha256) {
         try {
           // Loads can take minutes: heartbeat while the agent works, so a dead worker is noticed in seconds.
-          const beat = setInterval(() => ctx.heartbeat({ loading: want.sha256 }), HEARTBEAT_MS);
+          // The beat carries the download's progress when the model is fetched first (not prefetched).
+          const beat = setInterval(() => void downloadOf(agent, want.sha256).then((d) => ctx.heartbeat({ ...downloadDetails(input.nodeId, d?.state === 'done' ? undefined : d), loading: want.sha256 })), HEARTBEAT_MS);
           let r: Awaited<ReturnType<AgentClient['setModel']>>;
           try {
             r = await agent.setModel(want.uri, want.sha256, SWAP_TIMEOUT_MS);

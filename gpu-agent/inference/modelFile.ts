@@ -6,11 +6,10 @@ import { fileURLToPath } from 'node:url';
 
 export const SHA256_RE = /^[0-9a-fA-F]{64}$/;
 
-/** A model URI is a local path or a file:// URI; anything else must be fetched to the node first. */
-export function modelPathFromUri(uri: string): string {
-  if (uri.startsWith('file://')) return fileURLToPath(uri);
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) throw new Error(`'${uri}': only local paths and file:// URIs are supported; copy the model onto the node first`);
-  return resolve(uri);
+/** A model's short name: the last segment of its URI or path, without `.gguf` or a query. */
+export function modelIdFrom(uri: string): string {
+  const last = uri.replace(/[?#].*$/, '').split('/').filter(Boolean).pop() ?? uri;
+  return last.replace(/\.gguf$/i, '');
 }
 
 export function sha256File(path: string): Promise<string> {

@@ -1,9 +1,9 @@
-import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { basename } from 'node:path';
 import type { ChatHistoryItem, Llama, LlamaContext, LlamaContextSequence, LlamaModel } from 'node-llama-cpp';
 import type { AgentConfig } from '../config.ts';
-import { modelPathFromUri, preflightModel, sha256File } from './modelFile.ts';
+import { ModelError as ModelSwapError } from '../models/errors.ts';
+import type { ModelStore } from '../models/store.ts';
+import { modelIdFrom, preflightModel } from './modelFile.ts';
 import { SlotPool } from './slots.ts';
 
 /** The agent settings inference runs with (documented on AgentConfig). */
@@ -30,11 +30,7 @@ export type SwapState = { state: 'idle' } | { state: 'loading'; uri: string; sha
 };
 
 /** Why a model could not be swapped in; `status` is the HTTP answer. The old model keeps serving. */
-export class ModelSwapError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
-  }
-}
+export { ModelSwapError };
 
 export class NoModelError extends Error {}
 
@@ -86,15 +82,40 @@ export interface InferenceService {
   close(): Promise<void>;
 }
 
-/** One serving model at a time; a swap loads the next beside it and switches only once it works. */
-export class LlamaInference implements InferenceService {
-  private llamaP?: Promise<Llama>;
-  private current?: Serving;
+/**
+ * What every backend shares: the serving model and its slots, the swap state, and the guard that
+ * refuses a second swap while one loads (409).
+ */
+export abstract class ModelServing<S extends { info: ModelInfo; pool: SlotPool }> {
+  protected current?: S;
   swap: SwapState = { state: 'idle' };
   /** Called with each finished generation's token count (metrics). */
   onTokens: (n: number) => void = () => {};
 
-  constructor(readonly opts: InferenceOptions) {}
+  get model(): ModelInfo | undefined {
+    return this.current?.info;
+  }
+
+  slots(): { busy: number; total: number; queued: number } {
+    const p = this.current?.pool;
+    return { busy: p?.busy ?? 0, total: p?.total ?? 0, queued: p?.queued ?? 0 };
+  }
+
+  /** Marks a swap to `uri` as loading; throws 409 while another one loads. */
+  protected beginSwap(uri: string, sha256: string, startedAt = new Date()): void {
+    if (this.swap.state === 'loading') throw new ModelSwapError(409, `a model swap to ${this.swap.uri} is already in progress`);
+    this.swap = { state: 'loading', uri, sha256, startedAt: startedAt.toISOString() };
+  }
+}
+
+/** One serving model at a time; a swap loads the next beside it and switches only once it works. */
+export class LlamaInference extends ModelServing<Serving> implements InferenceService {
+  private llamaP?: Promise<Llama>;
+
+  /** `store` finds the model file: under a model root, or downloaded into the cache and verified. */
+  constructor(readonly opts: InferenceOptions, private readonly store: ModelStore) {
+    super();
+  }
 
   /** The shared llama.cpp instance (`gpu: 'auto'`: CUDA, Vulkan or Metal when usable, else CPU). */
   llama(): Promise<Llama> {
@@ -142,24 +163,14 @@ export class LlamaInference implements InferenceService {
     return lines.length ? ` (${lines.join('; ')})` : '';
   }
 
-
-  get model(): ModelInfo | undefined {
-    return this.current?.info;
-  }
-
-  slots(): { busy: number; total: number; queued: number } {
-    const p = this.current?.pool;
-    return { busy: p?.busy ?? 0, total: p?.total ?? 0, queued: p?.queued ?? 0 };
-  }
-
   /** Verifies, loads, smoke-tests and swaps in a model; on any failure the old model keeps serving. */
   async load(uri: string, sha256: string): Promise<ModelInfo> {
-    if (this.swap.state === 'loading') throw new ModelSwapError(409, `a model swap to ${this.swap.uri} is already in progress`);
-    this.swap = { state: 'loading', uri, sha256, startedAt: new Date().toISOString() };
+    this.beginSwap(uri, sha256);
     try {
       const next = await this.prepare(uri, sha256.toLowerCase());
       const old = this.current;
       this.current = next; // the switch: new requests go to `next` from here on
+      this.store.setServed(next.info.sha256);
       this.swap = { state: 'done', uri, sha256, at: new Date().toISOString() };
       if (old) void old.pool.idle().then(() => old.model.dispose());
       return next.info;
@@ -171,20 +182,8 @@ export class LlamaInference implements InferenceService {
   }
 
   private async prepare(uri: string, sha256: string): Promise<Serving> {
-    let path: string;
-    try {
-      path = modelPathFromUri(uri);
-    } catch (err) {
-      throw new ModelSwapError(400, `uri: ${(err as Error).message}`);
-    }
-    let sizeBytes: number;
-    try {
-      sizeBytes = statSync(path).size;
-    } catch {
-      throw new ModelSwapError(400, `uri: no file at ${path}`);
-    }
-    const actual = await sha256File(path);
-    if (actual !== sha256) throw new ModelSwapError(409, `sha256: ${path} has sha256 ${actual}, expected ${sha256}; refusing to load it`);
+    // Roots, download, sha256: a ModelSwapError (4xx) here leaves the old model serving.
+    const { path, sizeBytes } = await this.store.resolve(uri, sha256);
     try {
       await preflightModel(path);
     } catch (err) {
@@ -208,7 +207,7 @@ export class LlamaInference implements InferenceService {
       const sequences = Array.from({ length: this.opts.slots }, () => context.getSequence());
       const serving: Serving = {
         info: {
-          id: basename(path).replace(/\.gguf$/i, ''),
+          id: modelIdFrom(uri),
           uri,
           path,
           sha256,

@@ -1,19 +1,27 @@
 import { createHash } from 'node:crypto';
-import { basename } from 'node:path';
+import { resolve } from 'node:path';
 import type { LlamaContextSequence } from 'node-llama-cpp';
 import type { AgentConfig } from '../config.ts';
-import { modelPathFromUri } from './modelFile.ts';
-import { ModelSwapError, NoModelError, type GenerateRequest, type GenerateResult, type InferenceService, type ModelInfo, type SwapState } from './service.ts';
+import { modelSource } from '../models/store.ts';
+import { modelIdFrom } from './modelFile.ts';
+import type { SimulatedModelStore } from '../models/simulated.ts';
+import { ModelServing, ModelSwapError, NoModelError, type GenerateRequest, type GenerateResult, type InferenceService, type ModelInfo } from './service.ts';
 import { SlotPool } from './slots.ts';
 
 export type SimulatedInferenceOptions = Pick<AgentConfig, 'slots' | 'slotContext' | 'queueSize' | 'queueTimeoutMs' | 'simInference'>;
 
+/** Where a simulated model "is": its absolute path, or the URI of a remote one. */
+function simulatedPath(uri: string): string {
+  const src = modelSource(uri);
+  return src.scheme === 'file' ? resolve(src.path) : uri;
+}
+
 /**
- * The sha256 a simulated model "file" has: derived from its path, so a rollout target can name a
- * model that exists nowhere and a wrong sha256 is still refused (409) as on a real agent.
+ * The sha256 a simulated model "file" has: derived from its path (or remote URI), so a rollout
+ * target can name a model that exists nowhere and a wrong sha256 is still refused (409) as on a real agent.
  */
 export function simulatedModelSha256(uri: string): string {
-  return createHash('sha256').update(`drydock-sim-model:${modelPathFromUri(uri)}`).digest('hex');
+  return createHash('sha256').update(`drydock-sim-model:${simulatedPath(uri)}`).digest('hex');
 }
 
 /** One timed operation of the backend, for the fleet simulator's per-node records. */
@@ -42,37 +50,24 @@ export const SIM_OOM_MAX_TOKENS = 16;
  * load's smoke generation (422); those in `badOutputSha256` load but answer garbage; those in
  * `oomSha256` fail generations longer than SIM_OOM_MAX_TOKENS.
  */
-export class SimulatedInference implements InferenceService {
-  private current?: { info: ModelInfo; pool: SlotPool };
-  swap: SwapState = { state: 'idle' };
-  onTokens: (n: number) => void = () => {};
+export class SimulatedInference extends ModelServing<{ info: ModelInfo; pool: SlotPool }> implements InferenceService {
   /** Recent swaps and generations with their durations (newest last). */
   readonly timings: SimulatedTiming[] = [];
   private closed = new AbortController();
 
-  constructor(readonly opts: SimulatedInferenceOptions) {}
-
-  get model(): ModelInfo | undefined {
-    return this.current?.info;
-  }
-
-  slots(): { busy: number; total: number; queued: number } {
-    const p = this.current?.pool;
-    return { busy: p?.busy ?? 0, total: p?.total ?? 0, queued: p?.queued ?? 0 };
+  /** `store` simulates downloads of remote models (local paths exist by name only). */
+  constructor(readonly opts: SimulatedInferenceOptions, private readonly store: SimulatedModelStore) {
+    super();
   }
 
   async load(uri: string, sha256: string): Promise<ModelInfo> {
-    if (this.swap.state === 'loading') throw new ModelSwapError(409, `a model swap to ${this.swap.uri} is already in progress`);
     const startedAt = Date.now();
+    this.beginSwap(uri, sha256, new Date(startedAt));
     const want = sha256.toLowerCase();
-    this.swap = { state: 'loading', uri, sha256, startedAt: new Date(startedAt).toISOString() };
     try {
-      let path: string;
-      try {
-        path = modelPathFromUri(uri);
-      } catch (err) {
-        throw new ModelSwapError(400, `uri: ${(err as Error).message}`);
-      }
+      const path = simulatedPath(uri);
+      // A remote model downloads first (simulated time); a load and a prefetch share the download.
+      await this.store.resolve(uri, want);
       // Same checks, codes and messages as the real backend, minus the file.
       const actual = simulatedModelSha256(path);
       if (actual !== want) throw new ModelSwapError(409, `sha256: ${path} has sha256 ${actual}, expected ${want}; refusing to load it`);
@@ -81,7 +76,7 @@ export class SimulatedInference implements InferenceService {
         throw new ModelSwapError(422, `model ${path}: smoke generation failed: simulated bad model`);
       }
       const info: ModelInfo = {
-        id: basename(path).replace(/\.gguf$/i, ''),
+        id: modelIdFrom(uri),
         uri,
         path,
         sha256: want,

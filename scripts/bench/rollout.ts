@@ -8,7 +8,7 @@
  *   node --import tsx scripts/bench/rollout.ts [--nodes 100] [--max-unavailable 10%]
  *     [--swap 2-4] [--drain 0.5-2] [--generation-ms 100-300] [--seed 1] [--no-pool]
  *     [--pool-max-unavailable AMOUNT (default: the rollout's)] [--runs 3] [--no-eager | --compare-eager]
- *     [--timeout-minutes 20] [--out FILE]
+ *     [--timeout-minutes 20] [--out FILE] [--download 10-20 [--prefetch 100%]]
  *
  * Each run starts its own dev server, simulator, worker and (default) pool workflow, then rolls a
  * new model across the pool (analysis intervalSeconds 0: one smoke check per batch). A run's
@@ -20,6 +20,14 @@
  * execution (workers/serverSettings.ts); `--no-eager` turns it off, `--compare-eager` interleaves
  * runs with and without it and prints the difference. Writes the figures to --out (default
  * scripts/fleet-sim/results/rollout-<N>.json, rollout-<N>-no-eager.json with --no-eager).
+ *
+ * `--download MIN-MAX` makes the target a remote model (s3://) that takes that many seconds to
+ * download onto each node, and interleaves runs with prefetch (`--prefetch`, default 100%) and
+ * without (prefetch 0: each node downloads while out of service). For each it reports the seconds
+ * every node was out of service (cordon to uncordon, as the simulator saw it) against that node's
+ * own drain + load + smoke (goal with prefetch: at most 0.5 s more), and the total against the
+ * ideal: the first batch's slowest download (nothing can hide it) plus the batches' ideals (goal ≤ 1.10×).
+ * Writes rollout-<N>-download.json by default.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -37,6 +45,7 @@ import { startDevServer } from '../lib/temporal.ts';
 import { waitFor } from '../lib/waitFor.ts';
 import { procStats } from './processes.ts';
 import { activityLatencies, attribution, batchIdeals, walkWork } from './rolloutHistory.ts';
+import type { NodeTimings } from '../fleet-sim/simulator.ts';
 import { startSimFleet, waitPoolAdopted } from './simFleet.ts';
 import { spread } from './stats.ts';
 
@@ -55,6 +64,8 @@ const { values: a } = parseArgs({
     'compare-eager': { type: 'boolean', default: false },
     'timeout-minutes': { type: 'string', default: '20' },
     out: { type: 'string' },
+    download: { type: 'string', default: '0' },
+    prefetch: { type: 'string', default: '100%' },
   },
 });
 const N = Number(a.nodes);
@@ -68,14 +79,16 @@ if (!(RUNS >= 1)) throw new Error(`--runs: expected a whole number >= 1, got '${
 const POOL = 'sim';
 const TQ = 'rollout-bench';
 const BASE_MODEL = '/models/bench-base.gguf';
-const TARGET = { uri: '/models/bench-next.gguf', sha256: simulatedModelSha256('/models/bench-next.gguf') };
+const DOWNLOADS = a.download !== '0';
+const TARGET_URI = DOWNLOADS ? 's3://bench-models/bench-next.gguf' : '/models/bench-next.gguf';
+const TARGET = { uri: TARGET_URI, sha256: simulatedModelSha256(TARGET_URI) };
 const token = randomBytes(24).toString('hex');
 
 const s2 = (ms: number) => (ms / 1000).toFixed(2);
 const pc = (x: number) => `${(x * 100).toFixed(1)} %`;
 
 /** One run on fresh processes: dev server (eager activity execution on or off), simulator, worker, pool, rollout. */
-async function oneRun(eager: boolean) {
+async function oneRun(eager: boolean, prefetch?: number | string) {
   const env = await startDevServer({ dynamicConfig: { 'system.enableActivityEagerExecution': eager } });
   let procs: { kill(signal: NodeJS.Signals): void }[] = [];
   try {
@@ -86,7 +99,7 @@ async function oneRun(eager: boolean) {
       pool: POOL,
       nodes: N,
       token,
-      simArgs: ['--boot-seconds', '2', '--inference', '--swap-seconds', a.swap, '--drain-seconds', a.drain, '--generation-ms', a['generation-ms'], '--seed', a.seed, '--initial-model', BASE_MODEL],
+      simArgs: ['--boot-seconds', '2', '--inference', '--swap-seconds', a.swap, '--drain-seconds', a.drain, '--generation-ms', a['generation-ms'], '--seed', a.seed, '--initial-model', BASE_MODEL, '--download-seconds', a.download],
       // Every agent loads the base model at start (one swap time each).
       beforeWorker: async (sim) => {
         const list = await sim.list(POOL);
@@ -116,6 +129,7 @@ async function oneRun(eager: boolean) {
       maxUnavailable: MAX_UNAVAILABLE,
       analysis: { intervalSeconds: 0, expect: 'hello', maxLatencyMs: 10_000 },
       drainTimeoutSeconds: 60,
+      ...(prefetch === undefined ? {} : { prefetch }),
     };
     const id = `rollout/${POOL}/bench-${Date.now()}`;
     const cpu0 = procStats(wpid).cpuS;
@@ -143,12 +157,18 @@ async function oneRun(eager: boolean) {
 
     const all = await sim.timings(POOL);
     const batches = batchIdeals(st, all, TARGET.sha256);
-    const idealMs = batches.reduce((x, b) => x + b.idealMs, 0);
+    // With prefetch the first batch must wait for its own downloads: nothing can hide the slowest of them.
+    const firstDownloadMs = prefetch !== undefined && amount(String(prefetch)) !== 0 ? Math.max(0, ...(st.batches[0] ?? []).map((id) => all.find((t) => t.nodeId === id)!.durations.downloadSeconds * 1000)) : 0;
+    const idealMs = firstDownloadMs + batches.reduce((x, b) => x + b.idealMs, 0);
+    const oos = outOfService(st, all, tStart);
     const lat = activityLatencies(await handle.fetchHistory());
     const attr = attribution(lat.perNode, walkWork(st, all, TARGET.sha256));
     if (WITH_POOL) await env.client.workflow.getHandle(`pool/${POOL}`).terminate('benchmark over');
     return {
       eager,
+      prefetch: prefetch ?? null,
+      outOfService: oos,
+      firstDownloadS: firstDownloadMs / 1000,
       totalS: totalMs / 1000,
       idealS: idealMs / 1000,
       overhead: totalMs / idealMs - 1,
@@ -169,6 +189,31 @@ async function oneRun(eager: boolean) {
   }
 }
 type Run = Awaited<ReturnType<typeof oneRun>>;
+
+/**
+ * Per updated node: seconds out of service during the rollout (cordon to uncordon, as the simulator
+ * measured it) and how much longer that was than its own drain + load + smoke.
+ */
+function outOfService(st: RolloutStatus, all: NodeTimings[], since: number) {
+  const work = walkWork(st, all, TARGET.sha256);
+  const per = st.nodes
+    .filter((n) => n.state === 'done')
+    .map((n) => {
+      const t = all.find((x) => x.nodeId === n.id)!;
+      const outMs = t.outOfService.filter((o) => o.from >= since).reduce((x, o) => x + o.ms, 0);
+      const w = work.get(n.id)!;
+      return { nodeId: n.id, outMs, workMs: w.drainMs + w.swapMs + w.smokeMs, excessMs: outMs - (w.drainMs + w.swapMs + w.smokeMs), downloadS: t.durations.downloadSeconds };
+    });
+  const xs = (f: (p: (typeof per)[number]) => number) => per.map(f).sort((x, y) => x - y);
+  const mean = (v: number[]) => v.reduce((x, y) => x + y, 0) / Math.max(v.length, 1);
+  const q = (v: number[], p: number) => v[Math.min(v.length - 1, Math.floor(p * v.length))] ?? NaN;
+  return {
+    nodes: per.length,
+    outS: { mean: mean(xs((p) => p.outMs)) / 1000, p50: q(xs((p) => p.outMs), 0.5) / 1000, max: q(xs((p) => p.outMs), 1) / 1000 },
+    excessS: { mean: mean(xs((p) => p.excessMs)) / 1000, p50: q(xs((p) => p.excessMs), 0.5) / 1000, max: q(xs((p) => p.excessMs), 1) / 1000 },
+    withinHalfSecond: per.filter((p) => p.excessMs <= 500).length,
+  };
+}
 
 /** Median and range of each figure over a mode's runs, and the run whose overhead is the median (its details are printed). */
 function summarize(runs: Run[]) {
@@ -257,4 +302,57 @@ async function main(): Promise<void> {
   console.log(`wrote ${out} (${results.wallSeconds.toFixed(0)} s in all)`);
 }
 
-await main();
+/** `--download`: interleaved runs with and without prefetch, out of service per node and total vs ideal for each. */
+async function downloadMain(): Promise<void> {
+  const PREFETCH = amount(a.prefetch);
+  const modes: { name: string; prefetch: number | string }[] = [
+    { name: `prefetch ${PREFETCH}`, prefetch: PREFETCH },
+    { name: 'no prefetch (download while out of service)', prefetch: 0 },
+  ];
+  const started = Date.now();
+  const byMode = new Map<string, Run[]>(modes.map((m) => [m.name, []]));
+  for (let i = 0; i < RUNS; i++) {
+    for (const m of modes) {
+      console.log(`run ${i + 1}/${RUNS}, ${m.name}`);
+      const r = await oneRun(!a['no-eager'], m.prefetch);
+      byMode.get(m.name)!.push(r);
+      console.log(`  total ${r.totalS.toFixed(2)} s, ideal ${r.idealS.toFixed(2)} s (${(r.totalS / r.idealS).toFixed(3)}×), out of service per node mean ${r.outOfService.outS.mean.toFixed(2)} s, max ${r.outOfService.outS.max.toFixed(2)} s`);
+    }
+  }
+  const summary = modes.map((m) => {
+    const rs = byMode.get(m.name)!;
+    const med = (f: (r: Run) => number) => spread(rs.map(f)).median;
+    return {
+      mode: m.name,
+      prefetch: m.prefetch,
+      totalS: med((r) => r.totalS),
+      idealS: med((r) => r.idealS),
+      totalOverIdeal: med((r) => r.totalS / r.idealS),
+      firstDownloadS: med((r) => r.firstDownloadS),
+      outOfServiceS: { mean: med((r) => r.outOfService.outS.mean), p50: med((r) => r.outOfService.outS.p50), max: med((r) => r.outOfService.outS.max) },
+      beyondDrainLoadSmokeS: { mean: med((r) => r.outOfService.excessS.mean), p50: med((r) => r.outOfService.excessS.p50), max: med((r) => r.outOfService.excessS.max) },
+      nodesWithinHalfSecond: med((r) => r.outOfService.withinHalfSecond),
+      nodes: rs[0].outOfService.nodes,
+      historyEvents: med((r) => r.historyEvents),
+      batches: rs[0].batches,
+      runs: rs.map((r) => ({ totalS: r.totalS, idealS: r.idealS, outOfService: r.outOfService })),
+    };
+  });
+  const [on, off] = summary;
+  console.log(`
+rollout with model downloads: ${N} nodes, maxUnavailable ${MAX_UNAVAILABLE} → ${on.batches} batches; download ${a.download} s, swap ${a.swap} s, drain ${a.drain} s, smoke ${a['generation-ms']} ms per node (seed ${a.seed}); median of ${RUNS} run(s) each`);
+  for (const x of summary) {
+    console.log(`  ${x.mode}
+    total            ${x.totalS.toFixed(2)} s vs ideal ${x.idealS.toFixed(2)} s (first batch's slowest download ${x.firstDownloadS.toFixed(2)} s + the batches' drain + swap + smoke + analysis): ${x.totalOverIdeal.toFixed(3)}× (goal ≤ 1.10× with prefetch)
+    out of service   per node mean ${x.outOfServiceS.mean.toFixed(2)} s, median ${x.outOfServiceS.p50.toFixed(2)} s, max ${x.outOfServiceS.max.toFixed(2)} s
+    beyond its own   drain + load + smoke: mean ${x.beyondDrainLoadSmokeS.mean.toFixed(2)} s, max ${x.beyondDrainLoadSmokeS.max.toFixed(2)} s; ${x.nodesWithinHalfSecond}/${x.nodes} nodes within 0.5 s (goal: all, with prefetch)
+    history          ${x.historyEvents} events`);
+  }
+  console.log(`  prefetch vs none: out of service per node ${off.outOfServiceS.mean.toFixed(2)} → ${on.outOfServiceS.mean.toFixed(2)} s (${(on.outOfServiceS.mean / off.outOfServiceS.mean).toFixed(3)}×), total ${off.totalS.toFixed(2)} → ${on.totalS.toFixed(2)} s (${(on.totalS / off.totalS).toFixed(3)}×)`);
+  const out = a.out ?? join(REPO_ROOT, `scripts/fleet-sim/results/rollout-${N}-download.json`);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify({ nodes: N, maxUnavailable: MAX_UNAVAILABLE, poolWorkflow: WITH_POOL, durations: { downloadSeconds: a.download, swapSeconds: a.swap, drainSeconds: a.drain, generationMs: a['generation-ms'], seed: Number(a.seed) }, runsPerMode: RUNS, goals: { totalOverIdeal: 1.1, beyondDrainLoadSmokeS: 0.5 }, modes: summary, wallSeconds: (Date.now() - started) / 1000, machine: `${cpus().length} cores`, at: new Date().toISOString() }, null, 2) + '\n');
+  console.log(`wrote ${out}`);
+}
+
+await (DOWNLOADS ? downloadMain() : main());

@@ -6,6 +6,7 @@ import { registerPoolCommands } from './pool.ts';
 import { registerRolloutCommands } from './rollout/commands.ts';
 import { CliError, EXIT } from './runtime.ts';
 import { registerSetupCommand } from './setup.ts';
+import { registerSimCommands } from './sim.ts';
 import { registerTrainCommands } from './train.ts';
 import { registerWorkersCommands } from './workers.ts';
 
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerTrainCommands(program);
   registerRolloutCommands(program);
   registerWorkersCommands(program);
+  registerSimCommands(program);
   exitOverrideAll(program);
   return program;
 }

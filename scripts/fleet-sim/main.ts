@@ -18,7 +18,7 @@ const { values } = parseArgs({
   options: {
     port: { type: 'string', default: '0' }, 'boot-seconds': { type: 'string', default: '2' }, 'rack-size': { type: 'string', default: '25' },
     inference: { type: 'boolean', default: false }, 'swap-seconds': { type: 'string', default: '2-4' }, 'drain-seconds': { type: 'string', default: '0.5-2' },
-    'generation-ms': { type: 'string', default: '100-300' }, seed: { type: 'string', default: '1' }, 'initial-model': str, 'fail-sha256': str, 'bad-output-sha256': str, 'oom-sha256': str,
+    'generation-ms': { type: 'string', default: '100-300' }, 'download-seconds': { type: 'string', default: '0' }, seed: { type: 'string', default: '1' }, 'initial-model': str, 'fail-sha256': str, 'bad-output-sha256': str, 'oom-sha256': str,
   },
 });
 const token = process.env.DRYDOCK_AGENT_TOKEN ?? '';
@@ -47,6 +47,7 @@ const sim = new FleetSimulator({
         swapSeconds: range('swap-seconds', values['swap-seconds']),
         drainSeconds: range('drain-seconds', values['drain-seconds']),
         generationMs: range('generation-ms', values['generation-ms']),
+        downloadSeconds: range('download-seconds', values['download-seconds']),
         seed: Number(values.seed),
         initialModel: values['initial-model'],
         failSha256: list(values['fail-sha256']),

@@ -3,7 +3,7 @@
  * in the fleet simulator: the real workflows and activities, only the provider differs. Env: as
  * workers/control.ts (TEMPORAL_ADDRESS, DRYDOCK_TASK_QUEUE, DRYDOCK_AGENT_TOKEN, optional
  * DRYDOCK_WORKFLOW_BUNDLE, DRYDOCK_METRICS_ADDRESS, codec keys) but no pools file: FLEET_SIM_URL
- * and FLEET_SIM_POOL instead.
+ * and FLEET_SIM_POOL (one pool, or several comma-separated) instead.
  */
 import { loadControlWorkerConfig } from '../../workers/config.ts';
 import { createControlWorker } from '../../workers/controlWorker.ts';
@@ -27,5 +27,5 @@ try {
 }
 const pools = new SimPoolRegistry(required('FLEET_SIM_POOL'), required('FLEET_SIM_URL'), config.agentToken);
 const { run } = await createControlWorker(config, pools);
-console.log(`fleet-sim worker: ready, version ${versionString(config.version)}, pool ${pools.names()[0]}`);
+console.log(`fleet-sim worker: ready, version ${versionString(config.version)}, pool ${pools.names().join(', ')}`);
 await run();

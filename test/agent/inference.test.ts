@@ -164,7 +164,7 @@ describe('gpu-agent inference (node-llama-cpp on a tiny GGUF)', () => {
     assert.equal(wrongSha.status, 409);
     assert.match((await wrongSha.json()).error, new RegExp(`^sha256: .* has sha256 ${modelB.sha256}, expected ${modelA.sha256}`));
     const missing = await call('PUT', '/model', { uri: `file://${join(dir, 'nope.gguf')}`, sha256: modelA.sha256 });
-    assert.equal(missing.status, 400);
+    assert.equal(missing.status, 404);
     assert.match((await missing.json()).error, /^uri: no file at/);
     assert.equal((await call('PUT', '/model', { uri: modelB.path })).status, 400);
 

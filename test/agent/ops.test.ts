@@ -5,7 +5,7 @@ import { request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
 import { after, before, describe, it } from 'node:test';
 import { AgentConfigError, loadAgentConfig } from '../../gpu-agent/config.ts';
 import { createAgent, type Agent } from '../../gpu-agent/server.ts';
@@ -92,12 +92,8 @@ describe('gpu-agent operations: TLS, metrics, kernel log, flags', () => {
     await call('POST', '/sim/faults/clear', {});
     // Simulated GPU 1 sits at PCI 00000000:28:00.0.
     appendFileSync(log, '[ 77.7] NVRM: Xid (PCI:0000:28:00): 94, pid=9, name=x, Contained: SM (0x1). RST: No, D-RST: No\n');
-    let h;
-    for (let i = 0; i < 100; i++) {
-      h = await call('GET', '/health');
-      if (h.recentXids.length) break;
-      await sleep(100);
-    }
+    let h = await call('GET', '/health');
+    await waitFor(async () => (h = await call('GET', '/health')).recentXids.length > 0, 10_000, 'the XID to be read');
     assert.equal(h.kernelLog, `file:${log}`);
     assert.equal(h.gpus[1].status, 'unhealthy');
     assert.match(h.reasons.join(), /gpu 1: xid 94 \(fatal\)/);
@@ -111,7 +107,11 @@ describe('gpu-agent operations: TLS, metrics, kernel log, flags', () => {
     bad(['--model', '/x.gguf'], /^--model-sha256: expected the model file's sha256/);
     bad(['--model-sha256', 'a'.repeat(64)], /^--model: --model-sha256 was given without --model/);
     bad(['--model', join(dir, 'none.gguf'), '--model-sha256', 'a'.repeat(64)], /^--model: no file at/);
-    bad(['--model', 's3://bucket/m.gguf', '--model-sha256', 'a'.repeat(64)], /^--model: .*only local paths and file:\/\/ URIs/);
+    bad(['--model', 's3://bucket/m.gguf', '--model-sha256', 'a'.repeat(64)], /^--model: downloading s3:\/\/bucket\/m\.gguf needs --data-dir/);
+    bad(['--model', 'ftp://host/m.gguf', '--model-sha256', 'a'.repeat(64)], /^--model: unsupported scheme 'ftp:'; expected s3:\/\/bucket\/key, https:/);
+    bad(['--model-dir', 's3://bucket/models'], /^--model-dir: expected a folder path/);
+    bad(['--model-cache-bytes', 'lots'], /^--model-cache-bytes: expected an integer >= 0/);
+    bad(['--model-headers', join(dir, 'no-headers.json')], /^--model-headers: cannot read/);
     bad(['--tls-cert', '/x.pem'], /^--tls-cert\/--tls-key: give both/);
     bad(['--tls-cert', join(dir, 'no.pem'), '--tls-key', join(dir, 'no.pem')], /^--tls-cert: cannot read/);
     bad(['--kernel-log', 'dmesg'], /^--kernel-log: expected auto, kmsg, journal, none or file:PATH/);

@@ -1,4 +1,5 @@
 import { invalidArgument } from '../common/errors.ts';
+import { parseModelUri } from '../common/modelUri.ts';
 import {
   amount,
   nested,
@@ -22,13 +23,22 @@ import {
  */
 export interface RollingUpdateInput {
   pool: string;
-  /** What every node should serve at the end: a model file on the nodes (path or file:// URI) and its sha256. */
+  /**
+   * What every node should serve at the end: a model (s3://bucket/key, https://…, http://…, which
+   * the agents download into their cache, or a file on the nodes: an absolute path or file:/// URI) and its sha256.
+   */
   target: { model: { uri: string; sha256: string } };
   strategy?: 'rolling' | 'blueGreen';
   /** Rolling: most of this rollout's nodes out of service at once (count or "25%"); the pool's budget applies too. */
   maxUnavailable?: number | string;
   /** Blue-green: most green nodes provisioning at once (count or percent of the pool). */
   maxSurge?: number | string;
+  /**
+   * Rolling, remote models: most nodes downloading the target at once ahead of their turn, while
+   * they still serve (count or percent of the pool; 0 turns prefetch off and a node downloads
+   * while out of service). Default: two batches (2 × maxUnavailable).
+   */
+  prefetch?: number | string;
   /** Rolling: batches and pauses in order; nodes left after the last step go in batches of maxUnavailable. */
   steps?: RolloutStep[];
   /** Checks after every batch (and of the green set before the switch). */
@@ -79,6 +89,8 @@ export interface RollingUpdateConfig {
   strategy: 'rolling' | 'blueGreen';
   maxUnavailable: Amount;
   maxSurge: Amount;
+  /** Absent: the default (2 × maxUnavailable). */
+  prefetch?: Amount;
   steps: ResolvedStep[];
   analysis: {
     prompt: string;
@@ -130,7 +142,15 @@ export function modelRef(obj: Obj): ModelRef {
   rejectUnknown(obj, ['uri', 'sha256']);
   const uri = requireString(obj, 'uri');
   if (uri.length > 1024) throw invalidArgument('uri', 'must be at most 1024 characters');
-  if (!uri.startsWith('/') && !uri.startsWith('file:///')) throw invalidArgument('uri', `expected an absolute path or file:/// URI of the model on the nodes, got '${uri}'`);
+  let scheme: string;
+  try {
+    scheme = parseModelUri(uri).scheme;
+  } catch (err) {
+    throw invalidArgument('uri', (err as Error).message);
+  }
+  if (scheme === 'file' && !uri.startsWith('/') && !uri.startsWith('file:///')) {
+    throw invalidArgument('uri', `expected s3://bucket/key, https://…, http://…, or an absolute path or file:/// URI of the model on the nodes, got '${uri}'`);
+  }
   if (uri.split('/').includes('..')) throw invalidArgument('uri', "must not contain '..'");
   const sha256 = requireString(obj, 'sha256', SHA256, "the model file's sha256 as 64 hex digits");
   return { uri, sha256: sha256.toLowerCase() };
@@ -158,7 +178,7 @@ function steps(raw: unknown): ResolvedStep[] {
 export function parseRollingUpdateInput(raw: unknown): RollingUpdateConfig {
   const D = ROLLING_UPDATE_DEFAULTS;
   const obj = requireObject(raw, 'input');
-  rejectUnknown(obj, ['pool', 'target', 'strategy', 'maxUnavailable', 'maxSurge', 'steps', 'analysis', 'onFailure', 'drainTimeoutSeconds', 'forceDrain', 'scaleDownDelaySeconds', 'pauseBeforeSwitch']);
+  rejectUnknown(obj, ['pool', 'target', 'strategy', 'maxUnavailable', 'maxSurge', 'prefetch', 'steps', 'analysis', 'onFailure', 'drainTimeoutSeconds', 'forceDrain', 'scaleDownDelaySeconds', 'pauseBeforeSwitch']);
   const pool = requireString(obj, 'pool', POOL_NAME, POOL_NAME_HELP);
   if (obj.target === undefined) throw invalidArgument('target', 'is required, e.g. {"model": {"uri": "/models/m.gguf", "sha256": "…"}}');
   const target = nested('target.', () => {
@@ -201,6 +221,7 @@ export function parseRollingUpdateInput(raw: unknown): RollingUpdateConfig {
     strategy,
     maxUnavailable: amount(obj, 'maxUnavailable', 'maxUnavailable', 1, D.maxUnavailable),
     maxSurge: amount(obj, 'maxSurge', 'maxSurge', 1, D.maxSurge),
+    ...(obj.prefetch === undefined ? {} : { prefetch: amount(obj, 'prefetch', 'prefetch', 0, { count: 0 }) }),
     steps: parsedSteps,
     analysis,
     onFailure,

@@ -55,6 +55,20 @@ export type NodeRolloutState =
    */
   | 'handedToRemediation';
 
+/**
+ * A node's download of the target ahead of its turn (remote models only): `prefetching` while it
+ * still serves, `ready` (to swap) once the verified file is in its cache, or `failed`.
+ * Live bytes, rate and ETA are in the prefetchModel activity's heartbeat details.
+ */
+export interface NodePrefetch {
+  state: 'prefetching' | 'ready' | 'failed';
+  bytes?: number;
+  seconds?: number;
+  /** Bytes the agent already had (a download resumed after a restart or a dropped connection). */
+  resumedFromBytes?: number;
+  error?: string;
+}
+
 export interface RolloutNode {
   id: string;
   state: NodeRolloutState;
@@ -72,6 +86,7 @@ export interface RolloutNode {
   error?: string;
   startedAt?: string;
   finishedAt?: string;
+  prefetch?: NodePrefetch;
 }
 
 /** Client inference requests the analysed nodes served during an analysis, and how many got a 5xx. */

@@ -1,5 +1,6 @@
 import { condition } from '@temporalio/workflow';
 import { failureMessage } from '../common/failure.ts';
+import { isRemoteModelUri } from '../common/modelUri.ts';
 import type { RolloutNode } from './api.ts';
 import { analyze } from './analysis.ts';
 import type { Outcome } from './rolling.ts';
@@ -97,6 +98,12 @@ async function prepareGreen(rt: Rollout, n: RolloutNode, key: string): Promise<v
   await acts.provision.waitNodeHealthy.executeWithOptions({ summary: `wait for ${n.id} to be healthy` }, [{ ...ref, modelPending: true }]);
   // No client traffic before the switch.
   await acts.nodes.cordonNode.executeWithOptions({ summary: `hold ${n.id} out of traffic` }, [ref]);
+  if (isRemoteModelUri(cfg.target.model.uri)) {
+    // The download is its own step (with progress in its heartbeats), before the swap and long before green joins.
+    n.prefetch = { state: 'prefetching' };
+    rt.publish();
+    n.prefetch = await acts.prefetch.prefetchModel.executeWithOptions({ summary: `download ${cfg.target.model.sha256.slice(0, 12)} onto green ${n.id}` }, [{ ...ref, model: cfg.target.model }]);
+  }
   rt.set(n, 'swapping');
   await acts.swap.swapModel.executeWithOptions({ summary: `load ${cfg.target.model.sha256.slice(0, 12)} on ${n.id}` }, [{ ...ref, model: cfg.target.model }]);
   rt.set(n, 'smoke-testing');

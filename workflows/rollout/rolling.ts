@@ -1,4 +1,5 @@
 import type { RolloutNode } from './api.ts';
+import { Prefetcher } from './prefetch.ts';
 import { batchSize, estimateSteps, unavailableLimit } from './plan.ts';
 import { analyze } from './analysis.ts';
 import type { Rollout } from './runtime.ts';
@@ -15,6 +16,18 @@ const MAX_REFRESHES = 3;
  * the updated nodes are rolled back (or the rollout pauses, per onFailure).
  */
 export async function runRolling(rt: Rollout): Promise<Outcome> {
+  rt.prefetcher = Prefetcher.forRollout(rt);
+  if (!rt.prefetcher) return rollingSteps(rt);
+  const prefetching = rt.prefetcher.run();
+  try {
+    return await rollingSteps(rt);
+  } finally {
+    rt.prefetcher.stop();
+    await prefetching;
+  }
+}
+
+async function rollingSteps(rt: Rollout): Promise<Outcome> {
   const { cfg, st } = rt;
   const total = () => st.nodes.length;
   const pending = () => st.nodes.filter((n) => n.state === 'pending');

@@ -5,6 +5,7 @@ import type { RolloutActivities } from '../../activities/rollout/index.ts';
 import type { RollingUpdateConfig } from '../inputs/rollingUpdate.ts';
 import type { Amount } from '../inputs/validate.ts';
 import type { NodeRolloutState, RolloutNode } from './api.ts';
+import type { Prefetcher } from './prefetch.ts';
 import { pushRolloutEvent, type Hold, type RolloutState } from './state.ts';
 
 const retry = { maximumInterval: '10 seconds', maximumAttempts: 5 } as const;
@@ -22,6 +23,8 @@ export function rolloutActivities(cfg: RollingUpdateConfig) {
     rollout: proxyActivities<RolloutActivities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '1 minute', retry }),
     // swapModel heartbeats every 5 s while the agent loads, so a dead worker's swap is retried within 15 s.
     swap: proxyActivities<RolloutActivities>({ startToCloseTimeout: '35 minutes', heartbeatTimeout: '15 seconds', retry }),
+    // Downloads of big models take long; prefetchModel heartbeats every second, and a retry resumes the download.
+    prefetch: proxyActivities<RolloutActivities>({ startToCloseTimeout: '6 hours', heartbeatTimeout: '30 seconds', retry: { maximumInterval: '10 seconds', maximumAttempts: 10 } }),
     analysis: proxyActivities<RolloutActivities>({
       startToCloseTimeout: `${cfg.analysis.intervalSeconds + 600} seconds`,
       heartbeatTimeout: `${Math.max(60, cfg.analysis.everySeconds * 2 + 60)} seconds`,
@@ -45,6 +48,8 @@ export class Rollout {
   readonly controls: Controls = { promoteAll: false, skipDelay: false };
   /** maxUnavailable as given (setMaxUnavailable replaces it); st.maxUnavailable is it resolved against the node count. */
   maxUnavailable: Amount;
+  /** Rolling with a remote target: downloads ahead of each node's turn. */
+  prefetcher?: Prefetcher;
   constructor(
     readonly cfg: RollingUpdateConfig,
     readonly st: RolloutState,

@@ -85,12 +85,19 @@ export function rolloutStatus(st: RolloutState, cfg: RollingUpdateConfig): Rollo
   };
 }
 
+/** A node's state as people read it: a pending node shows its prefetch (prefetching, ready to swap). */
+export function nodeStateLabel(n: RolloutNode): string {
+  if (n.state === 'pending' && n.prefetch?.state === 'prefetching') return 'prefetching';
+  if (n.state === 'pending' && n.prefetch?.state === 'ready') return 'ready to swap';
+  return n.state;
+}
+
 /** The Web UI's current details: one screen, per-node states included. */
 export function rolloutDetails(s: RolloutStatus): string {
   const c = s.counts;
   const short = (m: ModelRef) => `${m.uri.split('/').pop()} (${m.sha256.slice(0, 12)}…)`;
   const byState = new Map<string, string[]>();
-  for (const n of s.nodes) byState.set(n.state, [...(byState.get(n.state) ?? []), n.id + (n.role ? `[${n.role}]` : '')]);
+  for (const n of s.nodes) byState.set(nodeStateLabel(n), [...(byState.get(nodeStateLabel(n)) ?? []), n.id + (n.role ? `[${n.role}]` : '')]);
   const last = s.analyses.at(-1);
   return [
     `**rollout ${s.id}** of pool **${s.pool}** (${s.strategy}) — **${s.phase}**${s.reason ? `: ${s.reason}` : ''}`,

@@ -98,6 +98,17 @@ export async function updateNode(rt: Rollout, node: RolloutNode): Promise<boolea
   node.startedAt = new Date().toISOString();
   delete node.error;
   delete node.onPrevious;
+  // Prefetch: the download finishes while the node still serves; only then is it taken out of service.
+  // (No await at all without a prefetcher: the commands of a local-target rollout stay exactly as before.)
+  const fetched = rt.prefetcher ? await rt.prefetcher.ready(node) : undefined;
+  if (fetched && !fetched.ok) {
+    if (leftPool(fetched.cause) || /no live node/.test(fetched.error)) return markLeft(rt, node, 'while it downloaded the target (replaced by remediation)');
+    node.error = `prefetch failed (the node kept serving its model): ${fetched.error}`;
+    node.onPrevious = true;
+    rt.event(node.error, node.id);
+    rt.set(node, 'failed');
+    return false;
+  }
   try {
     return await withLease(rt, node, async () => {
       try {

@@ -17,7 +17,7 @@ import { watchWorkflow } from '../watch.ts';
 import { webUiLine } from '../webUi.ts';
 import { checkMaxUnavailable, rolloutInput, rolloutRef, type RolloutRef, type StartFlags } from './input.ts';
 import { renderRolloutStatus, resultText, rolloutTable, startedText, unansweredStatusText, type RolloutRow } from './render.ts';
-import { existingRollout, rolloutStatusOf, rolloutUpdate, rolloutView } from './workflow.ts';
+import { downloadProgressOf, existingRollout, rolloutStatusOf, rolloutUpdate, rolloutView } from './workflow.ts';
 
 /** `drydock rollout …`: a thin client of the rollingUpdate workflow (id rollout/<pool>/<id>). */
 export function registerRolloutCommands(program: Command): void {
@@ -88,12 +88,12 @@ function registerStatus(rollout: Command): void {
     .action(async (idArg: string, opts: { pool?: string }, cmd: Command) => {
       const o = globals(cmd);
       const ref = rolloutRef(idArg, opts.pool);
-      const { desc, status } = await withClient(o, async (client) => {
+      const { desc, status, downloads } = await withClient(o, async (client) => {
         const { handle, desc } = await existingRollout(client, ref);
-        return { desc, status: await rolloutStatusOf(handle, desc) };
+        return { desc, status: await rolloutStatusOf(handle, desc), downloads: await downloadProgressOf(client, desc) };
       });
-      output(o, { workflowId: ref.workflowId, runId: desc.runId, status: desc.status.name, rollout: status }, () =>
-        status ? renderRolloutStatus(status, desc.status.name) : unansweredStatusText(ref.workflowId, desc.status.name, desc.typedSearchAttributes.get(DRYDOCK_PHASE)),
+      output(o, { workflowId: ref.workflowId, runId: desc.runId, status: desc.status.name, rollout: status, downloads: Object.fromEntries(downloads) }, () =>
+        status ? renderRolloutStatus(status, desc.status.name, downloads) : unansweredStatusText(ref.workflowId, desc.status.name, desc.typedSearchAttributes.get(DRYDOCK_PHASE)),
       );
     });
 }

@@ -3,12 +3,14 @@ import { createReadStream } from 'node:fs';
 import { basename, extname, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
+import { isRemoteModelUri } from '../../../workflows/common/modelUri.ts';
 import { badInput } from '../runtime.ts';
 
 /** The model file of `rollout start --model`: its path as the nodes see it, its checksum, and the default rollout id it gives. */
 
 /** The sha256 of a local file, streamed so multi-GB models do not sit in memory. */
 export async function sha256File(file: string): Promise<string> {
+  if (isRemoteModelUri(file)) throw badInput(`--sha256: required with a remote --model (${file}): the agents check the download against it, and the CLI does not fetch the model`);
   const hash = createHash('sha256');
   try {
     await pipeline(createReadStream(file), hash);
@@ -21,8 +23,9 @@ export async function sha256File(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** A path or file:// URI as the absolute path the nodes are given. */
+/** A path or file:// URI as the absolute path the nodes are given; a remote URI (s3://, https://, http://) as it is. */
 export function absoluteModelPath(model: string): string {
+  if (isRemoteModelUri(model)) return model;
   if (model.startsWith('file://')) {
     try {
       return fileURLToPath(model);

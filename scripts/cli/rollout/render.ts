@@ -1,4 +1,5 @@
-import type { RolloutPhase, RolloutResult, RolloutStatus } from '../../../workflows/rollout/api.ts';
+import type { RolloutNode, RolloutPhase, RolloutResult, RolloutStatus } from '../../../workflows/rollout/api.ts';
+import { nodeStateLabel } from '../../../workflows/rollout/state.ts';
 import type { RolloutRef } from './input.ts';
 
 /** A rollout for people: the lines a watch prints as it changes, the status screen, the result, the list. Pure. */
@@ -37,7 +38,21 @@ export function seconds(from: string, to?: string): string {
 }
 
 /** One screen of a rollout for people. */
-export function renderRolloutStatus(s: RolloutStatus, workflowStatus?: string): string {
+/** Live download progress per node (from the pending prefetchModel / swapModel activities' heartbeats). */
+export type DownloadProgress = { bytes: number; totalBytes: number | null; bytesPerSecond: number; etaSeconds: number | null };
+
+const mib = (n: number) => `${(n / 2 ** 20).toFixed(n >= 100 * 2 ** 20 ? 0 : 1)} MiB`;
+
+function prefetchNote(n: RolloutNode, live: DownloadProgress | undefined): string {
+  if (live && (n.prefetch?.state === 'prefetching' || n.state === 'swapping')) {
+    const pct = live.totalBytes ? ` (${Math.floor((100 * live.bytes) / live.totalBytes)} %)` : '';
+    return `downloading ${mib(live.bytes)}${live.totalBytes ? ` of ${mib(live.totalBytes)}` : ''}${pct} at ${mib(live.bytesPerSecond)}/s${live.etaSeconds !== null ? `, ETA ${Math.ceil(live.etaSeconds)} s` : ''}`;
+  }
+  if (n.prefetch?.state === 'ready' && n.prefetch.seconds !== undefined) return `downloaded in ${n.prefetch.seconds} s${n.prefetch.resumedFromBytes ? ` (resumed at ${mib(n.prefetch.resumedFromBytes)})` : ''}`;
+  return '';
+}
+
+export function renderRolloutStatus(s: RolloutStatus, workflowStatus?: string, progress?: Map<string, DownloadProgress>): string {
   const c = s.counts;
   const head = `rollout/${s.pool}/${s.id}: ${workflowStatus ? `${workflowStatus}, ` : ''}${s.phase}${s.reason ? ` (${s.reason})` : ''}`;
   const lines = [
@@ -49,8 +64,8 @@ export function renderRolloutStatus(s: RolloutStatus, workflowStatus?: string): 
   ];
   if (s.batches.length) lines.push(`  batches: ${s.batches.map((b, i) => `${i + 1}: ${b.join(' ')}`).join(' | ')}`);
   for (const n of s.nodes) {
-    const extra = [n.role, n.direction === 'rollback' ? 'rolling back' : '', n.error ?? ''].filter(Boolean).join(', ');
-    lines.push(`  ${n.id.padEnd(24)} ${(n.batch === undefined ? '' : `batch ${n.batch + 1}`).padEnd(9)} ${n.state.padEnd(14)} ${extra}`.trimEnd());
+    const extra = [n.role, n.direction === 'rollback' ? 'rolling back' : '', prefetchNote(n, progress?.get(n.id)), n.error ?? ''].filter(Boolean).join(', ');
+    lines.push(`  ${n.id.padEnd(24)} ${(n.batch === undefined ? '' : `batch ${n.batch + 1}`).padEnd(9)} ${nodeStateLabel(n).padEnd(14)} ${extra}`.trimEnd());
   }
   if (s.analyses.length) lines.push('  analyses:', ...s.analyses.map((a) => `    ${describeAnalysis(a)}`));
   const recent = s.events.slice(-5);

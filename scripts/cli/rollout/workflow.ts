@@ -1,11 +1,12 @@
 import { WorkflowFailedError, WorkflowUpdateFailedError, type Client, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import { rolloutStatusQuery, type RolloutResult, type RolloutStatus } from '../../../workflows/rollout/api.ts';
 import { existingWorkflow } from '../handles.ts';
 import { badInput, CliError, EXIT, serverGone, workflowFailure } from '../runtime.ts';
 import type { WatchView } from '../watch.ts';
 import type { RolloutRef } from './input.ts';
-import { rolloutChanges } from './render.ts';
+import { rolloutChanges, type DownloadProgress } from './render.ts';
 
 /** Talking to one rollingUpdate workflow: find it, read its status, send it updates, follow it. */
 
@@ -87,4 +88,26 @@ export function rolloutView(handle: WorkflowHandle): WatchView<RolloutStatus, Ro
       return { error: f.error, state: f.result?.status };
     },
   };
+}
+
+/**
+ * Live download progress per node, from the heartbeats of the rollout's pending awaitPrefetches
+ * ({downloads: {nodeId: …}}), prefetchModel and swapModel ({nodeId, download}) activities; empty
+ * when nothing downloads or the details cannot be read.
+ */
+export async function downloadProgressOf(client: Client, desc: WorkflowExecutionDescription): Promise<Map<string, DownloadProgress>> {
+  const out = new Map<string, DownloadProgress>();
+  for (const a of desc.raw.pendingActivities ?? []) {
+    const type = a.activityType?.name;
+    if ((type !== 'prefetchModel' && type !== 'swapModel' && type !== 'awaitPrefetches') || !a.heartbeatDetails?.payloads?.length) continue;
+    try {
+      type Live = DownloadProgress & { state: string };
+      const [d] = (await decodeArrayFromPayloads(client.options.loadedDataConverter, a.heartbeatDetails.payloads)) as [{ nodeId?: string; download?: Live; downloads?: Record<string, Live> }];
+      if (d?.nodeId && d.download && d.download.state !== 'done') out.set(d.nodeId, d.download);
+      for (const [nodeId, x] of Object.entries(d?.downloads ?? {})) if (x.state !== 'done') out.set(nodeId, x);
+    } catch {
+      /* details from another version, or not decodable here: no progress shown */
+    }
+  }
+  return out;
 }
