@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalProvider } from '../activities/providers/local.ts';
 import { REPO_ROOT } from './lib/paths.ts';
 import { waitFor } from './lib/waitFor.ts';
+import { makeVersionCurrent } from './lib/workers.ts';
 import { devServerDynamicConfigArgs } from '../workers/serverSettings.ts';
 import { DRYDOCK_SEARCH_ATTRIBUTES } from '../workflows/searchAttributes.ts';
 import { devAgentToken, loadDevConfig } from './devConfig.ts';
@@ -177,6 +178,10 @@ async function main(): Promise<void> {
     if (trainer.exitCode !== null) throw new Error('dev: the trainer worker exited during start; see its output above');
     return trainerOut.includes('trainer worker:');
   }, 180_000, 'the trainer worker', 200);
+  // Both workers poll as this checkout's build: make it the deployment's current version, so new
+  // workflows (and auto-upgrading pools) run on it; workflows pinned to an earlier build stay there.
+  const [deploymentName, buildId] = /control worker: .* version (\S+?),/.exec(workerOut)![1].split(':');
+  await makeVersionCurrent(address, { deploymentName, buildId });
 
   const nodes = await provider.list(config.pool.name);
   const target = nodes[0];
@@ -188,7 +193,7 @@ async function main(): Promise<void> {
       'drydock dev stack is ready',
       `  Temporal Web UI:  http://localhost:${config.uiPort}/namespaces/default/workflows`,
       `  Temporal server:  ${address}  (data: ${join(config.dir, 'temporal.db')})`,
-      `  control worker:   task queue ${config.taskQueue}`,
+      `  control worker:   task queue ${config.taskQueue}, version ${deploymentName}:${buildId} (current; \`drydock workers status\`)`,
       `  trainer worker:   task queue drydock-trainer`,
       `  backup schedule:  ${schedule.scheduleId} (every 6h; \`temporal schedule list\`)`,
       `  demo data:        ${config.dir} (model-store/, backups/, checkpoints/, models/)`,

@@ -1,31 +1,28 @@
 /**
- * Records real workflow histories as replay fixtures (test/fixtures/histories/<type>.json:
- * `{ workflowId, history }`, the history as `temporal workflow show --output json` prints it).
- * Re-run after an intended change to a workflow's command sequence: `npm run record-histories`.
+ * Records real workflow histories into the append-only replay corpus
+ * (test/fixtures/histories/<type>/<commit>-<scenario>.json and its manifest; scripts/lib/histories.ts).
+ * Run it on committed workflow code: `npm run record-histories` (or `-- fleetPool`, `-- rollingUpdate`,
+ * `-- trainingJob`, `-- replaceNode`). It only adds files: a scenario already recorded at this commit is kept.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
+import { createTrainingActivities } from '../activities/training/activities.ts';
+import { DRYDOCK_TRAIN_LOSS, type TrainingProgress } from '../workflows/trainingJob.ts';
+import { recordingCommit, saveHistory } from './lib/histories.ts';
 import { PoolRegistry } from '../activities/pools.ts';
-import { REPO_ROOT } from './lib/paths.ts';
 import { startFleet } from './lib/fleet.ts';
 import { waitFor } from './lib/waitFor.ts';
 import { workflowBundle } from './lib/bundle.ts';
 import { writeTinyLlama } from './lib/tinyLlama.ts';
 import { startReplace } from './lib/replace.ts';
-import { startDevServer, temporalBin } from './lib/temporal.ts';
+import { startDevServer } from './lib/temporal.ts';
 
-/** `npm run record-histories -- fleetPool` (or rollingUpdate) records only that type. */
+/** `npm run record-histories -- fleetPool` (or rollingUpdate, trainingJob, replaceNode) records only that type. */
 const only = process.argv[2];
-
-function writeFixture(type: string, workflowId: string, address: string): void {
-  const file = join(REPO_ROOT, `test/fixtures/histories/${type}.json`);
-  const json = execFileSync(temporalBin(), ['workflow', 'show', '--workflow-id', workflowId, '--address', address, '--output', 'json'], { encoding: 'utf8' });
-  writeFileSync(file, JSON.stringify({ workflowId, history: JSON.parse(json) }, null, 1) + '\n');
-  console.log(`wrote ${file}`);
-}
+const commit = recordingCommit();
 
 /** A pool that adopts its nodes, sees one turn fatal, replaces it through the budget, and is then stopped. */
 async function recordFleetPool(env: Awaited<ReturnType<typeof startDevServer>>, fleet: Awaited<ReturnType<typeof startFleet>>): Promise<void> {
@@ -38,7 +35,7 @@ async function recordFleetPool(env: Awaited<ReturnType<typeof startDevServer>>, 
   await fetch(`${url}/sim/faults`, { method: 'POST', headers: { authorization: `Bearer ${fleet.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'xid', gpu: 0, code: 79 }) });
   await waitFor(async () => ((s) => s.replacements.succeeded === 1 && s.leases.length === 0)(await status()), 120_000, 'the replacement');
   await handle.terminate('recorded for replay');
-  writeFixture('fleetPool', handle.workflowId, env.address);
+  saveHistory(env.address, 'fleetPool', 'replace-sick-node', 'adopt 2 nodes, one turns fatal (XID 79), replaced through the budget, then terminated', handle.workflowId, commit);
 }
 
 /** Rollouts on the pool's agents (no pool workflow): rolling with a pause step and analysis, then blue-green. */
@@ -55,18 +52,43 @@ async function recordRollouts(env: Awaited<ReturnType<typeof startDevServer>>, f
     args: [{ pool: 'demo', target: { model: { uri: models[1].path, sha256: models[1].sha256 } }, steps: [{ batch: 1 }, { pause: { seconds: 1 } }], analysis, drainTimeoutSeconds: 10 }],
   });
   await rolling.result();
-  writeFixture('rollingUpdate', rolling.workflowId, env.address);
+  saveHistory(env.address, 'rollingUpdate', 'rolling-pause-analysis', 'rolling rollout: batch of 1, a timed pause step, analysis', rolling.workflowId, commit);
   const blueGreen = await env.client.workflow.start('rollingUpdate', {
     taskQueue: 'record',
     workflowId: 'rollout/demo/record-bluegreen',
     args: [{ pool: 'demo', target: { model: { uri: models[2].path, sha256: models[2].sha256 } }, strategy: 'blueGreen', scaleDownDelaySeconds: 1, analysis, drainTimeoutSeconds: 10 }],
   });
   await blueGreen.result();
-  writeFixture('rollingUpdate-blueGreen', blueGreen.workflowId, env.address);
+  saveHistory(env.address, 'rollingUpdate', 'blueGreen', 'blue-green rollout with analysis and scale-down delay', blueGreen.workflowId, commit);
+}
+
+/** A 3-round job with W=2 whose W is changed to 1 by the setWorkers update after round 1, paused and resumed. */
+async function recordTraining(env: Awaited<ReturnType<typeof startDevServer>>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'drydock-record-'));
+  try {
+    const trainer = await Worker.create({ connection: env.nativeConnection, taskQueue: 'record-trainer', activities: createTrainingActivities({ identity: 'recorder' }), maxConcurrentActivityTaskExecutions: 1 });
+    await trainer.runUntil(async () => {
+      const handle = await env.client.workflow.start('trainingJob', {
+        taskQueue: 'record',
+        workflowId: 'train/replay',
+        args: [{ name: 'replay', workers: 2, rounds: 3, innerSteps: 5, evalEvery: 3, checkpoint: { uri: `file://${dir}` }, trainerQueue: 'record-trainer' }],
+      });
+      const progress = () => handle.query<TrainingProgress>('progress');
+      await waitFor(async () => (await progress()).round >= 1, 60_000, 'round 1');
+      await handle.signal('pause');
+      await handle.executeUpdate('setWorkers', { args: [1] });
+      await waitFor(async () => (await progress()).phase === 'paused', 60_000, 'pause');
+      await handle.signal('resume');
+      await handle.result();
+      saveHistory(env.address, 'trainingJob', 'pause-setWorkers', '3 rounds with W=2, setWorkers(1) after round 1, paused and resumed', handle.workflowId, commit);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function main(): Promise<void> {
-  const [env, fleet] = await Promise.all([startDevServer(), startFleet({ pool: 'demo', nodes: 2, simJobs: 1, simJobSeconds: 1 })]);
+  const [env, fleet] = await Promise.all([startDevServer({ extraSearchAttributes: [DRYDOCK_TRAIN_LOSS] }), startFleet({ pool: 'demo', nodes: 2, simJobs: 1, simJobSeconds: 1 })]);
   try {
     const worker = await Worker.create({
       connection: env.nativeConnection,
@@ -77,15 +99,13 @@ async function main(): Promise<void> {
     await worker.runUntil(async () => {
       if (only === 'fleetPool') return recordFleetPool(env, fleet);
       if (only === 'rollingUpdate') return recordRollouts(env, fleet);
+      if (only === 'trainingJob') return recordTraining(env);
       const handle = await startReplace(env.client, 'record', { pool: 'demo', nodeId: fleet.nodeIds[0], reason: 'recorded for replay', drainTimeoutSeconds: 30 });
       await handle.result();
-      const file = join(REPO_ROOT, 'test/fixtures/histories/replaceNode.json');
-      // The CLI's proto3 JSON is what `historyFromJSON` reads (and what users capture from production).
-      const json = execFileSync(temporalBin(), ['workflow', 'show', '--workflow-id', handle.workflowId, '--address', env.address, '--output', 'json'], { encoding: 'utf8' });
-      writeFileSync(file, JSON.stringify({ workflowId: handle.workflowId, history: JSON.parse(json) }, null, 1) + '\n');
-      console.log(`wrote ${file}`);
+      saveHistory(env.address, 'replaceNode', 'drain-replace', 'cordon, drain, terminate, replace a healthy node', handle.workflowId, commit);
       if (!only) await recordFleetPool(env, fleet);
       if (!only) await recordRollouts(env, fleet);
+      if (!only) await recordTraining(env);
     });
   } finally {
     await fleet.cleanup();

@@ -1,3 +1,9 @@
+import type { WorkerDeploymentVersion } from '@temporalio/common';
+import { WorkerConfigError } from './configError.ts';
+import { loadWorkerVersion } from './versioning.ts';
+
+export { WorkerConfigError };
+
 /** The control worker's settings, from env, with defaults in one place. */
 export interface ControlWorkerConfig {
   taskQueue: string;
@@ -6,11 +12,11 @@ export interface ControlWorkerConfig {
   /** A prebuilt workflow bundle (see scripts/build-bundle.ts); bundles at start when unset. */
   workflowBundle?: string;
   shutdownGraceMs: number;
+  /** The Worker Deployment Version it polls as (DRYDOCK_DEPLOYMENT, DRYDOCK_BUILD_ID; workers/versioning.ts). */
+  version: WorkerDeploymentVersion;
 }
 
 export const CONTROL_WORKER_DEFAULTS = { taskQueue: 'drydock', poolsFile: 'pools.yaml', shutdownGraceMs: 10_000 } as const;
-
-export class WorkerConfigError extends Error {}
 
 export function loadControlWorkerConfig(env: NodeJS.ProcessEnv): ControlWorkerConfig {
   const agentToken = env.DRYDOCK_AGENT_TOKEN ?? '';
@@ -23,5 +29,6 @@ export function loadControlWorkerConfig(env: NodeJS.ProcessEnv): ControlWorkerCo
     agentToken,
     workflowBundle: env.DRYDOCK_WORKFLOW_BUNDLE || undefined,
     shutdownGraceMs: CONTROL_WORKER_DEFAULTS.shutdownGraceMs,
+    version: loadWorkerVersion(env),
   };
 }

@@ -3,6 +3,7 @@ import { CodecConfigError } from './codec.ts';
 import { loadControlWorkerConfig, WorkerConfigError } from './config.ts';
 import { createControlWorker } from './controlWorker.ts';
 import { MetricsConfigError } from './metrics.ts';
+import { versionString } from './versioning.ts';
 
 /** The control worker: runs every fleet workflow and the activities that reach providers and agents. */
 async function main(): Promise<void> {
@@ -18,7 +19,7 @@ async function main(): Promise<void> {
   }
   const pools = PoolRegistry.fromFile(config.poolsFile, config.agentToken);
   const { namespace, run } = await createControlWorker(config, pools);
-  console.log(`control worker: namespace ${namespace}, task queue ${config.taskQueue}, pools ${pools.names().join(', ')}`);
+  console.log(`control worker: namespace ${namespace}, task queue ${config.taskQueue}, version ${versionString(config.version)}, pools ${pools.names().join(', ')}`);
   await run();
 }
 

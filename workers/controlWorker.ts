@@ -5,6 +5,7 @@ import { dataConverterFromEnv } from './codec.ts';
 import type { ControlWorkerConfig } from './config.ts';
 import { connectWorker } from './connection.ts';
 import { installMetrics } from './metrics.ts';
+import { deploymentOptions } from './versioning.ts';
 import { WORKFLOWS_PATH } from './workflowsPath.ts';
 
 export interface ControlWorker {
@@ -16,7 +17,8 @@ export interface ControlWorker {
 
 /**
  * The control worker over `pools`, with every setting production runs with: codec, metrics
- * interceptors (when DRYDOCK_METRICS_ADDRESS is set), SDK default concurrency, shutdown grace.
+ * interceptors (when DRYDOCK_METRICS_ADDRESS is set), SDK default concurrency, shutdown grace,
+ * Worker Deployment Versioning (config.version).
  * workers/control.ts serves the pools file with it; the fleet simulator's worker (the benchmarks)
  * serves simulated pools with the very same worker. Throws CodecConfigError / MetricsConfigError.
  */
@@ -33,6 +35,7 @@ export async function createControlWorker(config: ControlWorkerConfig, pools: Po
     dataConverter,
     interceptors: { activity: metrics.activityInterceptors },
     shutdownGraceTime: config.shutdownGraceMs,
+    workerDeploymentOptions: deploymentOptions(config.version),
   });
   return {
     worker,

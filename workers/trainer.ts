@@ -10,6 +10,7 @@ import { WorkerConfigError } from './config.ts';
 import { connectWorker } from './connection.ts';
 import { loadMetricsConfig, MetricsConfigError } from './metrics.ts';
 import { loadTrainerWorkerConfig } from './trainerConfig.ts';
+import { deploymentOptions, versionString } from './versioning.ts';
 
 /**
  * The trainer worker: runs training activities (shards, aggregation, checkpoints) on its own task
@@ -59,9 +60,11 @@ async function main(): Promise<void> {
     dataConverter,
     maxConcurrentActivityTaskExecutions: config.concurrency,
     shutdownGraceTime: config.shutdownGraceMs,
+    // The control worker's version: a pinned trainingJob's activities stay on the build that started it.
+    workerDeploymentOptions: deploymentOptions(config.version),
   });
   const skipped = backend.skipped.length ? ` (not loaded: ${backend.skipped.join('; ')})` : '';
-  console.log(`trainer worker: ${identity}, namespace ${namespace}, task queue ${config.taskQueue}, backend ${describeBackend(backend)}${skipped}, ${metricsNote}`);
+  console.log(`trainer worker: ${identity}, namespace ${namespace}, task queue ${config.taskQueue}, version ${versionString(config.version)}, backend ${describeBackend(backend)}${skipped}, ${metricsNote}`);
   await worker.run();
   await connection.close();
 }

@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, isCancellation, proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, isCancellation, proxyActivities, setCurrentDetails, setHandler, setWorkflowOptions, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { BackupActivities, PruneResult, VerifyResult } from '../activities/backup/index.ts';
 import type { HookRecord, SnapshotRecord } from '../activities/backup/layout.ts';
@@ -53,6 +53,9 @@ export const long = {
   heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
 } as const;
+
+// backup finishes: pinned, so a run finishes on the code that started it.
+setWorkflowOptions({ versioningBehavior: 'PINNED' }, backup);
 
 /**
  * pre-hooks → copy every source (content-addressed) → post-hooks → manifest (written last) →

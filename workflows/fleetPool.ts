@@ -9,6 +9,8 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  setWorkflowOptions,
+  upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -52,6 +54,15 @@ import { applyWatch, healthChangesSignal, startWatch, type PoolWatch } from './p
 import { DRYDOCK_PHASE, DRYDOCK_POOL } from './searchAttributes.ts';
 
 export type { PoolStatus } from './pool/api.ts';
+
+/** patched() id of the phase memo (test/replay/patches.test.ts removes this check to show old pools would break). */
+export const PHASE_MEMO_PATCH = 'pool-phase-memo';
+
+// fleetPool never finishes (it lives as long as its pool), so pinning would keep every old build
+// alive forever: it auto-upgrades to the current build at its next workflow task, and every change
+// to the commands it replays goes behind patched() / deprecatePatch() (test/replay replays every
+// fleetPool history ever committed against the current code).
+setWorkflowOptions({ versioningBehavior: 'AUTO_UPGRADE' }, fleetPool);
 
 /**
  * A long-lived workflow per pool (id `pool/<name>`): probes every agent each interval, reconciles
@@ -132,6 +143,9 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
         { key: DRYDOCK_POOL, value: pool },
         { key: DRYDOCK_PHASE, value: p },
       ]);
+      // Since when the pool is in its phase, in the memo (`temporal workflow describe`, the Web UI).
+      // A new command, so behind a patch: pools started on older builds replay without it.
+      if (patched(PHASE_MEMO_PATCH)) upsertMemo({ drydockPhase: { phase: p, since: new Date(ctx.now()).toISOString() } });
       lastPhase = p;
     }
     const st = poolStatus(ctx);

@@ -8,6 +8,7 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  setWorkflowOptions,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -67,6 +68,10 @@ export interface ReplaceNodeResult {
 export const replaceNodeStatusQuery = defineQuery<ReplaceNodeStatus>('status');
 
 const short = { startToCloseTimeout: '1 minute', heartbeatTimeout: '10 seconds', retry: { maximumInterval: '10 seconds' } } as const;
+
+// replaceNode finishes (minutes): pinned, so a run always finishes on the code that started it and
+// a new build may change its steps freely.
+setWorkflowOptions({ versioningBehavior: 'PINNED' }, replaceNode);
 
 export async function replaceNode(rawInput: ReplaceNodeConfig): Promise<ReplaceNodeResult> {
   const status: ReplaceNodeStatus = { phase: 'validating', phases: [] };

@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, defineQuery, proxyActivities, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, defineQuery, proxyActivities, setCurrentDetails, setHandler, setWorkflowOptions, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { BackupActivities, SnapshotRestore } from '../activities/backup/index.ts';
 import { long, short } from './backup.ts';
 import { invalidArgument } from './common/errors.ts';
@@ -27,6 +27,9 @@ export interface RestoreResult {
 }
 
 export const restoreStatusQuery = defineQuery<RestoreStatus>('status');
+
+// restore finishes: pinned, so a run finishes on the code that started it.
+setWorkflowOptions({ versioningBehavior: 'PINNED' }, restore);
 
 /** Checks the manifest and the destination once, then writes every file, each verified against its sha256. */
 export async function restore(rawInput: RestoreInput): Promise<RestoreResult> {

@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, setCurrentDetails, setHandler, setWorkflowOptions, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { RolloutMembers } from '../activities/rollout/index.ts';
 import { INVALID_ARGUMENT, invalidArgument } from './common/errors.ts';
 import { parseRollingUpdateInput, rolloutIdFrom, type RollingUpdateInput } from './inputs/rollingUpdate.ts';
@@ -24,6 +24,10 @@ import { DRYDOCK_PHASE, DRYDOCK_POOL } from './searchAttributes.ts';
 export type { RolloutResult, RolloutStatus } from './rollout/api.ts';
 
 const FAILURE_TYPE = { 'rolled-back': 'RolloutRolledBack', aborted: 'RolloutAborted', failed: 'RolloutFailed' } as const;
+
+// rollingUpdate finishes (minutes to hours, with pauses): pinned, so a paused rollout resumes on
+// the code that started it and a new build may change its walk freely.
+setWorkflowOptions({ versioningBehavior: 'PINNED' }, rollingUpdate);
 
 /**
  * Rolls a model across a pool (id `rollout/<pool>/<id>`): rolling batches through the pool's

@@ -1,10 +1,10 @@
 import {
   ActivityFailure,
+  allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
   condition,
   continueAsNew,
-  allHandlersFinished,
   defineQuery,
   defineSignal,
   defineUpdate,
@@ -12,6 +12,7 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  setWorkflowOptions,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -126,6 +127,10 @@ export const setWorkersUpdate = defineUpdate<number, [number]>('setWorkers');
 const METRICS_KEPT = 500;
 /** Continue-as-new well before Temporal's 50k-event limit (each round is ~4W+6 events). */
 const HISTORY_EVENTS_LIMIT = 10_000;
+
+// trainingJob finishes (hours): pinned, so a job finishes on the code (and trainers) of the build
+// that started it.
+setWorkflowOptions({ versioningBehavior: 'PINNED' }, trainingJob);
 
 /**
  * DiLoCo-style data-parallel training: each round, W shard activities train from the round's

@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, proxyActivities, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, proxyActivities, setCurrentDetails, setWorkflowOptions, upsertSearchAttributes } from '@temporalio/workflow';
 import type { BackupActivities, VerifyResult } from '../activities/backup/index.ts';
 import { long, short } from './backup.ts';
 import { DRYDOCK_BACKUP_PHASE, type BackupPhase } from './inputs/backup.ts';
@@ -8,6 +8,9 @@ export interface VerifyBackupResult extends VerifyResult {
   backupId: string;
   store: string;
 }
+
+// verifyBackup finishes: pinned, so a run finishes on the code that started it.
+setWorkflowOptions({ versioningBehavior: 'PINNED' }, verifyBackup);
 
 /**
  * Restores a backup (the newest of a name, or a given one) into scratch and compares every

@@ -5,8 +5,10 @@ FROM node:20-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY scripts/ensure-deps.sh ./scripts/
 # node-llama-cpp ships prebuilt CUDA / Vulkan / CPU binaries; no compiler is needed (build: 'never').
-RUN npm ci --omit=dev --omit=optional && npm cache clean --force
+# As the project's own scripts install (npm ci refuses a lock made on Linux: other platforms' optional binaries are missing).
+RUN bash scripts/ensure-deps.sh --omit=dev --omit=optional && npm cache clean --force
 COPY tsconfig.json ./
 COPY gpu-agent ./gpu-agent
 # The agent listens on every interface so the control worker can reach it at the node's IP.

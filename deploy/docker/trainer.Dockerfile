@@ -12,8 +12,10 @@ ARG TF_NATIVE
 RUN apt-get update && apt-get install -y --no-install-recommends g++ make python3 python3-pip && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY scripts/ensure-deps.sh ./scripts/
 # --ignore-scripts: tfjs-node's own install script downloads from a host we do not use; the installer below builds it.
-RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+# As the project's own scripts install (npm ci refuses a lock made on Linux: other platforms' optional binaries are missing).
+RUN bash scripts/ensure-deps.sh --omit=dev --ignore-scripts && npm cache clean --force
 COPY tsconfig.json ./
 COPY scripts/install-tfjs-native.sh ./scripts/
 COPY scripts/native ./scripts/native
@@ -21,7 +23,9 @@ ENV DRYDOCK_CACHE_DIR=/opt/drydock-cache
 RUN bash scripts/install-tfjs-native.sh ${TF_NATIVE} && rm -rf /root/.npm /root/.cache/pip
 
 FROM node:20-bookworm-slim
-ENV NODE_ENV=production DRYDOCK_CACHE_DIR=/opt/drydock-cache
+# The same build id as the control worker image of this release (--build-arg DRYDOCK_BUILD_ID=...).
+ARG DRYDOCK_BUILD_ID=
+ENV NODE_ENV=production DRYDOCK_CACHE_DIR=/opt/drydock-cache DRYDOCK_BUILD_ID=${DRYDOCK_BUILD_ID}
 WORKDIR /app
 # node_modules/@tensorflow/tfjs-node(-gpu)/deps points into the cache: both keep their paths.
 COPY --from=build /opt/drydock-cache /opt/drydock-cache

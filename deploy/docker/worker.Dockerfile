@@ -1,11 +1,16 @@
 # drydock control worker: runs every fleet workflow and the activities that call cloud APIs and agents.
 # Build from the repository root:  docker build -f deploy/docker/worker.Dockerfile -t drydock-worker .
 FROM node:20-bookworm-slim
-ENV NODE_ENV=production
+# The Worker Deployment build id the workers poll as (there is no .git in the image to take it from):
+#   --build-arg DRYDOCK_BUILD_ID=0.1.0-$(git rev-parse --short=12 HEAD)   (also the image tag; deploy/k8s sets it too)
+ARG DRYDOCK_BUILD_ID=
+ENV NODE_ENV=production DRYDOCK_BUILD_ID=${DRYDOCK_BUILD_ID}
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY scripts/ensure-deps.sh ./scripts/
 # Optional deps (tfjs-node) and dev deps are not needed by the control worker.
-RUN npm ci --omit=dev --omit=optional --ignore-scripts && npm cache clean --force
+# As the project's own scripts install (npm ci refuses a lock made on Linux: other platforms' optional binaries are missing).
+RUN bash scripts/ensure-deps.sh --omit=dev --omit=optional --ignore-scripts && npm cache clean --force
 COPY tsconfig.json ./
 COPY workflows ./workflows
 COPY activities ./activities

@@ -5,6 +5,7 @@ import type { PoolStatus } from '../../workflows/pool/api.ts';
 import { SimClient } from '../fleet-sim/client.ts';
 import { workflowBundle } from '../lib/bundle.ts';
 import { waitFor } from '../lib/waitFor.ts';
+import { makeVersionCurrent } from '../lib/workers.ts';
 import { spawnUntilReady } from './processes.ts';
 
 export interface SimFleet {
@@ -47,9 +48,11 @@ export async function startSimFleet(opts: {
         // As deployed (deploy/k8s): metrics on, so the activity interceptors run as in production.
         DRYDOCK_METRICS_ADDRESS: '127.0.0.1:0',
       },
-      /fleet-sim worker: ready/,
+      /fleet-sim worker: ready, version \S+/,
     );
     procs.push(worker.proc);
+    const [deploymentName, buildId] = /version (\S+?),/.exec(worker.line)![1].split(':');
+    await makeVersionCurrent(opts.address, { deploymentName, buildId });
     return { sim, procs, workerPid: worker.proc.pid! };
   } catch (err) {
     for (const p of procs) p.kill('SIGKILL');

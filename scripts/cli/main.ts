@@ -8,6 +8,7 @@ import { CliError, EXIT } from './runtime.ts';
 import { registerSetupCommand } from './setup.ts';
 import { registerSimCommands } from './sim.ts';
 import { registerTrainCommands } from './train.ts';
+import { registerWorkersCommands } from './workers.ts';
 
 /** Commander exits the process on usage errors by default; we map them to exit code 2 instead. */
 function exitOverrideAll(cmd: Command): void {
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerBackupCommands(program);
   registerTrainCommands(program);
   registerRolloutCommands(program);
+  registerWorkersCommands(program);
   registerSimCommands(program);
   exitOverrideAll(program);
   return program;

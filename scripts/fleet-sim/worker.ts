@@ -7,6 +7,7 @@
  */
 import { loadControlWorkerConfig } from '../../workers/config.ts';
 import { createControlWorker } from '../../workers/controlWorker.ts';
+import { versionString } from '../../workers/versioning.ts';
 import { SimPoolRegistry } from './provider.ts';
 
 const required = (k: string): string => {
@@ -26,5 +27,5 @@ try {
 }
 const pools = new SimPoolRegistry(required('FLEET_SIM_POOL'), required('FLEET_SIM_URL'), config.agentToken);
 const { run } = await createControlWorker(config, pools);
-console.log(`fleet-sim worker: ready, pool ${pools.names().join(', ')}`);
+console.log(`fleet-sim worker: ready, version ${versionString(config.version)}, pool ${pools.names().join(', ')}`);
 await run();

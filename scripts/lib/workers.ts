@@ -1,8 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import type { WorkerDeploymentVersion } from '@temporalio/common';
 import { workflowBundle } from './bundle.ts';
 import type { TestFleet } from './fleet.ts';
 import { REPO_ROOT } from './paths.ts';
+import { setCurrentVersion } from './versioning.ts';
 import { waitFor } from './waitFor.ts';
 
 /**
@@ -17,15 +20,29 @@ process.once('exit', () => {
 
 export interface WorkerProcess {
   child: ChildProcess;
+  /** The Worker Deployment Version it polls as (from its start line). */
+  version: WorkerDeploymentVersion;
   output: () => string;
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
+/** Makes `version` the deployment's current version on the server at `address` (what the dev stack and every test do with their build). */
+export async function makeVersionCurrent(address: string, version: WorkerDeploymentVersion): Promise<void> {
+  const connection = await Connection.connect({ address });
+  try {
+    await setCurrentVersion(new Client({ connection, namespace: 'default' }), version);
+  } finally {
+    await connection.close();
+  }
+}
+
 /**
  * A drydock worker entrypoint (workers/control.ts, workers/trainer.ts) as a real child process,
- * started with `env` and ready once it prints `ready`; tests SIGKILL it to prove crash safety.
+ * started with `env` and ready once it prints `ready`; tests SIGKILL it to prove crash safety. It runs
+ * versioned (its build id from the checkout unless env sets DRYDOCK_BUILD_ID), and unless
+ * `makeCurrent` is false its version is made current so the task queue's workflows reach it.
  */
-export async function spawnWorkerProcess(script: string, env: NodeJS.ProcessEnv, ready: string): Promise<WorkerProcess> {
+export async function spawnWorkerProcess(script: string, env: NodeJS.ProcessEnv, ready: string, makeCurrent = true): Promise<WorkerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, script)], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -38,8 +55,13 @@ export async function spawnWorkerProcess(script: string, env: NodeJS.ProcessEnv,
   child.stderr!.on('data', (d) => (out += d));
   await waitFor(() => out.includes(ready) || child.exitCode !== null, 120_000, `${script} to start`);
   if (child.exitCode !== null) throw new Error(`${script} exited: ${out}`);
+  const m = / version ([^:\s]+):(\S+?),/.exec(out);
+  if (!m) throw new Error(`${script} did not say its version: ${out}`);
+  const version = { deploymentName: m[1], buildId: m[2] };
+  if (makeCurrent) await makeVersionCurrent(String(env.TEMPORAL_ADDRESS), version);
   return {
     child,
+    version,
     output: () => out,
     async kill(signal: NodeJS.Signals = 'SIGKILL') {
       if (child.exitCode !== null || child.signalCode !== null) return;

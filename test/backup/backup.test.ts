@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { listBackups } from '../../activities/backup/catalog.ts';
-import { REPO_ROOT } from '../../scripts/lib/paths.ts';
+import { recordingCommit, saveHistory } from '../../scripts/lib/histories.ts';
 import { manifestKey, type Manifest } from '../../activities/backup/layout.ts';
 import { FileStore, openStore, s3ClientFromEnv } from '../../activities/stores/index.ts';
 import type { BackupResult, BackupStatus } from '../../workflows/backup.ts';
@@ -65,13 +65,13 @@ async function cli(address: string, ...args: string[]): Promise<{ code: number; 
 }
 
 /**
- * With DRYDOCK_RECORD_HISTORIES=1, saves the run as a replay fixture (test/replay replays every
- * file there): `{ workflowId, history }` with the history as `temporal workflow show --output json` prints it.
+ * With DRYDOCK_RECORD_HISTORIES=1, adds the run to the append-only replay corpus as a new file
+ * (scripts/lib/histories.ts; never overwrites). The other types are recorded by `npm run record-histories`.
  */
 function recordHistory(address: string, type: string, workflowId: string): void {
   if (!process.env.DRYDOCK_RECORD_HISTORIES) return;
-  const json = execFileSync(temporalBin(), ['workflow', 'show', '--workflow-id', workflowId, '--address', address, '--output', 'json'], { encoding: 'utf8' });
-  writeFileSync(join(REPO_ROOT, 'test/fixtures/histories', `${type}.json`), JSON.stringify({ workflowId, history: JSON.parse(json) }, null, 1) + '\n');
+  const scenario = { backup: ['files-backup', 'file:// backup of one files source, verified by restore'], restore: ['files-restore', 'restore of the file:// backup into an empty directory'], verifyBackup: ['schedule-verify-newest', 'a verify schedule restore-tests the newest backup of a name'] }[type]!;
+  saveHistory(address, type, scenario[0], scenario[1], workflowId, recordingCommit());
 }
 
 async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {

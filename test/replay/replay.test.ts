@@ -1,29 +1,50 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { Worker } from '@temporalio/worker';
-import { REPO_ROOT } from '../../scripts/lib/paths.ts';
+import { fixtureType, historyFiles, readFixture, readManifest } from '../../scripts/lib/histories.ts';
 import { workflowBundle } from '../../scripts/lib/bundle.ts';
+import { bundleAtCommit } from '../helpers/workflowBundles.ts';
 
 /**
- * Replays every recorded history against today's workflow code: a change that breaks
- * determinism for running workflows fails here. Record with `npm run record-histories`.
+ * Replays every history of the append-only corpus (test/fixtures/histories/<type>/, listed in its
+ * manifest): against today's workflow code, or, for an entry of a pinned type marked
+ * `replayAgainst: "recorded"` after a deliberate incompatible change, against the code of the
+ * commit that recorded it. A change that breaks a running workflow fails here.
  */
-const dir = join(REPO_ROOT, 'test/fixtures/histories');
-const fixtures = readdirSync(dir).filter((f) => f.endsWith('.json'));
+const manifest = readManifest();
+const files = historyFiles();
 
-describe('recorded histories replay against the current workflow code', () => {
-  it('has a recorded history for replaceNode', () => {
-    assert.ok(fixtures.includes('replaceNode.json'));
+/** Types whose running workflows move to new code (auto-upgrade): they can never be replayed against old code. */
+const AUTO_UPGRADE = new Set(['fleetPool']);
+
+describe('the replay corpus replays', () => {
+  it('lists every history file in the manifest, and nothing else; each under its own workflow type, named by its commit', () => {
+    assert.deepEqual(Object.keys(manifest.histories).sort(), files, 'manifest.json and the files under test/fixtures/histories/ differ');
+    for (const file of files) {
+      const entry = manifest.histories[file];
+      const [type, name] = file.split('/');
+      assert.equal(fixtureType(readFixture(file)), type, `${file}: the history is of another workflow type`);
+      assert.match(entry.recordedAt, /^[0-9a-f]{40}$/, `${file}: recordedAt must be a full commit id`);
+      assert.ok(name.startsWith(`${entry.recordedAt.slice(0, 7)}-`), `${file}: the name starts with the commit it was recorded at`);
+      assert.ok(entry.replayAgainst === 'current' || entry.replayAgainst === 'recorded', `${file}: replayAgainst is 'current' or 'recorded'`);
+      if (AUTO_UPGRADE.has(type)) assert.equal(entry.replayAgainst, 'current', `${file}: ${type} auto-upgrades, so its histories replay against the current code`);
+    }
   });
-  for (const file of fixtures) {
-    it(`replays ${file}`, async () => {
+
+  for (const type of ['replaceNode', 'fleetPool', 'rollingUpdate', 'backup', 'restore', 'verifyBackup', 'trainingJob']) {
+    it(`has at least one history of ${type}`, () => assert.ok(files.some((f) => f.startsWith(`${type}/`))));
+  }
+
+  for (const file of files) {
+    const entry = manifest.histories[file];
+    const against = entry?.replayAgainst === 'recorded' ? `the code of ${entry.recordedAt.slice(0, 7)}` : 'the current code';
+    it(`replays ${file} against ${against}`, async () => {
       // Workflows may check their own id, so the fixture carries the id it ran under.
-      const fixture = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { workflowId: string; history: unknown };
+      const fixture = readFixture(file);
       assert.ok(fixture.workflowId && fixture.history, `${file}: expected { workflowId, history }`);
-      await Worker.runReplayHistory({ workflowBundle: { codePath: await workflowBundle() } }, historyFromJSON(fixture.history), fixture.workflowId);
+      const codePath = entry?.replayAgainst === 'recorded' ? await bundleAtCommit(entry.recordedAt) : await workflowBundle();
+      await Worker.runReplayHistory({ workflowBundle: { codePath } }, historyFromJSON(fixture.history), fixture.workflowId);
     });
   }
 });
