@@ -79,7 +79,7 @@ function observe(h: AgentHealth): Observation {
  * since the view whose digest the workflow sent. The last view per workflow is kept in memory;
  * a worker that does not have it answers with the full view once.
  */
-export function createProbeActivities({ pools, agentToken }: { pools: PoolRegistry; agentToken: string }) {
+export function createProbeActivities({ pools }: { pools: PoolRegistry }) {
   const views = new Map<string, ProbeView>();
   const poolOf = (name: string) => {
     try {
@@ -105,7 +105,7 @@ export function createProbeActivities({ pools, agentToken }: { pools: PoolRegist
           if (!n.agentUrl) return { health: 'unreachable', reasons: dead.length ? dead : [`instance is ${n.state}; no agent address`] };
           try {
             // An agent that answers is believed, even on an instance the provider holds failed.
-            return observe(await new AgentClient(n.agentUrl, agentToken, input.timeoutMs).health());
+            return observe(await new AgentClient(n.agentUrl, pools.auth.tokensFor(input.pool, n.id), input.timeoutMs, { workflowId: key }).health());
           } catch (err) {
             return { health: 'unreachable', reasons: [...dead, `agent did not answer: ${(err as Error).message}`.slice(0, 160)] };
           }

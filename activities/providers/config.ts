@@ -92,7 +92,7 @@ class V {
   }
 }
 
-const LOCAL_FIELDS = ['stateDir', 'gpusPerNode', 'bootSeconds', 'simJobs', 'simJobSeconds'];
+const LOCAL_FIELDS = ['stateDir', 'gpusPerNode', 'bootSeconds', 'simJobs', 'simJobSeconds', 'agentTokensFile', 'faultInjection'];
 
 function parseLocalFields(o: Obj, v: V): LocalProviderOptions {
   return {
@@ -101,6 +101,8 @@ function parseLocalFields(o: Obj, v: V): LocalProviderOptions {
     bootSeconds: v.num(o, 'bootSeconds', 0),
     simJobs: v.int(o, 'simJobs', 0),
     simJobSeconds: v.num(o, 'simJobSeconds', 0),
+    agentTokensFile: v.str(o, 'agentTokensFile'),
+    faultInjection: v.bool(o, 'faultInjection'),
   };
 }
 
