@@ -1,4 +1,6 @@
+import type { AgentAuth } from '../../activities/agentAuth.ts';
 import { PoolRegistry, UnknownPoolError, type PoolConfig } from '../../activities/pools.ts';
+import { nodeIdFor } from '../../activities/providers/naming.ts';
 import { notRebootable } from '../../activities/providers/errors.ts';
 import { ProviderConfigError, type NodeInstance, type NodeSpec, type Provider, type Snapshot } from '../../activities/providers/types.ts';
 import { SimClient } from './client.ts';
@@ -7,12 +9,14 @@ import { SimClient } from './client.ts';
 export class SimProvider implements Provider {
   readonly name = 'fleet-sim';
   private readonly sim: SimClient;
-  constructor(url: string, token: string) {
+  /** `token`: the simulator API's; `auth`: what each new node is handed (its own control tokens, per-node mode). */
+  constructor(url: string, token: string, private readonly auth?: AgentAuth) {
     this.sim = new SimClient(url, token);
   }
 
   provision(spec: NodeSpec, idempotencyKey: string): Promise<NodeInstance> {
-    return this.sim.provision(spec.pool, idempotencyKey, { instanceType: spec.instanceType });
+    const controlTokens = this.auth?.mode === 'per-node' ? this.auth.tokensFor(spec.pool, nodeIdFor(spec.pool, idempotencyKey)) : undefined;
+    return this.sim.provision(spec.pool, idempotencyKey, { instanceType: spec.instanceType, controlTokens });
   }
   terminate(id: string): Promise<void> {
     return this.sim.terminate(id);
@@ -43,9 +47,10 @@ export class SimProvider implements Provider {
 /** A pools registry with one pool served by the simulator (the worker's pools file has no sim provider type). */
 export class SimPoolRegistry extends PoolRegistry {
   private readonly sim: SimProvider;
-  constructor(private readonly pool: string, url: string, token: string) {
-    super([], token);
-    this.sim = new SimProvider(url, token);
+  /** `token`: the simulator API's; `auth`: how the worker reaches the agents and what new nodes get. */
+  constructor(private readonly pool: string, url: string, token: string, auth: AgentAuth) {
+    super([], auth);
+    this.sim = new SimProvider(url, token, auth);
   }
   override names(): string[] {
     return [this.pool];

@@ -110,7 +110,7 @@ describe('deployment artifacts', () => {
     const mounts = new Set(c.volumeMounts.map((m: Obj) => m.mountPath));
     for (const path of ['/dev', '/usr/bin/nvidia-smi']) assert.ok(mounts.has(path), `mounts ${path}`);
     assert.ok([...mounts].some((p) => /libnvidia-ml\.so/.test(String(p))), 'mounts NVML');
-    const env = { ...envOf(c), DRYDOCK_AGENT_TOKEN: 'x'.repeat(32), DRYDOCK_NODE_ID: 'gpu-node-1' };
+    const env = { ...envOf(c), DRYDOCK_AGENT_CONTROL_TOKEN: 'x'.repeat(32), DRYDOCK_NODE_ID: 'gpu-node-1' };
     const config = loadAgentConfig([], env);
     assert.equal(config.host, '0.0.0.0');
     assert.equal(config.port, c.ports[0].containerPort);
