@@ -31,7 +31,7 @@ export interface AuditRecord {
 }
 
 export interface AuditSettings {
-  /** Where audit.log lives (the agent's data dir); none: stdout only. */
+  /** Where audit.log lives (the agent's data dir); none: stdout only, when asked. */
   dir?: string;
   stdout: boolean;
   /** audit.log is rotated (audit.log.1 …) once it passes this size. */
@@ -93,9 +93,13 @@ export class AuditLog {
     }
   }
 
+  describe(): string {
+    return `audit: ${[this.file, this.settings.stdout ? 'stdout' : undefined].filter(Boolean).join(' + ') || 'off (no --data-dir, no --audit-stdout)'}`;
+  }
+
   write(rec: AuditRecord): void {
     const line = `${JSON.stringify(rec)}\n`;
-    if (this.settings.stdout || !this.file) process.stdout.write(`audit ${line}`);
+    if (this.settings.stdout) process.stdout.write(`audit ${line}`);
     if (!this.file) return;
     try {
       if (this.size > 0 && this.size + line.length > this.settings.maxBytes) this.rotate();

@@ -42,7 +42,7 @@ export class Guard {
   }
 
   describe(): string {
-    return describeAuth(this.tokens);
+    return `${describeAuth(this.tokens)}; ${this.audit.describe()}`;
   }
 
   private line(req: IncomingMessage, key: string, principal: Principal | undefined, started: number, status: number, body: Record<string, unknown>, out?: unknown, error?: string): void {

@@ -197,7 +197,7 @@ function parseProvider(raw: unknown, path: string): ProviderConfig {
     case 'local':
       // Lenient on unknown fields for compatibility: scripts/lib/fleet.ts writes its own options
       // (pool, nodes) into local entries. Credential-like fields are still refused.
-      pv.only(Object.fromEntries(Object.entries(o).filter(([k]) => SECRET_LIKE.test(k))), [], '');
+      pv.only(Object.fromEntries(Object.entries(o).filter(([k]) => SECRET_LIKE.test(k) && !LOCAL_FIELDS.includes(k))), [], '');
       return { type: 'local', name: pv.str(o, 'name', false, ENTRY_NAME, 'lowercase letters, digits and dashes'), ...parseLocalFields(o, pv) };
     case 'aws-ec2':
       return parseAws(o, pv);
