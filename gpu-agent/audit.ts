@@ -60,6 +60,11 @@ export function redactUri(uri: string): string {
   }
 }
 
+/** URIs inside free text (error messages) redacted as redactUri does. */
+export function redactText(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@]+@/gi, '$1').replace(/\b((?:https?|s3):\/\/[^\s?#'")]+)[?#][^\s'")]*/gi, '$1?<redacted>');
+}
+
 /** The body's fields as the audit line shows them: URIs redacted, long strings cut, nothing else kept from nested objects. */
 export function auditArgs(body: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { AgentConfig } from './config.ts';
-import { AUDITED_ROUTES, auditArgs, AuditLog, workflowIdFrom, WORKFLOW_ID_HEADER } from './audit.ts';
+import { AUDITED_ROUTES, auditArgs, AuditLog, redactText, workflowIdFrom, WORKFLOW_ID_HEADER } from './audit.ts';
 import { describeAuth, roleForRoute, TokenStore, type Principal } from './auth.ts';
 import { HttpError } from './http.ts';
 import { RequestLimits } from './limits.ts';
@@ -57,7 +57,7 @@ export class Guard {
       address: req.socket.remoteAddress ?? 'unknown',
       workflowId: workflowIdFrom(req.headers[WORKFLOW_ID_HEADER]),
       args: auditArgs(body),
-      result: { status, ...(outcomeOf(out) ? { outcome: outcomeOf(out) } : {}), ...(error ? { error: error.slice(0, 300) } : {}) },
+      result: { status, ...(outcomeOf(out) ? { outcome: outcomeOf(out) } : {}), ...(error ? { error: redactText(error).slice(0, 300) } : {}) },
       durationMs: Date.now() - started,
     });
   }

@@ -23,7 +23,7 @@ const MODEL = '/models/sim.gguf';
 /** Every control route, with a body the route accepts. */
 const CONTROL: Array<[string, string, unknown?]> = [
   ['GET', '/health'], ['GET', '/ready'], ['GET', '/policy'], ['GET', '/drain'], ['GET', '/traffic'], ['GET', '/model'], ['GET', '/metrics'],
-  ['POST', '/cordon', {}], ['POST', '/uncordon', {}], ['POST', '/drain', { timeoutSeconds: 5 }], ['POST', '/jobs', { seconds: 0 }],
+  ['POST', '/jobs', { seconds: 0 }], ['POST', '/cordon', {}], ['POST', '/uncordon', {}], ['POST', '/drain', { timeoutSeconds: 5 }],
   ['PUT', '/model', { uri: MODEL, sha256: simulatedModelSha256(MODEL) }], ['POST', '/smoke', { prompt: 'hi', max_tokens: 2 }],
   ['POST', '/sim/faults', { kind: 'xid', gpu: 0, code: 79 }], ['POST', '/sim/faults/clear', {}],
 ];
