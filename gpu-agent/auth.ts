@@ -52,7 +52,7 @@ function entry(token: string, roles: readonly Role[], name?: string): Entry {
 }
 
 /**
- * Parses a tokens file: one token per line as `<role> <token> [<name>]`, role `inference` or
+ * Parses a tokens file: one token per line as `<role> <token>[,<token>…] [<name>]`, role `inference` or
  * `control`; blank lines and lines starting with `#` are skipped. Throws naming the line.
  */
 export function parseTokensFile(text: string, where: string): Array<{ role: Role; token: string; name?: string }> {
@@ -64,13 +64,16 @@ export function parseTokensFile(text: string, where: string): Array<{ role: Role
     const at = `${where}: line ${i + 1}`;
     const fields = line.split(/\s+/);
     if (fields.length < 2 || fields.length > 3) throw new AuthConfigError(`${at}: expected '<role> <token> [<name>]' (role inference or control)`);
-    const [role, token, name] = fields;
+    const [role, tokens, name] = fields;
     if (!ROLES.includes(role as Role)) throw new AuthConfigError(`${at}: unknown role '${role}' (expected inference or control)`);
-    checkToken(at, token);
     if (name !== undefined && !NAME_RE.test(name)) throw new AuthConfigError(`${at}: name '${name}': expected 1-64 letters, digits, . _ @ -`);
-    if (seen.has(token)) throw new AuthConfigError(`${at}: this token is listed twice`);
-    seen.add(token);
-    out.push({ role: role as Role, token, name });
+    // Comma-separated: a node's control tokens of every key during a rotation, as {{controlToken}} fills them in.
+    for (const token of tokens.split(',')) {
+      checkToken(at, token);
+      if (seen.has(token)) throw new AuthConfigError(`${at}: this token is listed twice`);
+      seen.add(token);
+      out.push({ role: role as Role, token, name });
+    }
   });
   return out;
 }

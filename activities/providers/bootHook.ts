@@ -35,9 +35,9 @@ export const DEFAULT_AGENT_PORT = 9400;
 
 /** Production: the instance boots its agent from user-data; it listens on the private IP. */
 export class PrivateIpAgent implements AgentLocator {
-  constructor(private readonly port: number = DEFAULT_AGENT_PORT, readonly auth?: AgentAuth) {}
+  constructor(private readonly port: number = DEFAULT_AGENT_PORT, readonly auth?: AgentAuth, private readonly tls = false) {}
   locate(node: NodeInstance): string | undefined {
-    return node.state === 'running' && node.privateIp ? `http://${node.privateIp}:${this.port}` : undefined;
+    return node.state === 'running' && node.privateIp ? `${this.tls ? 'https' : 'http'}://${node.privateIp}:${this.port}` : undefined;
   }
   async gone(): Promise<void> {}
   async rebooted(): Promise<void> {}

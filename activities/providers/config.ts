@@ -8,6 +8,8 @@ import { STRATEGIES, type Strategy } from './multi.ts';
 export interface AgentSettings {
   /** Port the agent listens on at the instance's private IP (default 9400). */
   port?: number;
+  /** The agent serves HTTPS (--tls-cert/--tls-key); the worker trusts its CA via NODE_EXTRA_CA_CERTS. */
+  tls?: boolean;
   /** Dev / tests only: start a local gpu-agent per instance instead of reaching the instance. */
   bootHook?: { type: 'local-agent' } & LocalBootHookOptions;
 }
@@ -110,9 +112,10 @@ function parseAgent(raw: unknown, v: V): AgentSettings | undefined {
   if (raw === undefined) return undefined;
   const o = v.obj(raw, 'agent');
   const av = new V(`${v.path}.agent`);
-  av.only(o, ['port', 'bootHook'], '');
+  av.only(o, ['port', 'tls', 'bootHook'], '');
   const port = av.int(o, 'port', 1, 65535);
-  if (o.bootHook === undefined) return { port };
+  const tls = av.bool(o, 'tls');
+  if (o.bootHook === undefined) return { port, ...(tls === undefined ? {} : { tls }) };
   const h = av.obj(o.bootHook, 'bootHook');
   const hv = new V(`${v.path}.agent.bootHook`);
   hv.only(h, ['type', ...LOCAL_FIELDS], '');

@@ -10,7 +10,7 @@ function locator(agent: AgentSettings | undefined, auth: AgentAuth): AgentLocato
     const { type: _type, ...opts } = agent.bootHook;
     return new LocalAgentBootHook(opts, auth);
   }
-  return new PrivateIpAgent(agent?.port, auth);
+  return new PrivateIpAgent(agent?.port, auth, agent?.tls ?? false);
 }
 
 /**
