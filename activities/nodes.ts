@@ -4,6 +4,7 @@ import { invalidArgument } from '../workflows/common/errors.ts';
 import { AgentClient, AgentHttpError, type CallerContext, type DrainState } from './agentClient.ts';
 import { PoolRegistry, UnknownPoolError } from './pools.ts';
 import type { NodeInstance } from './providers/types.ts';
+import { onlyWaitsForModel } from '../gpu-agent/readiness.ts';
 
 export interface NodeRef {
   pool: string;
@@ -166,10 +167,10 @@ export function createNodeActivities(deps: NodeActivityDeps) {
     },
 
     /** Creates the replacement (idempotent on the key) and waits until its agent answers. */
-    async provisionNode(input: { pool: string; idempotencyKey: string }): Promise<ProvisionResult> {
+    async provisionNode(input: { pool: string; idempotencyKey: string; serving?: boolean }): Promise<ProvisionResult> {
       const ctx = Context.current();
       const { config, provider } = pool(input.pool);
-      let node = await provider.provision({ pool: input.pool, instanceType: config.instanceType }, input.idempotencyKey);
+      let node = await provider.provision({ pool: input.pool, instanceType: config.instanceType, ...(input.serving ? { serving: true } : {}) }, input.idempotencyKey);
       for (;;) {
         if (node.state === 'terminated') {
           throw ApplicationFailure.nonRetryable(`node ${node.id} for key ${input.idempotencyKey} was terminated while provisioning`, 'ProvisionFailed');
@@ -183,8 +184,12 @@ export function createNodeActivities(deps: NodeActivityDeps) {
       }
     },
 
-    /** Waits until the node's agent reports healthy and ready. */
-    async waitNodeHealthy(ref: NodeRef): Promise<{ status: string; gpus: number }> {
+    /**
+     * Waits until the node's agent reports healthy and ready. `modelPending`: a node that joins a
+     * serving pool is not ready until it serves the pool's model (the next step loads it), so
+     * readiness that waits only for the model is enough here.
+     */
+    async waitNodeHealthy(ref: NodeRef & { modelPending?: boolean }): Promise<{ status: string; gpus: number }> {
       const ctx = Context.current();
       for (;;) {
         try {
@@ -192,8 +197,9 @@ export function createNodeActivities(deps: NodeActivityDeps) {
           if (agent) {
             const h = await agent.health();
             const ready = await agent.ready();
-            ctx.heartbeat({ status: h.status, ready: ready.ready });
-            if (h.status === 'healthy' && ready.ready) return { status: h.status, gpus: h.gpus.length };
+            const enough = ready.ready || (ref.modelPending === true && onlyWaitsForModel(ready.reasons ?? []));
+            ctx.heartbeat({ waitingFor: 'agent healthy and ready', status: h.status, ready: ready.ready, reasons: ready.reasons?.slice(0, 3) });
+            if (h.status === 'healthy' && enough) return { status: h.status, gpus: h.gpus.length };
           }
         } catch (err) {
           if (err instanceof ApplicationFailure) throw err;

@@ -46,8 +46,10 @@ export interface AgentConfig extends SecuritySettings {
   kernelLog: KernelLogSource;
   policy: HealthPolicy;
   policyFile?: string;
-  /** Model to load at start (path or file:// URI) and its sha256. */
+  /** Model to load at start (path or file:// URI) and its sha256; the agent is not ready until it serves it. */
   model?: { uri: string; sha256: string };
+  /** The node is for a serving pool: not ready while it serves no model (`--require-model`). */
+  requireModel: boolean;
   /** `llama`: node-llama-cpp; `simulated`: no model files or llama.cpp, for the fleet simulator and tests. */
   inference: InferenceChoice;
   simInference: SimInferenceConfig;
@@ -126,6 +128,7 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentCo
       'queue-timeout-ms': str, 'max-tokens': str, threads: str, 'tls-cert': str, 'tls-key': str,
       'boot-delay': str, 'sim-jobs': str, 'sim-job-seconds': str,
       ...SECURITY_OPTIONS,
+      'require-model': { type: 'boolean' },
       inference: str, 'sim-swap-seconds': str, 'sim-generation-ms': str, 'sim-token-ms': str, 'sim-fail-sha256': str, 'sim-bad-output-sha256': str, 'sim-oom-sha256': str,
     },
   });
@@ -205,6 +208,7 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentCo
     policy,
     policyFile,
     model,
+    requireModel: v['require-model'] ?? /^(1|true|yes)$/i.test(env.DRYDOCK_AGENT_REQUIRE_MODEL ?? ''),
     slots: num('slots', v.slots, AGENT_DEFAULTS.slots, 1, true),
     slotContext: num('slot-context', v['slot-context'], AGENT_DEFAULTS.slotContext, 64, true),
     queueSize: num('queue-size', v['queue-size'], AGENT_DEFAULTS.queueSize, 0, true),

@@ -13,6 +13,7 @@ import { chatCompletions, completions, models, smoke, type OpenAiDeps } from './
 import { LlamaInference, ModelSwapError, type InferenceService } from './inference/service.ts';
 import { SimulatedInference } from './inference/simulated.ts';
 import { Guard } from './guard.ts';
+import { servingReasons, type DesiredModel } from './readiness.ts';
 import { TrafficCounter } from './traffic.ts';
 import { CordonedError, WorkTracker } from './work.ts';
 
@@ -84,6 +85,8 @@ export function createAgent(config: AgentConfig): Agent {
     }
   };
   let modelError: string | undefined;
+  // What the agent has been told it must serve: the start-up model, then the last model the control plane asked for.
+  let desired: DesiredModel | undefined = config.model;
   const started = (async () => {
     if (gpu.name === 'nvidia' || config.model) await crossCheck();
     if (config.model) {
@@ -146,7 +149,7 @@ export function createAgent(config: AgentConfig): Agent {
       const reasons = [
         ...(h.drain.state !== 'active' ? [`node is ${h.drain.state}`] : []),
         ...(h.status === 'unhealthy' ? h.reasons : []),
-        ...(config.model && !h.model ? [`model not loaded${modelError ? `: ${modelError}` : ' yet'}`] : []),
+        ...servingReasons(desired, h.model, config.requireModel, modelError),
       ];
       return reasons.length ? [503, { ready: false, reasons }] : [200, { ready: true }];
     },
@@ -179,12 +182,19 @@ export function createAgent(config: AgentConfig): Agent {
       allowOnly(b, ['uri', 'sha256']);
       if (typeof b.uri !== 'string' || b.uri === '') throw new HttpError(400, 'uri: expected a model path or file:// URI');
       if (typeof b.sha256 !== 'string' || !SHA256_RE.test(b.sha256)) throw new HttpError(400, "sha256: expected the model file's sha256 as 64 hex digits");
+      const before = desired;
+      desired = { uri: b.uri, sha256: b.sha256.toLowerCase() };
       try {
         const model = await inference.load(b.uri, b.sha256);
         modelError = undefined;
         return [200, { model, swap: inference.swap }];
       } catch (err) {
-        if (err instanceof ModelSwapError) throw new HttpError(err.status, `${err.message} (still serving ${inference.model?.sha256 ?? 'no model'})`);
+        if (err instanceof ModelSwapError) {
+          // A refused model was never served: the agent keeps what it had, and what it was told before.
+          desired = before;
+          if (err.status !== 409 || !/already in progress/.test(err.message)) modelError = err.message;
+          throw new HttpError(err.status, `${err.message} (still serving ${inference.model?.sha256 ?? 'no model'})`);
+        }
         throw err;
       }
     },

@@ -62,7 +62,7 @@ async function stop(code: number): Promise<never> {
 }
 
 /** The README's example inputs, with this machine's absolute paths (backup and checkpoint stores need them). */
-function writeExampleInputs(dir: string, models: { v2: DemoModel }): void {
+function writeExampleInputs(dir: string, models: { v1: DemoModel; v2: DemoModel }): void {
   const examples = join(dir, 'examples');
   mkdirSync(examples, { recursive: true });
   const write = (name: string, input: unknown) => writeFileSync(join(examples, name), JSON.stringify(input, null, 2) + '\n');
@@ -71,6 +71,15 @@ function writeExampleInputs(dir: string, models: { v2: DemoModel }): void {
     sources: [{ type: 'files', name: 'models', path: join(dir, 'model-store') }],
     destination: `file://${join(dir, 'backups')}`,
     retention: { keepLast: 7 },
+  });
+  // The demo pool serves demo-v1: every node that joins (replacement, scale-up) serves it before it takes traffic.
+  write('pool.json', {
+    name: config.pool.name,
+    minNodes: 3,
+    maxNodes: 5,
+    health: { probeIntervalSeconds: 5, unhealthyAfter: 2 },
+    disruption: { maxUnavailable: 1, minHealthy: '51%', breaker: { maxUnhealthyFraction: 0.3 } },
+    serving: { model: { uri: models.v1.path, sha256: models.v1.sha256 } },
   });
   write('rollout.json', {
     pool: config.pool.name,
@@ -122,7 +131,8 @@ async function main(): Promise<void> {
   const poolsFile = join(config.dir, 'pools.yaml');
   writeFileSync(poolsFile, JSON.stringify({ pools: [config.pool] }, null, 2));
   if (provider.records(config.pool.name).length === 0) {
-    for (let i = 0; i < config.nodes; i++) await provider.provision({ pool: config.pool.name, instanceType: config.pool.instanceType }, `dev/${config.pool.name}/${i}`);
+    // A serving pool's nodes: their agents are not ready until they serve a model (demo-v1, loaded below).
+    for (let i = 0; i < config.nodes; i++) await provider.provision({ pool: config.pool.name, instanceType: config.pool.instanceType, serving: true }, `dev/${config.pool.name}/${i}`);
   }
   await provider.ensureRunning(config.pool.name);
   await waitFor(async () => (await provider.list(config.pool.name)).every((n) => n.state === 'running' && n.agentUrl), 60_000, 'the demo agents', 200);

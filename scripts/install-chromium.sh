@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs Debian's chromium for the Web UI end-to-end test (test/ops/webui.test.ts).
+# Installs Debian's chromium for the Web UI end-to-end test (test/ops/operator.test.ts).
 # Idempotent: does nothing when /usr/bin/chromium exists. Never downloads a browser build.
 set -euo pipefail
 if [ -x /usr/bin/chromium ]; then

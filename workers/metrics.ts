@@ -3,7 +3,7 @@ import { createServer as createNetServer } from 'node:net';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { Runtime, type ActivityInterceptorsFactory } from '@temporalio/worker';
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /**
  * Prometheus metrics on the worker: one `/metrics` endpoint that serves drydock's own counters
@@ -76,6 +76,19 @@ export class DrydockMetrics {
     registers: [this.registry],
   });
 
+  readonly servingDrift = new Gauge({
+    name: 'drydock_pool_serving_drift_nodes',
+    help: "Members of a serving pool whose agent serves another model than the pool's desired one (or none), at the last probe",
+    labelNames: ['pool'],
+    registers: [this.registry],
+  });
+  readonly servingJoins = new Counter({
+    name: 'drydock_pool_serving_joins_total',
+    help: "Nodes brought to a serving pool's model (scale-up joins, drift converged, replacements), by outcome",
+    labelNames: ['pool', 'workflow', 'outcome'],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'drydock_worker_' });
   }
@@ -117,8 +130,22 @@ async function workflowAgeSeconds(): Promise<number | undefined> {
  * replaceNode gives up either by uncordoning the node (before terminate) or by a non-retryable
  * failure in a step that is not followed by an uncordon.
  */
+const joined: EventHandler = (m, args, outcome) => {
+  const workflow = Context.current().info.workflowType ?? 'unknown';
+  if (outcome.ok) m.servingJoins.inc({ pool: poolOf(args), workflow, outcome: 'served' });
+  else if (nonRetryableType(outcome.err)) m.servingJoins.inc({ pool: poolOf(args), workflow, outcome: nonRetryableType(outcome.err)! });
+};
+
 const EVENTS: Record<string, Record<string, EventHandler>> = {
+  fleetPool: {
+    probePool(m, args, outcome) {
+      const drift = outcome.ok ? (outcome.result as { drift?: unknown[] }).drift : undefined;
+      if (drift) m.servingDrift.set({ pool: poolOf(args) }, drift.length);
+    },
+    joinServing: joined,
+  },
   replaceNode: {
+    joinServing: joined,
     resolveNode(m, args, outcome) {
       if (Context.current().info.attempt === 1) m.replacementsStarted.inc({ pool: poolOf(args) });
       const type = outcome.ok ? undefined : nonRetryableType(outcome.err);

@@ -5,6 +5,7 @@ import {
   condition,
   continueAsNew,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -28,6 +29,7 @@ import {
   replaceNodeUpdate,
   resizeUpdate,
   resumeRemediationUpdate,
+  setServingModelUpdate,
   swapMembersUpdate,
   uncordonNodeUpdate,
   type PoolPhase,
@@ -38,6 +40,8 @@ import * as handle from './pool/handlers.ts';
 import { reconcile } from './pool/membership.ts';
 import { applyProbe, probeFailed, probeInput } from './pool/probe.ts';
 import { remediate } from './pool/remediation.ts';
+import { converge, setServing, validateSetServing } from './pool/serving.ts';
+import { SERVING_PATCH } from './pool/servingWork.ts';
 import { size } from './pool/sizing.ts';
 import { freshState, pushEvent, type PoolState } from './pool/state.ts';
 import { poolDetails, poolStatus } from './pool/status.ts';
@@ -94,6 +98,7 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
   setHandler(claimNodesUpdate, (r) => handle.claimNodes(ctx, r), { validator: (r) => validate.claimNodes(ctx, r) });
   setHandler(swapMembersUpdate, (r) => handle.swapMembers(ctx, r), { validator: (r) => validate.swapMembers(ctx, r) });
   setHandler(releaseClaimsUpdate, (r) => handle.releaseClaims(ctx, r), { validator: (r) => validate.releaseClaims(r) });
+  setHandler(setServingModelUpdate, (r) => setServing(ctx, r), { validator: (r) => validateSetServing(ctx, r) });
 
   // ---- steps of the loop ----------------------------------------------------------------------
 
@@ -157,6 +162,8 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
     //    breaker is open or remediation paused), hold the size, grant what the budget allows, publish.
     expireLeases(ctx);
     remediate(ctx);
+    // Serving pools: members that drifted from the pool's model queue for the budget (serving.ts).
+    if (ctx.cfg.serving && patched(SERVING_PATCH)) converge(ctx);
     size(ctx);
     grantPass(ctx);
     publish();

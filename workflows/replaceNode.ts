@@ -13,6 +13,8 @@ import {
 } from '@temporalio/workflow';
 import type { NodeActivities } from '../activities/nodes.ts';
 import type { PoolActivities } from '../activities/pool/index.ts';
+import type { ModelRef } from './inputs/rollingUpdate.ts';
+import { SERVING_PATCH } from './pool/servingWork.ts';
 import { INVALID_ARGUMENT, invalidArgument } from './common/errors.ts';
 import { fleetPoolWorkflowId, replaceNodeWorkflowId } from './common/ids.ts';
 import { parseReplaceNodeInput, type ReplaceNodeConfig } from './inputs/replaceNode.ts';
@@ -30,6 +32,7 @@ export type ReplacePhase =
   | 'terminating'
   | 'provisioning'
   | 'waiting-healthy'
+  | 'converging'
   | 'done'
   | 'failed';
 
@@ -48,6 +51,8 @@ export interface ReplaceNodeStatus {
   phase: ReplacePhase;
   phases: PhaseRecord[];
   replacementNodeId?: string;
+  /** What the replacement is brought to before it counts: the pool's desired model, or like for like the old node's. */
+  model?: ModelRef | null;
   error?: string;
 }
 
@@ -118,7 +123,10 @@ export async function replaceNode(rawInput: ReplaceNodeConfig): Promise<ReplaceN
   const slowActs = proxyActivities<NodeActivities>({ ...short, startToCloseTimeout: '15 minutes' });
   // Waiting in the pool's budget queue can take long; the activity heartbeats while it waits.
   const leaseActs = proxyActivities<PoolActivities>({ ...short, startToCloseTimeout: '2 hours', heartbeatTimeout: '30 seconds' });
+  // Loads, smoke and readiness of the replacement's model, under one activity that heartbeats what it waits for.
+  const joinActs = proxyActivities<PoolActivities>({ ...short, startToCloseTimeout: '40 minutes', heartbeatTimeout: '1 minute' });
   const lease = { pool: input.pool, holder: expectedId, nodeId: input.nodeId };
+  let model: ModelRef | null = null;
   let leased = false;
   let terminated = false;
 
@@ -130,6 +138,16 @@ export async function replaceNode(rawInput: ReplaceNodeConfig): Promise<ReplaceN
       const got = await leaseActs.acquirePoolLease.executeWithOptions({ summary: `wait for a slot in pool ${input.pool}'s disruption budget` }, [lease]);
       leased = got === 'granted';
       status.phases[status.phases.length - 1].note = leased ? `lease from pool/${input.pool}` : 'no pool workflow: no budget to wait for';
+    }
+
+    // Like for like: what the replacement must serve, recorded while the old node still runs.
+    if (patched(SERVING_PATCH)) {
+      const rec = await joinActs.recordServedModel.executeWithOptions({ summary: `record what ${input.nodeId} serves (the replacement gets the same)` }, [ref]);
+      model = rec.model;
+      status.model = model;
+      const last = status.phases[status.phases.length - 1];
+      const what = model ? `${model.uri.split('/').pop()} (${model.sha256.slice(0, 12)}…) from ${rec.source === 'pool' ? "the pool's desired state" : rec.source === 'node' ? 'the old node' : 'the pool\'s other nodes'}` : 'serves no model';
+      last.note = last.note ? `${last.note}; ${what}` : what;
     }
 
     enter('cordoning', input.reason);
@@ -157,15 +175,24 @@ export async function replaceNode(rawInput: ReplaceNodeConfig): Promise<ReplaceN
     enter('provisioning');
     const replacement = await slowActs.provisionNode.executeWithOptions(
       { summary: `provision the replacement for ${input.nodeId}` },
-      [{ pool: input.pool, idempotencyKey: `${workflowInfo().workflowId}/provision` }],
+      [{ pool: input.pool, idempotencyKey: `${workflowInfo().workflowId}/provision`, ...(model ? { serving: true } : {}) }],
     );
     status.replacementNodeId = replacement.nodeId;
 
     enter('waiting-healthy', replacement.nodeId);
     await slowActs.waitNodeHealthy.executeWithOptions(
       { summary: `wait until ${replacement.nodeId} is healthy and ready` },
-      [{ pool: input.pool, nodeId: replacement.nodeId }],
+      [{ pool: input.pool, nodeId: replacement.nodeId, ...(model ? { modelPending: true } : {}) }],
     );
+
+    if (model) {
+      // Cordoned until it serves the model (verified swap, smoke generation), then uncordoned; the pool's desired model at this moment wins.
+      enter('converging', `${model.sha256.slice(0, 12)}…`);
+      const joined = await joinActs.joinServing.executeWithOptions({ summary: `bring ${replacement.nodeId} to ${model.sha256.slice(0, 12)}…, then uncordon` }, [
+        { pool: input.pool, nodeId: replacement.nodeId, model, followPool: true },
+      ]);
+      status.model = joined.model;
+    }
 
     if (leased) await leaseActs.releasePoolLease.executeWithOptions({ summary: `give the budget slot back to pool ${input.pool}` }, [lease]);
     enter('done');

@@ -17,6 +17,7 @@ import { runBlueGreen } from './rollout/blueGreen.ts';
 import { unavailableLimit } from './rollout/plan.ts';
 import { runRolling, type Outcome } from './rollout/rolling.ts';
 import { Rollout } from './rollout/runtime.ts';
+import { setPoolModel, settlePoolModel } from './rollout/serving.ts';
 import { effectivePhase, freshRolloutState, rolloutDetails, rolloutStatus, TERMINAL } from './rollout/state.ts';
 import { DRYDOCK_PHASE, DRYDOCK_POOL } from './searchAttributes.ts';
 
@@ -171,7 +172,12 @@ export async function rollingUpdate(input: RollingUpdateInput): Promise<RolloutR
   );
 
   // ---- run ---------------------------------------------------------------------------------
+  // Rolling: the target is the pool's desired model from now on (blue-green sets it at the switch).
+  if (!blueGreen && todo.length > 0) await setPoolModel(rt, cfg.target.model, true);
   const outcome: Outcome = todo.length === 0 ? { outcome: 'succeeded' } : blueGreen ? await runBlueGreen(rt) : await runRolling(rt);
+  // Rolled back or aborted: the previous model again; failed with nodes accepted (no rollback): the target stays.
+  const rolledBack = outcome.outcome === 'rolled-back' || outcome.outcome === 'aborted' || st.nodes.some((n) => n.direction === 'rollback' || n.state === 'rolled-back');
+  await settlePoolModel(rt, outcome.outcome === 'succeeded' || !rolledBack);
   st.phase = outcome.outcome;
   st.hold = undefined;
   if (outcome.outcome !== 'succeeded') st.reason = outcome.reason;

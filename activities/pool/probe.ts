@@ -11,6 +11,8 @@ export interface ProbePoolInput {
   digest: string;
   timeoutMs: number;
   concurrency: number;
+  /** Serving pools: the desired model; the answer lists reachable nodes that serve another (or none). */
+  desiredSha256?: string;
 }
 
 export interface ProbePoolResult {
@@ -25,6 +27,8 @@ export interface ProbePoolResult {
   idle: string[];
   probed: number;
   tookMs: number;
+  /** With desiredSha256: reachable nodes whose agent serves another model than desired, and what (null: none). */
+  drift?: { id: string; model: { uri: string; sha256: string } | null }[];
 }
 
 interface Observation {
@@ -33,6 +37,7 @@ interface Observation {
   util?: number;
   accepting?: boolean;
   idle?: boolean;
+  model?: { uri: string; sha256: string } | null;
 }
 
 /**
@@ -70,6 +75,7 @@ function observe(h: AgentHealth): Observation {
     util: utils.length ? utils.reduce((a, b) => a + b, 0) / utils.length : undefined,
     accepting,
     idle: accepting && h.drain.inFlight === 0,
+    model: h.model ? { uri: h.model.uri, sha256: h.model.sha256 } : null,
   };
 }
 
@@ -118,8 +124,10 @@ export function createProbeActivities({ pools }: { pools: PoolRegistry }) {
       let utilSum = 0;
       let utilCount = 0;
       const idle: string[] = [];
+      const drift: NonNullable<ProbePoolResult['drift']> = [];
       nodes.forEach((n, i) => {
         const o = observed[i];
+        if (input.desiredSha256 && o.model !== undefined && o.model?.sha256 !== input.desiredSha256) drift.push({ id: n.id, model: o.model });
         view[n.id] = o.health;
         if (o.reasons) reasons.set(n.id, o.reasons);
         if (o.accepting && o.util !== undefined) {
@@ -143,6 +151,7 @@ export function createProbeActivities({ pools }: { pools: PoolRegistry }) {
         idle,
         probed: nodes.length,
         tookMs: Date.now() - started,
+        ...(input.desiredSha256 ? { drift } : {}),
       };
     },
 

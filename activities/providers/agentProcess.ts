@@ -23,6 +23,8 @@ export interface AgentProcessOptions {
   bootSeconds?: number;
   simJobs?: number;
   simJobSeconds?: number;
+  /** A serving pool's node: not ready while it serves no model. */
+  requireModel?: boolean;
 }
 
 interface AgentFile {
@@ -79,6 +81,7 @@ export function startAgentProcess(o: AgentProcessOptions): void {
       '--sim-job-seconds', String(o.simJobSeconds ?? 5),
       ...(o.tokensFile ? ['--tokens-file', o.tokensFile] : []),
       ...(o.faultInjection ? ['--allow-fault-injection'] : []),
+      ...(o.requireModel ? ['--require-model'] : []),
     ],
     // Detached: a node outlives the worker that created it, as a cloud instance would.
     { cwd: REPO_ROOT, detached: true, stdio: ['ignore', log, log], env: o.env },

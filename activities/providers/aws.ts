@@ -32,6 +32,7 @@ import {
   CapacityError,
   TAG_DISK_KEY,
   TAG_MANAGED,
+  TAG_SERVING,
   TAG_NODE,
   TAG_POOL,
   TAG_SNAPSHOT_KEY,
@@ -314,9 +315,10 @@ export class AwsEc2Provider implements Provider {
       [TAG_NODE]: nodeId,
       [TAG_MANAGED]: 'true',
       [TAG_REQUEST]: keyHash(idempotencyKey),
+      ...(spec.serving ? { [TAG_SERVING]: 'true' } : {}),
     });
     const spot = o.spot ? (typeof o.spot === 'object' ? o.spot : {}) : undefined;
-    const userData = fillBootTemplate(o.userData, spec.pool, nodeId, this.locator.auth, `${this.entry}: userData`);
+    const userData = fillBootTemplate(o.userData?.replaceAll('{{requireModel}}', spec.serving ? '--require-model' : ''), spec.pool, nodeId, this.locator.auth, `${this.entry}: userData`);
     const res = await this.call('RunInstances', () =>
       this.ec2.send(
         new RunInstancesCommand({

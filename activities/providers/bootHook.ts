@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { agentEnv, type AgentAuth } from '../agentAuth.ts';
 import { agentUrl, restartAgentProcess, startAgentProcess, stopAgentProcess, type AgentProcessOptions } from './agentProcess.ts';
-import { ProviderConfigError, type NodeInstance } from './types.ts';
+import { ProviderConfigError, TAG_SERVING, type NodeInstance } from './types.ts';
 
 /** Finds the gpu-agent of a cloud instance. */
 export interface AgentLocator {
@@ -81,6 +81,7 @@ export class LocalAgentBootHook implements AgentLocator {
       bootSeconds: this.opts.bootSeconds,
       simJobs: this.opts.simJobs,
       simJobSeconds: this.opts.simJobSeconds,
+      requireModel: node.tags[TAG_SERVING] === 'true',
     };
   }
 

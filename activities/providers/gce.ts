@@ -9,6 +9,7 @@ import { gceRequestId, keyHash, nodeIdFor } from './naming.ts';
 import {
   TAG_DISK_KEY,
   TAG_MANAGED,
+  TAG_SERVING,
   TAG_NODE,
   TAG_POOL,
   TAG_SNAPSHOT_KEY,
@@ -263,8 +264,8 @@ export class GceProvider implements Provider {
   async provision(spec: NodeSpec, idempotencyKey: string): Promise<NodeInstance> {
     const o = this.opts;
     const name = nodeIdFor(spec.pool, idempotencyKey);
-    const labels = { [TAG_POOL]: spec.pool, [TAG_NODE]: name, [TAG_MANAGED]: 'true', [LABEL_REQUEST]: keyHash(idempotencyKey) };
-    const script = fillBootTemplate(o.startupScript, spec.pool, name, this.locator.auth, `${this.entry}: startupScript`);
+    const labels = { [TAG_POOL]: spec.pool, [TAG_NODE]: name, [TAG_MANAGED]: 'true', [LABEL_REQUEST]: keyHash(idempotencyKey), ...(spec.serving ? { [TAG_SERVING]: 'true' } : {}) };
+    const script = fillBootTemplate(o.startupScript?.replaceAll('{{requireModel}}', spec.serving ? '--require-model' : ''), spec.pool, name, this.locator.auth, `${this.entry}: startupScript`);
     const instanceResource: IInstance = {
       name,
       machineType: `zones/${o.zone}/machineTypes/${o.instanceType ?? spec.instanceType}`,

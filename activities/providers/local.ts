@@ -10,6 +10,7 @@ import {
   TAG_MANAGED,
   TAG_NODE,
   TAG_POOL,
+  TAG_SERVING,
   TAG_SNAPSHOT_KEY,
   type Disk,
   type DiskFromSnapshotRequest,
@@ -50,6 +51,8 @@ interface NodeRecord {
   rebootStartedAt?: string;
   /** Hash of the idempotency key of the last reboot that finished, so a retry does not reboot again. */
   rebootKey?: string;
+  /** A serving pool's node (NodeSpec.serving): its agent starts with --require-model. */
+  serving?: boolean;
 }
 
 /** How long a reboot may leave a node without a live agent (a worker crash between stop and start) before it reads as dead. */
@@ -99,7 +102,7 @@ export class LocalProvider implements Provider {
       state,
       ...(dead ? { dead: { reason: dead } } : {}),
       agentUrl: url,
-      tags: { [TAG_POOL]: rec.pool, [TAG_NODE]: rec.id, [TAG_MANAGED]: 'true' },
+      tags: { [TAG_POOL]: rec.pool, [TAG_NODE]: rec.id, [TAG_MANAGED]: 'true', ...(rec.serving ? { [TAG_SERVING]: 'true' } : {}) },
       createdAt: rec.createdAt,
     };
   }
@@ -126,6 +129,7 @@ export class LocalProvider implements Provider {
       bootSeconds,
       simJobs: this.opts.simJobs,
       simJobSeconds: this.opts.simJobSeconds,
+      requireModel: rec.serving === true,
     };
   }
 
@@ -142,7 +146,7 @@ export class LocalProvider implements Provider {
     if (rec?.state === 'terminated') return this.toInstance(rec);
     if (!rec) {
       // Record first, then spawn: a crash between the two leaves a record that the retry completes.
-      rec = { id, pool: spec.pool, instanceType: spec.instanceType, idempotencyKey, state: 'provisioning', createdAt: new Date().toISOString() };
+      rec = { id, pool: spec.pool, instanceType: spec.instanceType, idempotencyKey, state: 'provisioning', createdAt: new Date().toISOString(), ...(spec.serving ? { serving: true } : {}) };
       this.writeRecord(rec);
     }
     this.startAgent(rec, this.opts.bootSeconds ?? 0);

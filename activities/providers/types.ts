@@ -11,9 +11,17 @@ export const TAG_SNAPSHOT_KEY = 'drydock-snapshot-key';
 /** Carried by disks made from a snapshot, so a retried create finds the first disk. */
 export const TAG_DISK_KEY = 'drydock-disk-key';
 
+/** Carried by instances of a serving pool: their agent is started with `--require-model`. */
+export const TAG_SERVING = 'drydock-serving';
+
 export interface NodeSpec {
   pool: string;
   instanceType: string;
+  /**
+   * The node joins a pool that serves a model: its agent must not report ready before it serves
+   * one (it starts with `--require-model`; cloud user-data / startup scripts get `{{requireModel}}`).
+   */
+  serving?: boolean;
 }
 
 /**

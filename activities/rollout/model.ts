@@ -6,6 +6,13 @@ import { AgentHttpError, type AgentClient } from '../agentClient.ts';
 import { nodeAccess, POLL_MS, type NodeActivityDeps, type NodeRef } from '../nodes.ts';
 import { trafficBetween, type Traffic, type TrafficCounts } from './traffic.ts';
 
+/** The failure type of a node the health policy calls unhealthy mid-walk: a hardware fault for remediation, not evidence against the model. */
+export const NODE_UNHEALTHY = 'NodeUnhealthy';
+
+export function nodeUnhealthy(nodeId: string, reasons: string[]): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(`node ${nodeId} is unhealthy: ${reasons.join('; ').slice(0, 400)}`, NODE_UNHEALTHY);
+}
+
 /** Longest a single model load may take on an agent (big models from slow disks). */
 const SWAP_TIMEOUT_MS = 30 * 60_000;
 const HEARTBEAT_MS = 5000;
@@ -170,7 +177,8 @@ export function createRolloutModelActivities(deps: NodeActivityDeps) {
           const agent = await agentOf(input);
           const [h, ready] = await Promise.all([agent.health(), agent.ready()]);
           const others = (ready.reasons ?? []).filter((r) => !/^node is (cordoned|draining|drained|timed-out)$/.test(r));
-          if (h.status === 'unhealthy') why = `agent is unhealthy: ${h.reasons.join('; ')}`;
+          // A hardware fault does not clear by waiting: stop at once, so the node goes to remediation.
+          if (h.status === 'unhealthy') throw nodeUnhealthy(input.nodeId, h.reasons);
           else if ((h.model?.sha256 ?? null) !== input.sha256) why = `agent serves ${h.model?.sha256 ?? 'no model'}`;
           else if (others.length) why = others.join('; ');
           else return;
@@ -179,7 +187,7 @@ export function createRolloutModelActivities(deps: NodeActivityDeps) {
           why = (err as Error).message;
         }
         if (Date.now() >= until) throw ApplicationFailure.nonRetryable(`node ${input.nodeId} not ready after ${input.timeoutSeconds} s: ${why}`, 'NotReady');
-        ctx.heartbeat({ why });
+        ctx.heartbeat({ waitingFor: `agent healthy, serving ${input.sha256?.slice(0, 12) ?? 'no model'}, ready but for its cordon`, why });
         await ctx.sleep(POLL_MS);
       }
     },
@@ -195,6 +203,8 @@ export function createRolloutModelActivities(deps: NodeActivityDeps) {
           await agent.uncordon();
           const r = await agent.ready();
           if (r.ready) return;
+          const h = await agent.health();
+          if (h.status === 'unhealthy') throw nodeUnhealthy(input.nodeId, h.reasons);
           why = (r.reasons ?? []).join('; ');
         } catch (err) {
           if (err instanceof ApplicationFailure) throw err;
@@ -202,7 +212,7 @@ export function createRolloutModelActivities(deps: NodeActivityDeps) {
           why = (err as Error).message;
         }
         if (Date.now() >= until) throw ApplicationFailure.nonRetryable(`node ${input.nodeId} not serving ${input.timeoutSeconds} s after uncordon: ${why}`, 'NotReady');
-        ctx.heartbeat({ why });
+        ctx.heartbeat({ waitingFor: 'agent ready (taking traffic) after uncordon', why });
         await ctx.sleep(POLL_MS / 5);
       }
     },

@@ -86,15 +86,39 @@ export interface InferenceService {
   close(): Promise<void>;
 }
 
-/** One serving model at a time; a swap loads the next beside it and switches only once it works. */
-export class LlamaInference implements InferenceService {
-  private llamaP?: Promise<Llama>;
-  private current?: Serving;
+/**
+ * What every backend shares: the serving model and its slots, the swap state, and the guard that
+ * refuses a second swap while one loads (409).
+ */
+export abstract class ModelServing<S extends { info: ModelInfo; pool: SlotPool }> {
+  protected current?: S;
   swap: SwapState = { state: 'idle' };
   /** Called with each finished generation's token count (metrics). */
   onTokens: (n: number) => void = () => {};
 
-  constructor(readonly opts: InferenceOptions) {}
+  get model(): ModelInfo | undefined {
+    return this.current?.info;
+  }
+
+  slots(): { busy: number; total: number; queued: number } {
+    const p = this.current?.pool;
+    return { busy: p?.busy ?? 0, total: p?.total ?? 0, queued: p?.queued ?? 0 };
+  }
+
+  /** Marks a swap to `uri` as loading; throws 409 while another one loads. */
+  protected beginSwap(uri: string, sha256: string, startedAt = new Date()): void {
+    if (this.swap.state === 'loading') throw new ModelSwapError(409, `a model swap to ${this.swap.uri} is already in progress`);
+    this.swap = { state: 'loading', uri, sha256, startedAt: startedAt.toISOString() };
+  }
+}
+
+/** One serving model at a time; a swap loads the next beside it and switches only once it works. */
+export class LlamaInference extends ModelServing<Serving> implements InferenceService {
+  private llamaP?: Promise<Llama>;
+
+  constructor(readonly opts: InferenceOptions) {
+    super();
+  }
 
   /** The shared llama.cpp instance (`gpu: 'auto'`: CUDA, Vulkan or Metal when usable, else CPU). */
   llama(): Promise<Llama> {
@@ -142,20 +166,9 @@ export class LlamaInference implements InferenceService {
     return lines.length ? ` (${lines.join('; ')})` : '';
   }
 
-
-  get model(): ModelInfo | undefined {
-    return this.current?.info;
-  }
-
-  slots(): { busy: number; total: number; queued: number } {
-    const p = this.current?.pool;
-    return { busy: p?.busy ?? 0, total: p?.total ?? 0, queued: p?.queued ?? 0 };
-  }
-
   /** Verifies, loads, smoke-tests and swaps in a model; on any failure the old model keeps serving. */
   async load(uri: string, sha256: string): Promise<ModelInfo> {
-    if (this.swap.state === 'loading') throw new ModelSwapError(409, `a model swap to ${this.swap.uri} is already in progress`);
-    this.swap = { state: 'loading', uri, sha256, startedAt: new Date().toISOString() };
+    this.beginSwap(uri, sha256);
     try {
       const next = await this.prepare(uri, sha256.toLowerCase());
       const old = this.current;

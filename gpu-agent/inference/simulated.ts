@@ -3,7 +3,7 @@ import { basename } from 'node:path';
 import type { LlamaContextSequence } from 'node-llama-cpp';
 import type { AgentConfig } from '../config.ts';
 import { modelPathFromUri } from './modelFile.ts';
-import { ModelSwapError, NoModelError, type GenerateRequest, type GenerateResult, type InferenceService, type ModelInfo, type SwapState } from './service.ts';
+import { ModelServing, ModelSwapError, NoModelError, type GenerateRequest, type GenerateResult, type InferenceService, type ModelInfo } from './service.ts';
 import { SlotPool } from './slots.ts';
 
 export type SimulatedInferenceOptions = Pick<AgentConfig, 'slots' | 'slotContext' | 'queueSize' | 'queueTimeoutMs' | 'simInference'>;
@@ -42,30 +42,19 @@ export const SIM_OOM_MAX_TOKENS = 16;
  * load's smoke generation (422); those in `badOutputSha256` load but answer garbage; those in
  * `oomSha256` fail generations longer than SIM_OOM_MAX_TOKENS.
  */
-export class SimulatedInference implements InferenceService {
-  private current?: { info: ModelInfo; pool: SlotPool };
-  swap: SwapState = { state: 'idle' };
-  onTokens: (n: number) => void = () => {};
+export class SimulatedInference extends ModelServing<{ info: ModelInfo; pool: SlotPool }> implements InferenceService {
   /** Recent swaps and generations with their durations (newest last). */
   readonly timings: SimulatedTiming[] = [];
   private closed = new AbortController();
 
-  constructor(readonly opts: SimulatedInferenceOptions) {}
-
-  get model(): ModelInfo | undefined {
-    return this.current?.info;
-  }
-
-  slots(): { busy: number; total: number; queued: number } {
-    const p = this.current?.pool;
-    return { busy: p?.busy ?? 0, total: p?.total ?? 0, queued: p?.queued ?? 0 };
+  constructor(readonly opts: SimulatedInferenceOptions) {
+    super();
   }
 
   async load(uri: string, sha256: string): Promise<ModelInfo> {
-    if (this.swap.state === 'loading') throw new ModelSwapError(409, `a model swap to ${this.swap.uri} is already in progress`);
     const startedAt = Date.now();
+    this.beginSwap(uri, sha256, new Date(startedAt));
     const want = sha256.toLowerCase();
-    this.swap = { state: 'loading', uri, sha256, startedAt: new Date(startedAt).toISOString() };
     try {
       let path: string;
       try {

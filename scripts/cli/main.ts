@@ -6,6 +6,7 @@ import { registerPoolCommands } from './pool.ts';
 import { registerRolloutCommands } from './rollout/commands.ts';
 import { CliError, EXIT } from './runtime.ts';
 import { registerSetupCommand } from './setup.ts';
+import { registerSimCommands } from './sim.ts';
 import { registerTrainCommands } from './train.ts';
 
 /** Commander exits the process on usage errors by default; we map them to exit code 2 instead. */
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerBackupCommands(program);
   registerTrainCommands(program);
   registerRolloutCommands(program);
+  registerSimCommands(program);
   exitOverrideAll(program);
   return program;
 }

@@ -14,7 +14,7 @@ import { startAndReport } from './start.ts';
 import { frameView, watchWorkflow } from './watch.ts';
 
 /** The phases of a successful replacement, in order; the bar counts them. */
-const REPLACE_PHASES = ['validating', 'cordoning', 'draining', 'terminating', 'provisioning', 'waiting-healthy'] as const;
+const REPLACE_PHASES = ['validating', 'cordoning', 'draining', 'terminating', 'provisioning', 'waiting-healthy', 'converging'] as const;
 
 /** Validates with the workflow's own parser, so the CLI rejects exactly what the workflow would. */
 function replaceInput(pool: string, nodeId: string, opts: { reason?: string; drainTimeout?: number; force?: boolean }): ReplaceNodeInput {
@@ -28,11 +28,13 @@ function replaceInput(pool: string, nodeId: string, opts: { reason?: string; dra
 
 /** Shows the replacement's phases while it runs; returns its result or throws its failure. */
 function watchReplace(handle: WorkflowHandle): Promise<ReplaceNodeResult> {
-  const total = REPLACE_PHASES.length;
+  // A replacement that must serve a model has one more phase: converging.
+  let total = REPLACE_PHASES.length - 1;
   const view = frameView<ReplaceNodeStatus, ReplaceNodeResult>(
     'phases',
     () => handle.query<ReplaceNodeStatus>('status'),
     (s) => {
+      if (s.model) total = REPLACE_PHASES.length;
       const note = s.phases[s.phases.length - 1]?.note;
       const done = s.phase === 'done' ? total : Math.min(total, s.phases.filter((p) => p.endedAt).length);
       return { done, total, label: `${s.phase}${note ? ` (${note})` : ''}` };

@@ -73,7 +73,10 @@ export function renderPoolStatus(s: PoolStatus): string {
     `pool ${s.name}: ${s.phase}${s.phaseReason ? ` (${s.phaseReason})` : ''}, ${c.members} members (desired ${s.desired}, min ${s.minNodes}, max ${s.maxNodes})`,
     `  health: ${c.healthy} healthy, ${c.degraded} degraded, ${c.unhealthy} unhealthy, ${c.unreachable} unreachable; ${c.provisioning} provisioning`,
     `  disruption: ${c.disrupted}/${s.maxUnavailable} in use, ${s.queue.length} queued; replacements ${s.replacements.started} started, ${s.replacements.succeeded} succeeded, ${s.replacements.failed} failed`,
-    ...s.nodes.map((n) => `  ${n.id.padEnd(24)} ${n.phase.padEnd(10)} ${String(n.health).padEnd(11)} ${(n.reasons ?? []).join('; ')}`),
+    ...(s.serving
+      ? [`  serving: ${s.serving.desired.uri} (${s.serving.desired.sha256.slice(0, 12)}…), reconcile ${s.serving.reconcile}${s.serving.hold ? `, held by ${s.serving.hold.holder}` : ''}; ${s.serving.drifted.length} drifted`]
+      : []),
+    ...s.nodes.map((n) => `  ${n.id.padEnd(24)} ${n.phase.padEnd(10)} ${String(n.health).padEnd(11)} ${s.serving ? `${n.model === undefined ? '?' : n.model ? n.model.sha256.slice(0, 12) : 'no model'} `.padEnd(14) : ''}${(n.reasons ?? []).join('; ')}`),
   ];
   return lines.join('\n');
 }

@@ -1,5 +1,5 @@
 import type { NodeInstance } from '../../activities/providers/types.ts';
-import type { NodeTimings, SimFault } from './simulator.ts';
+import type { NodeTimings, ProviderFault, SimFault } from './simulator.ts';
 
 /** The fleet simulator's control API (scripts/fleet-sim/simulator.ts `serve`), over HTTP with the agents' token. */
 export class SimClient {
@@ -43,6 +43,13 @@ export class SimClient {
   }
   async fault(id: string, fault: SimFault): Promise<void> {
     await this.call('POST', '/fault', { id, fault });
+  }
+  /** Simulated provider trouble: no capacity for new instances, or every call throttled (429). */
+  async providerFault(fault: ProviderFault): Promise<void> {
+    await this.call('POST', '/provider-fault', fault);
+  }
+  async providerRecover(kind?: ProviderFault['kind']): Promise<void> {
+    await this.call('POST', '/provider-recover', kind ? { kind } : {});
   }
   timings(pool: string): Promise<NodeTimings[]> {
     return this.call('GET', `/timings?pool=${encodeURIComponent(pool)}`);

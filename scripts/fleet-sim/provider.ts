@@ -2,7 +2,7 @@ import type { AgentAuth } from '../../activities/agentAuth.ts';
 import { PoolRegistry, UnknownPoolError, type PoolConfig } from '../../activities/pools.ts';
 import { nodeIdFor } from '../../activities/providers/naming.ts';
 import { notRebootable } from '../../activities/providers/errors.ts';
-import { ProviderConfigError, type NodeInstance, type NodeSpec, type Provider, type Snapshot } from '../../activities/providers/types.ts';
+import { CapacityError, ProviderConfigError, type NodeInstance, type NodeSpec, type Provider, type Snapshot } from '../../activities/providers/types.ts';
 import { SimClient } from './client.ts';
 
 /** A Provider backed by the fleet simulator's control API (provision / terminate / reboot / describe / list). */
@@ -14,9 +14,14 @@ export class SimProvider implements Provider {
     this.sim = new SimClient(url, token);
   }
 
-  provision(spec: NodeSpec, idempotencyKey: string): Promise<NodeInstance> {
+  async provision(spec: NodeSpec, idempotencyKey: string): Promise<NodeInstance> {
     const controlTokens = this.auth?.mode === 'per-node' ? this.auth.tokensFor(spec.pool, nodeIdFor(spec.pool, idempotencyKey)) : undefined;
-    return this.sim.provision(spec.pool, idempotencyKey, { instanceType: spec.instanceType, controlTokens });
+    try {
+      return await this.sim.provision(spec.pool, idempotencyKey, { instanceType: spec.instanceType, controlTokens });
+    } catch (err) {
+      if ((err as { status?: number }).status === 503) throw new CapacityError(this.name, (err as Error).message);
+      throw err;
+    }
   }
   terminate(id: string): Promise<void> {
     return this.sim.terminate(id);
@@ -44,19 +49,21 @@ export class SimProvider implements Provider {
   async deleteSnapshot(): Promise<void> {}
 }
 
-/** A pools registry with one pool served by the simulator (the worker's pools file has no sim provider type). */
+/** A pools registry whose pools (`pool`: one name, or several comma-separated) are served by the simulator (the worker's pools file has no sim provider type). */
 export class SimPoolRegistry extends PoolRegistry {
   private readonly sim: SimProvider;
+  private readonly simPools: string[];
   /** `token`: the simulator API's; `auth`: how the worker reaches the agents and what new nodes get. */
-  constructor(private readonly pool: string, url: string, token: string, auth: AgentAuth) {
+  constructor(pool: string, url: string, token: string, auth: AgentAuth) {
     super([], auth);
+    this.simPools = pool.split(',').map((p) => p.trim()).filter(Boolean);
     this.sim = new SimProvider(url, token, auth);
   }
   override names(): string[] {
-    return [this.pool];
+    return [...this.simPools];
   }
   override get(name: string): { config: PoolConfig; provider: SimProvider } {
-    if (name !== this.pool) throw new UnknownPoolError(name, [this.pool]);
+    if (!this.simPools.includes(name)) throw new UnknownPoolError(name, this.simPools);
     // The provider config is never read for this pool: the registry hands out the simulator directly.
     return { config: { name, instanceType: 'sim.h100x2', provider: { type: 'local' } as unknown as PoolConfig['provider'] }, provider: this.sim };
   }

@@ -17,7 +17,22 @@ import { TAG_MANAGED, TAG_NODE, TAG_POOL, type NodeInstance } from '../../activi
  * survive a reboot), an agent that stops answering (a reboot brings it back), an instance dead at the
  * provider (a reboot cannot help), or recovery from the GPU faults.
  */
-export type SimFault = (SimulatedFault & { persistent?: boolean }) | { kind: 'unreachable' } | { kind: 'dead'; reason?: string } | { kind: 'recover' };
+export type SimFault =
+  | (SimulatedFault & { persistent?: boolean })
+  | { kind: 'unreachable' }
+  | { kind: 'dead'; reason?: string }
+  | { kind: 'recover' }
+  /** The agent process dies and its supervisor starts it again after `seconds` (default 5); persistent faults come back with it. */
+  | { kind: 'crash'; seconds?: number }
+  /** An agent that is down (unreachable, crashed) starts again now, on a new port; a no-op on a serving one. */
+  | { kind: 'revive' };
+
+/**
+ * A fault of the simulated provider API, until `seconds` pass (or cleared): `capacity` makes new
+ * instances fail for lack of capacity (503, code capacity); `throttle` answers every provider call 429.
+ */
+export type ProviderFault = { kind: 'capacity' | 'throttle'; seconds?: number };
+const PROVIDER_ROUTES = new Set(['POST /provision', 'POST /terminate', 'POST /reboot', 'GET /describe', 'GET /list']);
 
 interface SimNode {
   id: string;
@@ -121,7 +136,10 @@ function fnv(text: string): number {
  */
 export class FleetSimulator {
   private nodes = new Map<string, SimNode>();
-  private count = 0;
+  /** Nodes provisioned so far per pool: racks are numbered within each pool. */
+  private counts = new Map<string, number>();
+  /** Provider faults in force, with when each ends (Infinity: until cleared). */
+  private providerFaults = new Map<ProviderFault['kind'], number>();
 
   constructor(private readonly opts: SimulatorOptions) {}
 
@@ -245,7 +263,7 @@ export class FleetSimulator {
       ...(n.dead && n.state !== 'terminated' ? { dead: { reason: n.dead } } : {}),
       agentUrl: n.state === 'running' ? n.url : undefined,
       zone: n.zone,
-      tags: { [TAG_POOL]: n.pool, [TAG_NODE]: n.id, [TAG_MANAGED]: 'true', rack: String(n.rack) },
+      tags: { [TAG_POOL]: n.pool, [TAG_NODE]: n.id, [TAG_MANAGED]: 'true', rack: String(n.rack), 'sim-key': n.key },
       createdAt: n.createdAt,
     };
   }
@@ -255,8 +273,11 @@ export class FleetSimulator {
     const id = nodeIdFor(pool, key);
     const existing = this.nodes.get(id);
     if (existing) return this.toInstance(existing);
+    if (this.providerFaultActive('capacity')) throw Object.assign(new Error(`no capacity for ${instanceType} (simulated)`), { status: 503, code: 'capacity' });
     const rackSize = this.opts.rackSize ?? 25;
-    const rack = Math.floor(this.count++ / rackSize);
+    const count = this.counts.get(pool) ?? 0;
+    this.counts.set(pool, count + 1);
+    const rack = Math.floor(count / rackSize);
     const n: SimNode = { id, pool, key, instanceType, controlTokens, createdAt: new Date().toISOString(), state: 'provisioning', reboots: 0, rack, zone: `zone-${Math.floor(rack / (this.opts.racksPerZone ?? 4))}` };
     this.nodes.set(id, n);
     if (bootSeconds > 0) setTimeout(() => void this.boot(n), bootSeconds * 1000).unref();
@@ -306,9 +327,39 @@ export class FleetSimulator {
     return [...this.nodes.values()].filter((n) => n.pool === pool && n.rack === rack && n.state === 'running').map((n) => n.id);
   }
 
+  /** Starts a provider fault; `seconds` absent: until clearProviderFault. */
+  providerFault(f: ProviderFault): void {
+    this.providerFaults.set(f.kind, f.seconds === undefined ? Infinity : Date.now() + f.seconds * 1000);
+  }
+  /** Ends one provider fault, or all. */
+  clearProviderFault(kind?: ProviderFault['kind']): void {
+    if (kind) this.providerFaults.delete(kind);
+    else this.providerFaults.clear();
+  }
+  providerFaultActive(kind: ProviderFault['kind']): boolean {
+    const until = this.providerFaults.get(kind);
+    return until !== undefined && Date.now() < until;
+  }
+
   async fault(id: string, fault: SimFault): Promise<void> {
     const n = this.nodes.get(id);
+    if (fault.kind === 'revive') {
+      if (!n || gone(n) || n.dead || n.state === 'provisioning') return;
+      if (n.agent?.server.listening) return;
+      const agent = n.agent;
+      n.agent = undefined;
+      await agent?.close();
+      return this.boot(n);
+    }
     if (!n?.agent) throw new Error(`no running node ${id}`);
+    if (fault.kind === 'crash') {
+      // The instance runs on; its old address refuses connections until the agent is back.
+      const agent = n.agent;
+      n.agent = undefined;
+      await agent.close();
+      setTimeout(() => void (n.agent || gone(n) || n.dead || n.state !== 'running' ? undefined : this.boot(n)), (fault.seconds ?? 5) * 1000).unref();
+      return;
+    }
     if (fault.kind === 'unreachable') {
       // The agent stops answering but the instance still runs: what a hung host looks like.
       await new Promise<void>((resolve) => {
@@ -350,6 +401,8 @@ export class FleetSimulator {
       'GET /rack': async (_b, q) => this.rack(q.get('pool') ?? '', Number(q.get('rack'))),
       'POST /fault': async (b) => (await this.fault(String(b.id), b.fault as SimFault), {}),
       'GET /timings': async (_b, q) => this.timings(q.get('pool') ?? undefined),
+      'POST /provider-fault': async (b) => (this.providerFault(b as ProviderFault), {}),
+      'POST /provider-recover': async (b) => (this.clearProviderFault(b.kind as ProviderFault['kind'] | undefined), {}),
     };
     const server = createServer((req: IncomingMessage, res: ServerResponse) => {
       void (async () => {
@@ -358,12 +411,16 @@ export class FleetSimulator {
           const u = new URL(req.url ?? '/', 'http://x');
           const route = routes[`${req.method} ${u.pathname}`];
           if (!route) throw Object.assign(new Error(`no route ${req.method} ${u.pathname}`), { status: 404 });
+          if (PROVIDER_ROUTES.has(`${req.method} ${u.pathname}`) && this.providerFaultActive('throttle')) {
+            throw Object.assign(new Error('RequestLimitExceeded: request rate exceeded (simulated throttling)'), { status: 429 });
+          }
           let text = '';
           for await (const chunk of req) text += chunk;
           const out = await route(text ? (JSON.parse(text) as Record<string, unknown>) : {}, u.searchParams);
           res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(out));
         } catch (err) {
-          res.writeHead((err as { status?: number }).status ?? 500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: (err as Error).message }));
+          const e = err as { status?: number; code?: string };
+          res.writeHead(e.status ?? 500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: (err as Error).message, ...(e.code ? { code: e.code } : {}) }));
         }
       })();
     });

@@ -3,9 +3,9 @@
  * in the fleet simulator: the real workflows and activities, only the provider differs. Env: as
  * workers/control.ts (TEMPORAL_ADDRESS, DRYDOCK_TASK_QUEUE, DRYDOCK_AGENT_KEY for per-node tokens,
  * optional DRYDOCK_WORKFLOW_BUNDLE, DRYDOCK_METRICS_ADDRESS, codec keys) but no pools file:
- * FLEET_SIM_URL and FLEET_SIM_POOL instead, and FLEET_SIM_TOKEN (default DRYDOCK_AGENT_TOKEN) for
- * the simulator's API. Without a key it runs the dev-only shared-token mode with that token, and
- * says so in its ready line.
+ * FLEET_SIM_URL and FLEET_SIM_POOL (one pool, or several comma-separated) instead, and
+ * FLEET_SIM_TOKEN (default DRYDOCK_AGENT_TOKEN) for the simulator's API. Without a key it runs the
+ * dev-only shared-token mode with that token, and says so in its ready line.
  */
 import { loadControlWorkerConfig } from '../../workers/config.ts';
 import { createControlWorker } from '../../workers/controlWorker.ts';
@@ -30,5 +30,5 @@ try {
 }
 const pools = new SimPoolRegistry(required('FLEET_SIM_POOL'), required('FLEET_SIM_URL'), simToken, config.agentAuth);
 const { run } = await createControlWorker(config, pools);
-console.log(`fleet-sim worker: ready, pool ${pools.names()[0]}; agents: ${config.agentAuth.describe()}`);
+console.log(`fleet-sim worker: ready, pool ${pools.names().join(', ')}; agents: ${config.agentAuth.describe()}`);
 await run();

@@ -86,7 +86,10 @@ describe('gpu-agent HTTP API', () => {
     assert.equal(first.inFlight, 1);
     const again = await (await call('POST', '/drain', { body: '{"timeoutSeconds": 999}' })).json();
     assert.equal(again.deadline, first.deadline);
-    await new Promise((r) => setTimeout(r, 900));
+    // Long-poll until the job ends (the drain's own wait, not a fixed sleep); the first deadline still holds.
+    const settled = await (await call('POST', '/drain', { body: '{"waitSeconds": 10}' })).json();
+    assert.equal(settled.state, 'drained');
+    assert.equal(settled.deadline, first.deadline);
     const done = await (await call('GET', '/drain')).json();
     assert.equal(done.state, 'drained');
     const third = await call('POST', '/drain', { body: '{}' });

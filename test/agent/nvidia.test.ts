@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
 import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT } from '../../scripts/lib/paths.ts';
 
@@ -32,7 +32,7 @@ describe('gpu-agent with the nvidia backend over a fake nvidia-smi', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const agentJson = join(dir, 'data', 'agent.json');
-    for (let i = 0; i < 300 && !existsSync(agentJson); i++) await sleep(100);
+    await waitFor(() => existsSync(agentJson), 30_000, 'the agent to write agent.json');
     const { port } = JSON.parse(readFileSync(agentJson, 'utf8')) as { port: number };
     base = `http://127.0.0.1:${port}`;
   });
@@ -43,7 +43,7 @@ describe('gpu-agent with the nvidia backend over a fake nvidia-smi', () => {
 
   it('picks the nvidia backend by itself and judges each GPU from nvidia-smi telemetry', async () => {
     let h = await get('/health');
-    for (let i = 0; i < 300 && !h.llama; i++) h = (await sleep(100), await get('/health')); // the cross-check loads llama.cpp
+    await waitFor(async () => !!(h = await get('/health')).llama, 30_000, 'llama.cpp for the cross-check to load');
     assert.equal(h.backend, 'nvidia');
     assert.equal(h.gpus.length, 8);
     assert.equal(h.expectedGpus, 8);
@@ -60,12 +60,8 @@ describe('gpu-agent with the nvidia backend over a fake nvidia-smi', () => {
   it('maps an XID from the kernel log to its GPU by PCI bus id', async () => {
     appendFileSync(kernLog(), 'Nov 23 06:00:00 node kernel: [9.0] NVRM: Xid (PCI:0000:18:00): 79, pid=0, name=python, GPU has fallen off the bus.\n');
     appendFileSync(kernLog(), 'Nov 23 06:00:01 node kernel: [9.1] NVRM: Xid (PCI:0000:ab:00): 13, pid=7, name=python, Graphics SM Warp Exception\n');
-    let h;
-    for (let i = 0; i < 100; i++) {
-      h = await get('/health');
-      if (h.recentXids.length === 2) break;
-      await sleep(100);
-    }
+    let h = await get('/health');
+    await waitFor(async () => (h = await get('/health')).recentXids.length === 2, 10_000, 'both XIDs to be read');
     assert.deepEqual(h.recentXids.map((x: { gpuIndex: number; code: number }) => [x.gpuIndex, x.code]), [[0, 79], [5, 13]]);
     assert.equal(h.gpus[0].status, 'unhealthy');
     assert.equal(h.gpus[5].status, 'degraded');

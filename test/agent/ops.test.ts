@@ -5,7 +5,7 @@ import { request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
 import { after, before, describe, it } from 'node:test';
 import { AgentConfigError, loadAgentConfig } from '../../gpu-agent/config.ts';
 import { createAgent, type Agent } from '../../gpu-agent/server.ts';
@@ -92,12 +92,8 @@ describe('gpu-agent operations: TLS, metrics, kernel log, flags', () => {
     await call('POST', '/sim/faults/clear', {});
     // Simulated GPU 1 sits at PCI 00000000:28:00.0.
     appendFileSync(log, '[ 77.7] NVRM: Xid (PCI:0000:28:00): 94, pid=9, name=x, Contained: SM (0x1). RST: No, D-RST: No\n');
-    let h;
-    for (let i = 0; i < 100; i++) {
-      h = await call('GET', '/health');
-      if (h.recentXids.length) break;
-      await sleep(100);
-    }
+    let h = await call('GET', '/health');
+    await waitFor(async () => (h = await call('GET', '/health')).recentXids.length > 0, 10_000, 'the XID to be read');
     assert.equal(h.kernelLog, `file:${log}`);
     assert.equal(h.gpus[1].status, 'unhealthy');
     assert.match(h.reasons.join(), /gpu 1: xid 94 \(fatal\)/);

@@ -3,11 +3,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { AgentConfigError, loadAgentConfig } from '../../gpu-agent/config.ts';
 import { SimulatedInference, simulatedModelSha256 } from '../../gpu-agent/inference/simulated.ts';
 import { createAgent, type Agent } from '../../gpu-agent/server.ts';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
 import { FleetSimulator, type NodeTimings, type SimInferenceOptions } from '../../scripts/fleet-sim/simulator.ts';
 
 const TOKEN = 'sim-inference-test-token-0123456789';
@@ -80,7 +80,7 @@ describe('gpu-agent with simulated inference (no model files, no llama.cpp)', ()
 
   it('a drain waits for an in-flight generation', async () => {
     const running = json('POST', '/v1/completions', { prompt: 'drain me', max_tokens: 4 });
-    await sleep(50);
+    await waitFor(async () => (await json('GET', '/health')).slots.busy === 1, 5_000, 'the generation to hold a slot');
     assert.equal((await json('POST', '/cordon', {})).inFlight, 1);
     const d = await json('POST', '/drain', { timeoutSeconds: 30 });
     assert.equal(d.state, 'draining');
@@ -107,8 +107,7 @@ describe('gpu-agent with simulated inference (no model files, no llama.cpp)', ()
   it('PUT /model swaps after the configured time; a second swap meanwhile is refused', async () => {
     const t0 = performance.now();
     const swapping = put(B);
-    await sleep(50);
-    assert.equal((await json('GET', '/model')).swap.state, 'loading');
+    await waitFor(async () => (await json('GET', '/model')).swap.state === 'loading', 5_000, 'the swap to start loading');
     assert.equal((await put(A)).status, 409);
     const res = await swapping;
     const ms = performance.now() - t0;
@@ -171,12 +170,12 @@ describe('fleet simulator with simulated inference', () => {
     const n = nodes[0];
     const url = n.agentUrl!;
     const d = sim.timings('p').find((t) => t.nodeId === n.id)!.durations;
-    await waitUntil(async () => (await agentCall(url, 'GET', '/ready')).status === 200);
+    await waitFor(async () => (await agentCall(url, 'GET', '/ready')).status === 200, 2_000, 'the simulated node to be ready', 10);
     assert.equal((await agentCall(url, 'GET', '/drain')).body.inFlight, 1, 'a serving node has client traffic');
     await agentCall(url, 'POST', '/cordon', {});
     const t0 = performance.now();
     await agentCall(url, 'POST', '/drain', { timeoutSeconds: 30 });
-    await waitUntil(async () => (await agentCall(url, 'GET', '/drain')).body.state === 'drained');
+    await waitFor(async () => (await agentCall(url, 'GET', '/drain')).body.state === 'drained', 2_000, 'the simulated node to drain', 10);
     const drainMs = performance.now() - t0;
     assert.ok(Math.abs(drainMs - d.drainSeconds * 1000) < 150, `drain took ${drainMs} ms, drawn ${d.drainSeconds} s`);
     assert.equal((await agentCall(url, 'PUT', '/model', { uri: B, sha256: simulatedModelSha256(B) })).status, 200);
@@ -202,11 +201,3 @@ describe('fleet simulator with simulated inference', () => {
     }
   });
 });
-
-async function waitUntil(cond: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await cond()) return;
-    await sleep(10);
-  }
-  throw new Error('timed out');
-}

@@ -36,6 +36,7 @@ import { CommanderError } from 'commander';
 import { registerBackupCommands } from '../../scripts/cli/backup.ts';
 import { buildProgram } from '../../scripts/cli/main.ts';
 import { CliError, EXIT } from '../../scripts/cli/runtime.ts';
+import { activityAttempts } from '../helpers/history.ts';
 import { makeTree, packedBlob, packIndexes, startBackup, startRestore, treeDigest } from './helpers.ts';
 
 const TQ = 'backup-e2e';
@@ -295,6 +296,8 @@ describe('backup and restore workflows on a real dev server (file:// and s3:// o
       hooks: { pre: [{ name: 'slow-quiesce', exec: ['/bin/sleep', '61.5'], timeoutSeconds: 120 }], post: [{ name: 'resume', exec: ['/bin/sh', '-c', `echo resumed > ${log}`] }] },
     });
     await waitFor(async () => (await h.query<BackupStatus>('status').catch(() => undefined))?.step === 'pre-hooks', 30_000, 'the pre hook to run');
+    // The hook's process really runs before the cancel, so its absence after is the cancel's doing.
+    await waitFor(sleepers, 30_000, 'the slow hook process to start');
     await h.cancel();
     await assert.rejects(h.result(), (err: unknown) => err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure);
     assert.equal(readFileSync(log, 'utf8'), 'resumed\n');
@@ -398,8 +401,7 @@ describe('backup and restore workflows on a real dev server (file:// and s3:// o
     const manifest = JSON.parse(readFileSync(join(storeDir, manifestKey(r.backupId)), 'utf8')) as Manifest;
     assert.equal(new Set(manifest.sources[0].files.map((f) => f.path)).size, N, 'each file exactly once in the manifest');
     assert.deepEqual(new Set(manifest.sources[0].files.map((f) => f.sha256)), new Set(stored), 'the manifest refers to exactly the stored blobs');
-    const attempts = (await h.fetchHistory()).events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
-    assert.ok(attempts.some((a) => a! >= 2), 'the copy activity ran a second attempt');
+    assert.ok((await activityAttempts(h)).copySource >= 2, 'the copy activity (copySource) ran a second attempt');
   });
 
   it('a schedule created and triggered through the server runs a backup; pause, unpause and delete work', async () => {
@@ -408,8 +410,8 @@ describe('backup and restore workflows on a real dev server (file:// and s3:// o
     const destination = `file://${dir}/sched-store`;
     const id = await createBackupSchedule(env.client, { input: { name: 'nightly', sources: [{ type: 'files', name: 'm', path: src }], destination }, every: '24h', taskQueue: TQ });
     assert.equal(id, 'backup/nightly');
-    const listed = execFileSync(temporalBin(), ['schedule', 'list', '--address', env.address], { encoding: 'utf8' });
-    assert.match(listed, /backup\/nightly/, '`temporal schedule list` shows it');
+    // Schedule lists come from the server's visibility store, which catches up a moment after a change.
+    await waitFor(() => /backup\/nightly/.test(execFileSync(temporalBin(), ['schedule', 'list', '--address', env.address], { encoding: 'utf8' })), 30_000, '`temporal schedule list` to show it');
     const desc = await describeBackupSchedule(env.client, 'nightly');
     assert.equal(desc.policies.overlap, ScheduleOverlapPolicy.SKIP);
 
@@ -444,7 +446,9 @@ describe('backup and restore workflows on a real dev server (file:// and s3:// o
     assert.equal((await describeBackupSchedule(env.client, 'nightly')).state.paused, true);
     await unpauseBackupSchedule(env.client, 'nightly');
     assert.equal((await describeBackupSchedule(env.client, 'nightly')).state.paused, false);
-    assert.deepEqual((await listBackupSchedules(env.client)).map((s) => s.scheduleId), ['backup/nightly']);
+    let ids: string[] = [];
+    await waitFor(async () => ((ids = (await listBackupSchedules(env.client)).map((s) => s.scheduleId)), ids.length === 1), 30_000, 'the schedule list to drop the deleted verification schedule');
+    assert.deepEqual(ids, ['backup/nightly']);
     await deleteBackupSchedule(env.client, 'nightly');
     await assert.rejects(describeBackupSchedule(env.client, 'nightly'), ScheduleNotFoundError);
   });
@@ -473,8 +477,8 @@ describe('backup and restore workflows on a real dev server (file:// and s3:// o
 
     const created = await cli(env.address, 'backup', 'schedule', 'create', '--name', 'clis', '--every', '6h', '--source', `m=${src}`, '--dest', dest);
     assert.equal(created.code, 0, created.out);
-    const schedules = JSON.parse((await cli(env.address, 'backup', 'schedule', 'list')).out) as { schedules: { scheduleId: string }[] };
-    assert.ok(schedules.schedules.some((x) => x.scheduleId === 'backup/clis'));
+    const listsClis = async () => (JSON.parse((await cli(env.address, 'backup', 'schedule', 'list')).out) as { schedules: { scheduleId: string }[] }).schedules.some((x) => x.scheduleId === 'backup/clis');
+    await waitFor(listsClis, 30_000, '`drydock backup schedule list` to show backup/clis');
     assert.equal((await cli(env.address, 'backup', 'schedule', 'pause', 'clis')).code, 0);
     assert.equal((await cli(env.address, 'backup', 'schedule', 'unpause', 'clis')).code, 0);
     assert.equal((await cli(env.address, 'backup', 'schedule', 'backfill', 'clis', '--from', '2026-01-01T00:00:00Z', '--to', '2026-01-01T00:00:01Z')).code, 0);

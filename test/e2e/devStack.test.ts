@@ -1,12 +1,16 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { stackProcesses, startDevStack } from '../helpers/devStack.ts';
+import { AgentClient } from '../../activities/agentClient.ts';
+import { LocalProvider } from '../../activities/providers/local.ts';
+import { devCredentials, loadDevConfig } from '../../scripts/devConfig.ts';
 
 describe('npm run dev, as a new user runs it', () => {
   const dir = mkdtempSync(join(tmpdir(), 'drydock-dev-'));
@@ -39,6 +43,16 @@ describe('npm run dev, as a new user runs it', () => {
       nodeId: string;
     };
     assert.ok(before.includes(result.nodeId));
+    // Like for like: the replacement serves demo-v1, as the node it replaced did, and was not ready before it did.
+    const phases = (result as unknown as { phases: { phase: string }[] }).phases.map((p) => p.phase);
+    assert.deepEqual(phases.slice(-2), ['waiting-healthy', 'converging'], `phases: ${phases.join(', ')}`);
+    const v1 = createHash('sha256').update(readFileSync(join(dir, 'models', 'demo-v1.gguf'))).digest('hex');
+    const provider = new LocalProvider(loadDevConfig({ DRYDOCK_DEV_DIR: dir }).pool.provider, devCredentials(dir).auth);
+    const fresh = await provider.describe(result.replacementNodeId);
+    assert.equal(fresh?.tags['drydock-serving'], 'true', 'started as a serving node: its agent runs with --require-model');
+    const agent = new AgentClient(fresh!.agentUrl!, devCredentials(dir).operatorToken);
+    assert.equal((await agent.model()).model?.sha256, v1);
+    assert.equal((await agent.ready()).ready, true);
     const schedules = [];
     for await (const s of client.schedule.list()) schedules.push(s.scheduleId);
     assert.ok(schedules.includes('backup/demo'), 'the demo backup schedule is registered');

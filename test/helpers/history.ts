@@ -1,4 +1,5 @@
 import type { WorkflowHandle } from '@temporalio/client';
+import { waitFor } from '../../scripts/lib/waitFor.ts';
 
 /** How many times each activity type was started, from the workflow's real history. */
 export async function activityAttempts(handle: WorkflowHandle): Promise<Record<string, number>> {
@@ -25,14 +26,35 @@ const PENDING_ACTIVITY_STATE_STARTED = 2;
  * inside that activity.
  */
 export async function waitForRunningActivity(handle: WorkflowHandle, activityType: string, timeoutMs = 120_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    const { raw } = await handle.describe();
-    const running = (raw.pendingActivities ?? []).some(
-      (a) => a.activityType?.name === activityType && Number(a.state) === PENDING_ACTIVITY_STATE_STARTED,
-    );
-    if (running) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for activity ${activityType} to run`);
+  await waitFor(
+    async () =>
+      ((await handle.describe()).raw.pendingActivities ?? []).some((a) => a.activityType?.name === activityType && Number(a.state) === PENDING_ACTIVITY_STATE_STARTED),
+    timeoutMs,
+    `activity ${activityType} to run`,
+  );
+}
+
+/**
+ * Waits until the workflow waits on nothing but a signal or an update: no workflow task, activity
+ * or child pending, every timer fired or cancelled. From then on it cannot act on its own, so a
+ * status read afterwards is what it holds until someone sends it something.
+ */
+export async function waitIdle(handle: WorkflowHandle, what: string, timeoutMs = 60_000): Promise<void> {
+  await waitFor(
+    async () => {
+      const { raw } = await handle.describe();
+      if (raw.pendingWorkflowTask || (raw.pendingActivities?.length ?? 0) > 0 || (raw.pendingChildren?.length ?? 0) > 0) return false;
+      const events = (await handle.fetchHistory()).events ?? [];
+      const timers = new Set<string>();
+      for (const e of events) {
+        if (e.timerStartedEventAttributes) timers.add(e.timerStartedEventAttributes.timerId ?? '');
+        const closed = e.timerFiredEventAttributes ?? e.timerCanceledEventAttributes;
+        if (closed) timers.delete(closed.timerId ?? '');
+      }
+      return timers.size === 0 && !!events.at(-1)?.workflowTaskCompletedEventAttributes;
+    },
+    timeoutMs,
+    `${what} (the workflow idle, waiting only for a signal or an update)`,
+    200,
+  );
 }

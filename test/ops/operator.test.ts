@@ -19,6 +19,7 @@ import { waitFor } from '../../scripts/lib/waitFor.ts';
 import { freePort } from '../helpers/moto.ts';
 import { cliUserEnv, runCli, type CliRun } from '../helpers/cli.ts';
 import { temporalBin } from '../../scripts/lib/temporal.ts';
+import { requirePresent, skipUnlessCi } from '../helpers/required.ts';
 
 /**
  * The operator's journey on one real stack: a dev server with its Web UI (pointed at drydock's
@@ -28,6 +29,8 @@ import { temporalBin } from '../../scripts/lib/temporal.ts';
 const TQ = 'ops-e2e';
 const SECRET_REASON = `ticket-${randomBytes(6).toString('hex')}-customer-visible-only-to-operators`;
 const CHROMIUM = '/usr/bin/chromium';
+const NO_CHROMIUM = !existsSync(CHROMIUM) && `${CHROMIUM} is missing: run 'bash scripts/install-chromium.sh'`;
+const NO_SCRIPT = !existsSync('/usr/bin/script') && 'needs script(1) from util-linux for a pseudo-terminal';
 
 
 describe('operator experience end to end: drydock CLI, encrypted payloads, worker metrics, Web UI', () => {
@@ -38,7 +41,49 @@ describe('operator experience end to end: drydock CLI, encrypted payloads, worke
   let metricsUrl: string;
   let uiUrl: string;
   const codecKey = `ops:${randomBytes(32).toString('base64')}`;
-  const replaced: { workflowId?: string; runId?: string; node?: string; replacement?: string } = {};
+
+  /** Counters of the pool's replacements on the worker's metrics endpoint (0 before the first). */
+  const replaceCounters = async () => ({
+    started: (await metric('drydock_replacements_started_total', 'pool="ops"')) ?? 0,
+    succeeded: (await metric('drydock_replacements_succeeded_total', 'pool="ops"')) ?? 0,
+    timed: (await metric('drydock_time_to_replace_seconds_count', 'pool="ops"')) ?? 0,
+    uncordoned: (await metric('drydock_replacements_failed_total', 'reason="uncordoned"')) ?? 0,
+  });
+  type Counters = Awaited<ReturnType<typeof replaceCounters>>;
+
+  // Each test that needs a replacement asks for it here: the first to ask runs it, later ones reuse
+  // it, so every test holds on its own (e.g. alone under --test-name-pattern) without repeating it.
+  interface Replaced {
+    run: CliRun;
+    workflowId: string;
+    runId: string;
+    node: string;
+    replacement: string;
+    phases: string[];
+    before: Counters;
+    after: Counters;
+  }
+  let replacedP: Promise<Replaced> | undefined;
+  const replaceOnce = () =>
+    (replacedP ??= (async () => {
+      const node = fleet.nodeIds[0];
+      const before = await replaceCounters();
+      const run = await cli(['--json', 'pool', 'replace', 'ops', node, '--reason', SECRET_REASON, '--drain-timeout', '30', '--wait']);
+      assert.equal(run.code, 0, `${run.stderr}\nworker: ${worker.output().slice(-3000)}`);
+      const out = run.json() as { workflowId: string; runId: string; status: string; result: { replacementNodeId: string; phases: { phase: string }[] } };
+      assert.equal(out.status, 'COMPLETED');
+      return { run, workflowId: out.workflowId, runId: out.runId, node, replacement: out.result.replacementNodeId, phases: out.result.phases.map((p) => p.phase), before, after: await replaceCounters() };
+    })());
+  let failedP: Promise<{ run: CliRun; node: string; before: Counters; after: Counters }> | undefined;
+  const failOnce = () =>
+    (failedP ??= (async () => {
+      const node = fleet.nodeIds[1];
+      const before = await replaceCounters();
+      const agentUrl = (await fleet.provider.describe(node))!.agentUrl!;
+      await fetch(`${agentUrl}/jobs`, { method: 'POST', headers: { authorization: `Bearer ${fleet.token}` }, body: '{"seconds": 120}' });
+      const run = await cli(['--json', 'pool', 'replace', 'ops', node, '--drain-timeout', '1', '--wait']);
+      return { run, node, before, after: await replaceCounters() };
+    })());
 
   const cli = (args: string[], extraEnv: Record<string, string> = {}) =>
     runCli(args, { TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: 'default', DRYDOCK_TASK_QUEUE: TQ, DRYDOCK_CODEC_KEY: codecKey, ...extraEnv }, 120_000);
@@ -118,26 +163,18 @@ describe('operator experience end to end: drydock CLI, encrypted payloads, worke
   });
 
   it('pool replace --wait replaces the node, prints progress lines off a TTY and the result as JSON, and exits 0', async () => {
-    const node = fleet.nodeIds[0];
-    const r = await cli(['--json', 'pool', 'replace', 'ops', node, '--reason', SECRET_REASON, '--drain-timeout', '30', '--wait']);
-    assert.equal(r.code, 0, `${r.stderr}\nworker: ${worker.output().slice(-3000)}`);
-    const out = r.json() as { workflowId: string; runId: string; status: string; result: { replacementNodeId: string; phases: { phase: string }[] } };
-    assert.equal(out.workflowId, `replace/ops/${node}`);
-    assert.equal(out.status, 'COMPLETED');
-    Object.assign(replaced, { workflowId: out.workflowId, runId: out.runId, node, replacement: out.result.replacementNodeId });
-    assert.deepEqual(
-      out.result.phases.map((p) => p.phase),
-      ['validating', 'cordoning', 'draining', 'terminating', 'provisioning', 'waiting-healthy'],
-    );
+    const { run: r, node, workflowId, replacement, phases } = await replaceOnce();
+    assert.equal(workflowId, `replace/ops/${node}`);
+    assert.deepEqual(phases, ['validating', 'cordoning', 'draining', 'terminating', 'provisioning', 'waiting-healthy']);
     assert.equal((await fleet.provider.describe(node))?.state, 'terminated');
-    assert.equal((await fleet.provider.describe(out.result.replacementNodeId))?.state, 'running');
+    assert.equal((await fleet.provider.describe(replacement))?.state, 'running');
     const lines = r.stderr.trim().split('\n');
     assert.ok(lines.length >= 2 && lines.every((l) => /^\S+Z replace\/ops\/\S+: .+ \([0-6]\/6 phases\)$/.test(l)), `plain progress lines on stderr:\n${r.stderr}`);
     assert.match(lines[lines.length - 1], /: done .*\(6\/6 phases\)$/);
   });
 
   it('the raw history holds no plaintext of the input; the codec server decodes it for the UI', async () => {
-    assert.ok(replaced.workflowId, 'needs the replacement above');
+    const replaced = await replaceOnce();
     const history = await env.connection.workflowService.getWorkflowExecutionHistory({
       namespace: 'default',
       execution: { workflowId: replaced.workflowId, runId: replaced.runId },
@@ -188,9 +225,10 @@ describe('operator experience end to end: drydock CLI, encrypted payloads, worke
   });
 
   it('the worker serves drydock counters, time-to-replace and the SDK metrics on one endpoint', async () => {
-    assert.equal(await metric('drydock_replacements_started_total', 'pool="ops"'), 1);
-    assert.equal(await metric('drydock_replacements_succeeded_total', 'pool="ops"'), 1);
-    assert.equal(await metric('drydock_time_to_replace_seconds_count', 'pool="ops"'), 1);
+    const { before, after } = await replaceOnce();
+    assert.equal(after.started - before.started, 1, 'drydock_replacements_started_total counted the replacement');
+    assert.equal(after.succeeded - before.succeeded, 1, 'drydock_replacements_succeeded_total');
+    assert.equal(after.timed - before.timed, 1, 'drydock_time_to_replace_seconds_count');
     const sum = await metric('drydock_time_to_replace_seconds_sum', 'pool="ops"');
     assert.ok(sum !== undefined && sum > 0 && sum < 300, `time to replace ${sum}s`);
     const text = await (await fetch(metricsUrl)).text();
@@ -199,10 +237,7 @@ describe('operator experience end to end: drydock CLI, encrypted payloads, worke
   });
 
   it('a failed replacement exits 1 with the failure type, and the node stays in service', async () => {
-    const node = fleet.nodeIds[1];
-    const agentUrl = (await fleet.provider.describe(node))!.agentUrl!;
-    await fetch(`${agentUrl}/jobs`, { method: 'POST', headers: { authorization: `Bearer ${fleet.token}` }, body: '{"seconds": 120}' });
-    const r = await cli(['--json', 'pool', 'replace', 'ops', node, '--drain-timeout', '1', '--wait']);
+    const { run: r, node, before, after } = await failOnce();
     assert.equal(r.code, 1, r.stderr);
     const out = r.json() as { status: string; workflowId: string; error: { type: string; message: string } };
     assert.equal(out.status, 'FAILED');
@@ -210,8 +245,8 @@ describe('operator experience end to end: drydock CLI, encrypted payloads, worke
     assert.equal(out.error.type, 'DrainTimeout');
     assert.match(out.error.message, /force: true/);
     assert.equal((await fleet.provider.describe(node))?.state, 'running');
-    assert.equal(await metric('drydock_replacements_failed_total', 'reason="uncordoned"'), 1);
-    assert.equal(await metric('drydock_replacements_started_total', 'pool="ops"'), 2);
+    assert.equal(after.uncordoned - before.uncordoned, 1, 'drydock_replacements_failed_total{reason="uncordoned"}');
+    assert.equal(after.started - before.started, 1, 'drydock_replacements_started_total counts the failed one too');
   });
 
   it('a backup through the CLI runs with encryption on, and the worker counts its bytes and its restore test', async () => {
@@ -244,6 +279,8 @@ describe('operator experience end to end: drydock CLI, encrypted payloads, worke
   });
 
   it('pool status lists the replacements of the pool with node, phase and status', async () => {
+    await replaceOnce();
+    await failOnce();
     const r = await cli(['--json', 'pool', 'status', 'ops']);
     assert.equal(r.code, 0, r.stderr);
     const rows = (r.json() as { replacements: { node: string; status: string; phase: string }[] }).replacements;
@@ -255,8 +292,9 @@ describe('operator experience end to end: drydock CLI, encrypted payloads, worke
     assert.match(human.stdout, /pool ops: 0 replacement\(s\) running/);
   });
 
-  it('on a terminal, --wait draws a progress bar of the phases', { skip: existsSync('/usr/bin/script') ? false : 'needs script(1) from util-linux for a pseudo-terminal' }, async () => {
-    assert.ok(replaced.replacement, 'needs the replacement above');
+  it('on a terminal, --wait draws a progress bar of the phases', { skip: skipUnlessCi(NO_SCRIPT) }, async () => {
+    requirePresent(NO_SCRIPT);
+    const replaced = await replaceOnce();
     const cmd = `${process.execPath} ${join(REPO_ROOT, 'scripts/cli/drydock.mjs')} pool replace ops ${replaced.replacement} --drain-timeout 30 --wait`;
     const { stdout } = await promisify(execFile)('/usr/bin/script', ['-qfec', cmd, '/dev/null'], {
       cwd: REPO_ROOT,
@@ -269,9 +307,10 @@ describe('operator experience end to end: drydock CLI, encrypted payloads, worke
 
   it(
     'the Web UI shows the replaceNode run and its phases, decoded through the codec server',
-    { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: run 'bash scripts/install-chromium.sh'` },
+    { skip: skipUnlessCi(NO_CHROMIUM) },
     async () => {
-      assert.ok(replaced.workflowId, 'needs the replacement above');
+      requirePresent(NO_CHROMIUM);
+      const replaced = await replaceOnce();
       const { chromium } = await import('playwright-core');
       const browser = await chromium.launch({
         executablePath: CHROMIUM,

@@ -7,7 +7,7 @@ import type { FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import type { PoolStatus } from '../../workflows/pool/api.ts';
 import { spawnWorker, type WorkerProcess } from '../../scripts/lib/workers.ts';
 import { startFleet, type TestFleet } from '../../scripts/lib/fleet.ts';
-import { waitFor } from '../../scripts/lib/waitFor.ts';
+import { waitQuery } from '../../scripts/lib/waitFor.ts';
 import { startDevServer } from '../../scripts/lib/temporal.ts';
 
 export function startPool(client: Client, taskQueue: string, spec: FleetPoolSpec, workflowId = fleetPoolWorkflowId(spec.name)): Promise<WorkflowHandle> {
@@ -19,32 +19,8 @@ export async function poolStatus(handle: WorkflowHandle): Promise<PoolStatus> {
 }
 
 /** Polls the status query until `check` holds; `every` sees each status (e.g. to track a maximum). */
-export async function waitStatus(
-  handle: WorkflowHandle,
-  check: (s: PoolStatus) => boolean,
-  what: string,
-  timeoutMs = 90_000,
-  every: (s: PoolStatus) => void = () => {},
-): Promise<PoolStatus> {
-  let last: PoolStatus | undefined;
-  try {
-    await waitFor(
-      async () => {
-        try {
-          last = await poolStatus(handle);
-        } catch {
-          return false; // no worker to answer right now
-        }
-        every(last);
-        return check(last);
-      },
-      timeoutMs,
-      what,
-    );
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last && { ...last, events: last.events.slice(-12) }, null, 1)}`);
-  }
-  return last!;
+export function waitStatus(handle: WorkflowHandle, check: (s: PoolStatus) => boolean, what: string, timeoutMs = 90_000, every?: (s: PoolStatus) => void): Promise<PoolStatus> {
+  return waitQuery<PoolStatus>(handle, 'status', check, what, timeoutMs, every);
 }
 
 async function agentPost(fleet: TestFleet, nodeId: string, path: string, body: unknown): Promise<Response> {

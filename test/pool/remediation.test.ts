@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { beforeEach, describe, it } from 'node:test';
 import type { FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import {
   acquireLeaseUpdate,
@@ -33,20 +33,40 @@ describe(`fleetPool remediation on a real local fleet of ${NODES} agents`, () =>
 
   const h = poolHarness({ taskQueue: TQ, spec, nodes: NODES, fleet: { bootSeconds: 1 } });
 
+  // Each test starts from the same pool, whatever ran before it: a running manager with this spec,
+  // every member healthy and no lease held. Counters are read relative to the test's start.
+  beforeEach(async () => {
+    if ((await h.pool.describe()).status.name !== 'RUNNING') h.pool = await startAgain(spec);
+    await h.pool.executeUpdate(applySpecUpdate, { args: [spec] });
+    await waitStatus(h.pool, (s) => s.phase === 'running' && s.counts.members === NODES && s.counts.healthy === NODES && s.leases.length === 0, 'the pool at rest', 120_000);
+  });
+  /** Starts a manager for the pool again (the server refuses to reuse an id within a second of its last close). */
+  const startAgain = async (s: FleetPoolSpec) => {
+    for (let i = 0; ; i++) {
+      try {
+        return await startPool(h.env.client, TQ, s);
+      } catch (err) {
+        if (i < 20 && err instanceof Error && err.name === 'WorkflowExecutionAlreadyStartedError') await new Promise((r) => setTimeout(r, 500));
+        else throw err;
+      }
+    }
+  };
+
   it('does not replace a node that recovers before unhealthyAfter; replaces one that crosses it exactly once', async () => {
-    const [flaky, sick] = h.fleet.nodeIds;
+    const [flaky, sick] = (await poolStatus(h.pool)).nodes.map((n) => n.id);
+    const before = (await poolStatus(h.pool)).replacements;
     await injectFatal(h.fleet, flaky);
     await waitStatus(h.pool, (s) => s.nodes.find((n) => n.id === flaky)!.badProbes >= 1, 'the flaky node to be seen unhealthy');
     await clearFaults(h.fleet, flaky);
     await waitStatus(h.pool, (s) => s.nodes.find((n) => n.id === flaky)!.health === 'healthy', 'the flaky node to recover');
     let s = await poolStatus(h.pool);
-    assert.equal(s.replacements.started, 0, 'a node that recovered in time is not replaced');
+    assert.equal(s.replacements.started, before.started, 'a node that recovered in time is not replaced');
     assert.ok(s.events.some((e) => e.nodeId === flaky && /recovered/.test(e.message)));
 
     await injectFatal(h.fleet, sick);
-    s = await waitStatus(h.pool, (x) => x.replacements.succeeded === 1 && x.counts.members === NODES && x.counts.healthy === NODES, 'the sick node to be replaced');
+    s = await waitStatus(h.pool, (x) => x.replacements.succeeded === before.succeeded + 1 && x.counts.members === NODES && x.counts.healthy === NODES, 'the sick node to be replaced');
     assert.ok(!s.nodes.some((n) => n.id === sick), 'the sick node left the pool');
-    assert.equal(s.replacements.started, 1, 'replaced exactly once');
+    assert.equal(s.replacements.started, before.started + 1, 'replaced exactly once');
     assert.equal(s.leases.length, 0, 'the lease was released');
     assert.equal((await h.fleet.provider.describe(sick))?.state, 'terminated');
     assert.deepEqual(await liveIds(h.fleet), s.nodes.map((n) => n.id).sort(), 'the pool and the provider agree');
@@ -139,17 +159,6 @@ describe(`fleetPool remediation on a real local fleet of ${NODES} agents`, () =>
     await rejectsNaming(start({ name: 'nowhere', minNodes: 1, maxNodes: 2 }), 'name');
     // A spec naming another provider than the worker's pools file is refused at start (after the manager is gone).
     await h.pool.terminate('test: start a mismatched manager');
-    const mismatched = async () => {
-      for (let i = 0; ; i++) {
-        try {
-          return await start({ name: POOL, provider: 'aws-ec2', minNodes: 1, maxNodes: 2 });
-        } catch (err) {
-          // The server refuses to reuse an id within a second of its last close.
-          if (i < 20 && err instanceof Error && err.name === 'WorkflowExecutionAlreadyStartedError') await new Promise((r) => setTimeout(r, 500));
-          else throw err;
-        }
-      }
-    };
-    await rejectsNaming(mismatched(), 'provider');
+    await rejectsNaming(startAgain({ name: POOL, provider: 'aws-ec2', minNodes: 1, maxNodes: 2 }).then((p) => p.result()), 'provider');
   });
 });

@@ -47,6 +47,7 @@ export function unitPool(o: { spec?: Partial<FleetPoolSpec>; nodes?: (string | (
       cordon: (_c, node, l) => void work.push({ kind: 'cordon', nodeId: node.id, holder: l.holder }),
       uncordon: (_c, nodeId) => void work.push({ kind: 'uncordon', nodeId }),
       provision: (_c, key) => void work.push({ kind: 'provision', key }),
+      converge: (_c, node, l) => void work.push({ kind: 'converge', nodeId: node.id, holder: l.holder }),
     },
     now: () => clock,
     event: (message, nodeId) => pushEvent(state, clock, message, nodeId),

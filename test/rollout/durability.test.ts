@@ -22,7 +22,8 @@ describe('rollingUpdate crash safety and the shared disruption budget', () => {
   const h = rolloutHarness({ taskQueue: TQ, spec, nodes: NODES });
 
   it('a worker SIGKILLed mid-swap: the rollout completes with no node left cordoned or half-updated', async () => {
-    const { b } = h.models;
+    const { a, b } = h.models;
+    await h.loadEverywhere(a); // set-up: every node serves A, whatever ran before
     const handle = await h.start('crash', { target: { model: { uri: b.path, sha256: b.sha256 } }, maxUnavailable: 2, ...quick });
     await waitForRunningActivity(handle, 'swapModel');
     await h.restartWorker();
@@ -35,7 +36,8 @@ describe('rollingUpdate crash safety and the shared disruption budget', () => {
   });
 
   it('a rollout and a remediation in the same pool never disrupt more nodes than the budget together', async () => {
-    const { a } = h.models;
+    const { a, b } = h.models;
+    await h.loadEverywhere(b); // set-up: every node serves B, so the rollout to A walks them all
     const handle = await h.start('with-remediation', { target: { model: { uri: a.path, sha256: a.sha256 } }, maxUnavailable: 2, ...quick });
     const first = await waitRollout(handle, (s) => s.counts.inProgress > 0, 'the first batch to start');
     const victim = first.nodes.filter((n) => n.state === 'pending').at(-1)!.id;

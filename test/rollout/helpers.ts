@@ -9,7 +9,7 @@ import type { FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import type { RollingUpdateInput } from '../../workflows/inputs/rollingUpdate.ts';
 import type { RolloutResult, RolloutStatus } from '../../workflows/rollout/api.ts';
 import { writeTinyLlama } from '../../scripts/lib/tinyLlama.ts';
-import { waitFor } from '../../scripts/lib/waitFor.ts';
+import { waitQuery } from '../../scripts/lib/waitFor.ts';
 export { rejectsNaming } from '../helpers/failures.ts';
 import { poolHarness, type PoolHarness } from '../pool/helpers.ts';
 
@@ -26,7 +26,7 @@ export interface RolloutHarness extends PoolHarness {
   health(nodeId: string): Promise<AgentHealth>;
   /** sha256 served by every live member of the pool, by node. */
   served(): Promise<Record<string, string | null>>;
-  /** Loads `model` on every member (test set-up, straight through the agents). */
+  /** Loads `model` on every member not serving it yet (test set-up, straight through the agents). */
   loadEverywhere(model: TinyModel): Promise<void>;
 }
 
@@ -65,6 +65,7 @@ export function rolloutHarness(o: { taskQueue: string; spec: FleetPoolSpec; node
   h.loadEverywhere = async (model) => {
     await Promise.all(
       (await h.fleet.provider.list(o.spec.name)).map(async (n) => {
+        if ((await h.health(n.id)).model?.sha256 === model.sha256) return;
         const res = await h.agent(n.id, 'PUT', '/model', { uri: model.path, sha256: model.sha256 });
         assert.equal(res.status, 200, `loading ${model.path} on ${n.id}: ${await res.text()}`);
       }),
@@ -76,25 +77,8 @@ export function rolloutHarness(o: { taskQueue: string; spec: FleetPoolSpec; node
 export const rolloutStatus = (handle: WorkflowHandle): Promise<RolloutStatus> => handle.query<RolloutStatus>('status');
 
 /** Polls the rollout's status query until `check` holds. */
-export async function waitRollout(handle: WorkflowHandle, check: (s: RolloutStatus) => boolean, what: string, timeoutMs = 120_000): Promise<RolloutStatus> {
-  let last: RolloutStatus | undefined;
-  try {
-    await waitFor(
-      async () => {
-        try {
-          last = await rolloutStatus(handle);
-        } catch {
-          return false;
-        }
-        return check(last);
-      },
-      timeoutMs,
-      what,
-    );
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last && { ...last, events: last.events.slice(-10) }, null, 1)}`);
-  }
-  return last!;
+export function waitRollout(handle: WorkflowHandle, check: (s: RolloutStatus) => boolean, what: string, timeoutMs = 120_000): Promise<RolloutStatus> {
+  return waitQuery<RolloutStatus>(handle, 'status', check, what, timeoutMs, undefined, 10);
 }
 
 /** The rollout failed with `type` (RolloutRolledBack, RolloutAborted, …); returns its result details. */

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import type { FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import { abortRolloutUpdate, pauseRolloutUpdate, promoteRolloutUpdate, resumeRolloutUpdate, setMaxUnavailableUpdate } from '../../workflows/rollout/api.ts';
 import type { RolloutResult } from '../../workflows/rollout/api.ts';
+import { waitIdle } from '../helpers/history.ts';
 import { poolStatus } from '../pool/helpers.ts';
 import { allServing, failsWith, rejectsNaming, rolloutHarness, rolloutStatus, waitRollout } from './helpers.ts';
 
@@ -42,6 +43,7 @@ describe(`rollingUpdate on ${NODES} real agents serving tiny GGUF models`, () =>
 
   it('a model whose sha256 does not match is refused and rolled back: every node still serves B', async () => {
     const { c, a } = h.models;
+    await h.loadEverywhere(h.models.b); // set-up: every node serves B, whatever ran before
     const handle = await h.start('bad-sha', { target: { model: { uri: c.path, sha256: a.sha256 } }, maxUnavailable: 2, ...quick });
     const r = await failsWith(handle, 'RolloutRolledBack');
     assert.equal(r.outcome, 'rolled-back');
@@ -52,6 +54,7 @@ describe(`rollingUpdate on ${NODES} real agents serving tiny GGUF models`, () =>
 
   it('a model that fails the smoke test (expected text missing) is rolled back', async () => {
     const { c } = h.models;
+    await h.loadEverywhere(h.models.b);
     const handle = await h.start('smoke-fails', { target: { model: { uri: c.path, sha256: c.sha256 } }, ...quick, analysis: { ...quick.analysis, expect: 'never-generated-text' } });
     const r = await failsWith(handle, 'RolloutRolledBack');
     assert.match(r.status.reason ?? '', /smoke test failed.*does not contain/);
@@ -61,6 +64,7 @@ describe(`rollingUpdate on ${NODES} real agents serving tiny GGUF models`, () =>
 
   it('controls: promote skips a pause step, pause holds new nodes back, resume and setMaxUnavailable continue, abort rolls back', async () => {
     const { a, b } = h.models;
+    await h.loadEverywhere(b);
     const handle = await h.start('controls', {
       target: { model: { uri: a.path, sha256: a.sha256 } },
       steps: [{ batch: 1 }, { pause: {} }, { batch: 2 }, { pause: { seconds: 3600 } }],
@@ -71,15 +75,20 @@ describe(`rollingUpdate on ${NODES} real agents serving tiny GGUF models`, () =>
     await rejectsNaming(handle.executeUpdate(resumeRolloutUpdate), 'phase'); // a pause step wants promote
     await handle.executeUpdate(promoteRolloutUpdate, { args: [{}] });
 
-    // An operator pause in the middle of batch 2 (one node at a time): the walking node finishes, the next waits.
-    await waitRollout(handle, (s) => s.counts.done === 2, 'the first node of batch 2');
+    // An operator pause while the first node of batch 2 walks (one node at a time): it finishes, the next waits.
+    await waitRollout(handle, (s) => s.counts.done === 1 && s.counts.inProgress === 1, 'the first node of batch 2 to walk');
     await handle.executeUpdate(pauseRolloutUpdate, { args: [{ reason: 'look at the dashboards' }] });
+    const atPause = await rolloutStatus(handle);
     await rejectsNaming(handle.executeUpdate(pauseRolloutUpdate, { args: [{}] }), 'phase');
     await rejectsNaming(handle.executeUpdate(promoteRolloutUpdate, { args: [{}] }), 'phase');
-    const held = await waitRollout(handle, (s) => s.counts.inProgress === 0, 'in-flight nodes to finish');
+    await waitRollout(handle, (s) => s.counts.inProgress === 0, 'in-flight nodes to finish');
+    // Idle: nothing left that could start a node without an update, so what it holds now is final.
+    await waitIdle(handle, 'the paused rollout to settle');
+    const held = await rolloutStatus(handle);
     assert.equal(held.phase, 'paused');
-    await new Promise((r) => setTimeout(r, 3000));
-    assert.equal((await rolloutStatus(handle)).counts.done, held.counts.done, 'no node started while paused');
+    assert.equal(held.counts.inProgress, 0, 'no node walks while paused');
+    assert.equal(held.counts.done, atPause.counts.done + atPause.counts.inProgress, 'only the nodes walking at the pause finished');
+    assert.equal(held.counts.pending, atPause.counts.pending, 'no node started while paused');
     await rejectsNaming(handle.executeUpdate(setMaxUnavailableUpdate, { args: [{ maxUnavailable: '0%' }] }), 'maxUnavailable');
     await handle.executeUpdate(setMaxUnavailableUpdate, { args: [{ maxUnavailable: 2 }] });
     await handle.executeUpdate(resumeRolloutUpdate);

@@ -1,4 +1,5 @@
 import { invalidArgument } from '../common/errors.ts';
+import { parseServing, type ServingConfig, type ServingSpec } from './serving.ts';
 import { amount, MAX_POOL_NODES, nested, optionalBoolean, optionalInteger, optionalString, POOL_NAME, POOL_NAME_HELP, rejectUnknown, requireObject, requireString, section, type Amount, type Obj } from './validate.ts';
 
 export { MAX_POOL_NODES, resolveAmount, type Amount } from './validate.ts';
@@ -54,6 +55,8 @@ export interface FleetPoolSpec {
     /** Unknown drydock-tagged instances of the pool: `adopt` into the pool or only `report` them. */
     unknownInstances?: 'adopt' | 'report';
   };
+  /** What the pool serves (absent: a training or batch pool, no model is managed). See docs/pools.md. */
+  serving?: ServingSpec;
 }
 
 export interface FleetPoolConfig {
@@ -77,6 +80,7 @@ export interface FleetPoolConfig {
   autoscaling: { type: 'none' | 'reactive'; scaleUpAt: number; scaleDownAt: number; cooldownSeconds: number };
   disruption: { maxUnavailable: Amount; minHealthy: Amount; breaker: { maxUnhealthyFraction: number; windowSeconds: number } };
   membership: { unknownInstances: 'adopt' | 'report' };
+  serving?: ServingConfig;
 }
 
 /** Every default of the pool spec, in one place (documented in docs/pools.md). */
@@ -108,7 +112,7 @@ function fraction(obj: Obj, key: string, fallback: number): number {
 export function parseFleetPoolSpec(raw: unknown): FleetPoolConfig {
   const D = FLEET_POOL_DEFAULTS;
   const obj = requireObject(raw, 'input');
-  rejectUnknown(obj, ['name', 'provider', 'instanceType', 'minNodes', 'maxNodes', 'desiredNodes', 'health', 'autoscaling', 'disruption', 'membership']);
+  rejectUnknown(obj, ['name', 'provider', 'instanceType', 'minNodes', 'maxNodes', 'desiredNodes', 'health', 'autoscaling', 'disruption', 'membership', 'serving']);
   const name = requireString(obj, 'name', POOL_NAME, POOL_NAME_HELP);
   const provider = optionalString(obj, 'provider', 32);
   const instanceType = optionalString(obj, 'instanceType', 128);
@@ -179,5 +183,7 @@ export function parseFleetPoolSpec(raw: unknown): FleetPoolConfig {
     return { unknownInstances: u as 'adopt' | 'report' };
   });
 
-  return { name, provider, instanceType, minNodes, maxNodes, desiredNodes, health: h, autoscaling: a, disruption: d, membership: m };
+  const serving = obj.serving === undefined ? undefined : parseServing(section(obj, 'serving'));
+
+  return { name, provider, instanceType, minNodes, maxNodes, desiredNodes, health: h, autoscaling: a, disruption: d, membership: m, ...(serving ? { serving } : {}) };
 }

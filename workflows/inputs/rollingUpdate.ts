@@ -125,7 +125,8 @@ export function rolloutIdFrom(workflowId: string, pool: string): string {
   return id;
 }
 
-function modelRef(obj: Obj): ModelRef {
+/** A model on the nodes: `{uri, sha256}` (also the pool spec's `serving.model`). */
+export function modelRef(obj: Obj): ModelRef {
   rejectUnknown(obj, ['uri', 'sha256']);
   const uri = requireString(obj, 'uri');
   if (uri.length > 1024) throw invalidArgument('uri', 'must be at most 1024 characters');

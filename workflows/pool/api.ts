@@ -1,6 +1,7 @@
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { ProbeHealth } from '../common/digest.ts';
 import type { FleetPoolSpec } from '../inputs/fleetPool.ts';
+import type { ModelRef } from '../inputs/rollingUpdate.ts';
 import type { AutoscalerState } from './autoscaler.ts';
 import type { BreakerState } from './breaker.ts';
 import type { Lease, LeaseRequest } from './budget.ts';
@@ -27,6 +28,8 @@ export interface PoolNode {
   /** After a failed replacement the node waits until then before the next automatic try. */
   retryAfter?: number;
   failures?: number;
+  /** Serving pools: what the node's agent serves, from the last probe that reached it (null: none; absent: not known yet). */
+  model?: ModelRef | null;
 }
 
 export interface PoolEvent {
@@ -60,6 +63,30 @@ export interface PoolStatus {
   events: PoolEvent[];
   /** Instances other workflows hold outside the pool's size (blue-green's green set before the switch, blue after it). */
   claims: { nodeId: string; holder: string }[];
+  /** The pool's desired serving state and who drifts from it; absent for pools that declare no `serving`. */
+  serving?: PoolServingStatus;
+}
+
+export interface PoolServingStatus {
+  desired: ModelRef;
+  reconcile: 'converge' | 'report';
+  /** A rollout walking the pool: drift is reported, not converged, until it lets go. */
+  hold?: { holder: string; since: string };
+  /** Members whose agent serves another model than desired (or none), and what they serve. */
+  drifted: { nodeId: string; serves: ModelRef | null; converging: boolean }[];
+}
+
+/** For rollouts: make `model` the pool's desired model; `hold: true` while the rollout walks the pool, false to let go. */
+export interface SetServingRequest {
+  holder: string;
+  model: ModelRef;
+  hold: boolean;
+}
+
+export interface SetServingAnswer {
+  /** false: the pool declares no `serving`; nothing changed. */
+  serving: boolean;
+  previous?: ModelRef;
 }
 
 export interface LeaseAnswer {
@@ -96,3 +123,5 @@ export const releaseLeaseUpdate = defineUpdate<{ released: boolean }, [{ holder:
 export const claimNodesUpdate = defineUpdate<{ claimed: string[] }, [{ holder: string; nodeIds: string[] }]>('claimNodes');
 export const swapMembersUpdate = defineUpdate<{ members: number }, [{ holder: string; admit: string[]; remove: string[] }]>('swapMembers');
 export const releaseClaimsUpdate = defineUpdate<{ released: string[] }, [{ holder: string; nodeIds?: string[] }]>('releaseClaims');
+/** Rollouts: set the pool's desired model at the start, restore it on rollback or abort (blue-green: at the switch). */
+export const setServingModelUpdate = defineUpdate<SetServingAnswer, [SetServingRequest]>('setServingModel');

@@ -8,7 +8,8 @@
  * Requests are granted strictly in FIFO order: the head blocks the ones behind it, so a big
  * request cannot be starved by later small ones. Holder ids make every call idempotent.
  */
-export type LeaseKind = 'replace' | 'scale-down' | 'cordon' | 'external';
+/** `converge`: a member that drifted from the pool's model is brought back to it (serving pools). */
+export type LeaseKind = 'replace' | 'scale-down' | 'cordon' | 'external' | 'converge';
 
 export interface LeaseRequest {
   holder: string;

@@ -25,6 +25,8 @@ export interface PoolWork {
   cordon(ctx: PoolContext, node: PoolNode, lease: Lease): void;
   uncordon(ctx: PoolContext, nodeId: string): void;
   provision(ctx: PoolContext, key: string): void;
+  /** Serving pools: brings a drifted member back to the pool's model under its lease. */
+  converge(ctx: PoolContext, node: PoolNode, lease: Lease): void;
 }
 
 /** What the pool's handlers, validators and steps see: state, config, clock, event sink and work. */

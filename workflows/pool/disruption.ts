@@ -2,6 +2,7 @@ import { replaceNodeWorkflowId } from '../common/ids.ts';
 import type { LeaseAnswer, PoolNode } from './api.ts';
 import * as budget from './budget.ts';
 import { maxUnavailable, type PoolContext } from './context.ts';
+import { startConverge } from './serving.ts';
 
 /**
  * The pool's side of the disruption budget (budget.ts is the pure queue): granting leases and
@@ -39,6 +40,8 @@ export function startLeaseWork(ctx: PoolContext, l: budget.Lease): void {
     const reason = l.reason ?? 'unhealthy';
     ctx.event(`replacing (${l.origin ?? 'auto'}): ${reason}`, node.id);
     ctx.work.replace(ctx, node, l, reason);
+  } else if (l.kind === 'converge') {
+    startConverge(ctx, l);
   } else if (l.kind === 'scale-down') {
     node.phase = 'leaving';
     ctx.event('scaling down: cordon, drain, terminate', node.id);

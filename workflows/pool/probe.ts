@@ -4,11 +4,12 @@ import { failureMessage } from '../common/failure.ts';
 import { decide } from './autoscaler.ts';
 import { recordBad } from './breaker.ts';
 import { members, type PoolContext } from './context.ts';
+import { applyServingProbe, servingProbeInput } from './serving.ts';
 
 /** Health from probes: what the probe activity is asked, and what its answer does to members, the breaker and the autoscaler. */
 
 export function probeInput(ctx: PoolContext): ProbePoolInput {
-  return { pool: ctx.pool, digest: viewDigest(ctx.state.view), timeoutMs: ctx.cfg.health.probeTimeoutMs, concurrency: ctx.cfg.health.probeConcurrency };
+  return { pool: ctx.pool, digest: viewDigest(ctx.state.view), timeoutMs: ctx.cfg.health.probeTimeoutMs, concurrency: ctx.cfg.health.probeConcurrency, ...servingProbeInput(ctx) };
 }
 
 /** A probe that failed (not bad input) is an event; the next one is due an interval later. */
@@ -47,6 +48,7 @@ export function applyProbe(ctx: PoolContext, at: number, r: ProbePoolResult): vo
       else if (h === 'healthy' && was !== 'unknown') ctx.event(`recovered (was ${was})`, n.id);
     }
   }
+  applyServingProbe(ctx, r);
   const d = decide(s.autoscaler, { ...cfg.autoscaling, minNodes: cfg.minNodes, maxNodes: cfg.maxNodes }, r.utilization, t);
   s.autoscaler = d.state;
   if (d.change !== 'none') ctx.event(`autoscaler: ${d.state.lastDecision}`);

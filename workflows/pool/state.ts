@@ -31,6 +31,10 @@ export interface PoolState {
   initialized: boolean;
   /** Instance id → the workflow holding it outside the pool (claimNodes); absent in states from older runs. */
   claims?: Record<string, string>;
+  /** Serving pools: a rollout walking the pool (drift is reported, not converged); absent in older states. */
+  servingHold?: { holder: string; since: number };
+  /** Members whose drift was already reported (one event per drift). */
+  reportedDrift?: string[];
 }
 
 export const MAX_EVENTS = 50;

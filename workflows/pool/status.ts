@@ -1,6 +1,7 @@
 import type { FleetPoolConfig } from '../inputs/fleetPool.ts';
 import type { PoolStatus } from './api.ts';
 import { maxUnavailable, members, minHealthy, poolPhase, type PoolContext } from './context.ts';
+import { servingStatus } from './serving.ts';
 
 /** The status query's answer: counts, members (no internal timers), budget, breaker, autoscaler and the last events. */
 export function poolStatus(ctx: PoolContext): PoolStatus {
@@ -39,6 +40,7 @@ export function poolStatus(ctx: PoolContext): PoolStatus {
     runs: s.runs,
     events: s.events.slice(-30),
     claims: Object.entries(s.claims ?? {}).map(([nodeId, holder]) => ({ nodeId, holder })),
+    ...(ctx.cfg.serving ? { serving: servingStatus(ctx) } : {}),
   };
 }
 

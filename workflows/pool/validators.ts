@@ -14,7 +14,7 @@ import { isOutsideReplacement } from './disruption.ts';
 
 const HOLDER = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/;
 /** Holder prefixes of the pool's own leases. */
-const RESERVED = /^(replace|scale-down|cordon)\//;
+const RESERVED = /^(replace|scale-down|cordon|converge)\//;
 
 function objectArg(v: unknown, field = 'input'): Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalidArgument(field, 'expected a JSON object');

@@ -5,6 +5,7 @@ import { replaceNode } from '../replaceNode.ts';
 import * as budget from './budget.ts';
 import type { PoolContext, PoolWork } from './context.ts';
 import { addNode } from './membership.ts';
+import { convergeNode, joinModel, joinNode } from './servingWork.ts';
 
 const short = { startToCloseTimeout: '1 minute', heartbeatTimeout: '20 seconds', retry: { maximumInterval: '10 seconds', maximumAttempts: 5 } } as const;
 
@@ -98,14 +99,23 @@ export function poolWork(): PoolWork {
       const { pool } = ctx;
       spawn(ctx, key, async () => {
         try {
-          const r = await slowActs.provisionNode.executeWithOptions({ summary: `scale-up: provision (${key})` }, [{ pool, idempotencyKey: key }]);
-          await slowActs.waitNodeHealthy.executeWithOptions({ summary: `scale-up: wait until ${r.nodeId} is healthy` }, [{ pool, nodeId: r.nodeId }]);
+          // A serving pool's node starts not ready until it serves the pool's model, and joins only once it does.
+          const model = joinModel(ctx);
+          const serving = model ? { serving: true } : {};
+          const r = await slowActs.provisionNode.executeWithOptions({ summary: `scale-up: provision (${key})` }, [{ pool, idempotencyKey: key, ...serving }]);
+          await slowActs.waitNodeHealthy.executeWithOptions({ summary: `scale-up: wait until ${r.nodeId} is healthy` }, [{ pool, nodeId: r.nodeId, ...(model ? { modelPending: true } : {}) }]);
+          const served = model ? await joinNode(ctx, r.nodeId, ctx.cfg.serving?.model ?? model) : undefined;
           addNode(ctx, r.nodeId, 'healthy');
-          ctx.event('joined the pool (scale-up)', r.nodeId);
+          if (served) ctx.state.nodes[r.nodeId].model = served;
+          ctx.event(served ? `joined the pool (scale-up), serving ${served.sha256.slice(0, 12)}…` : 'joined the pool (scale-up)', r.nodeId);
         } finally {
           ctx.run.provisioning--;
         }
       });
+    },
+
+    converge(ctx, node, l) {
+      spawn(ctx, l.holder, () => convergeNode(ctx, node, l));
     },
   };
 }

@@ -47,7 +47,13 @@ export type NodeRolloutState =
   | 'failed'
   | 'rolled-back'
   /** Left the pool before its turn (replaced by remediation, scaled down); its replacement is picked up at the end. */
-  | 'left';
+  | 'left'
+  /**
+   * The health policy called the node unhealthy during its walk: a hardware fault, not evidence
+   * against the model. Its lease was released at once for the pool's remediation; its replacement
+   * gets the pool's desired model (the target). Never counts toward rollback.
+   */
+  | 'handedToRemediation';
 
 export interface RolloutNode {
   id: string;
@@ -61,6 +67,8 @@ export interface RolloutNode {
   batch?: number;
   /** A failed node that serves its previous model again (restored at once, or never touched). */
   onPrevious?: boolean;
+  /** While a step runs: what it waits for (the activity's heartbeat says the same, with details). */
+  waitingFor?: string;
   error?: string;
   startedAt?: string;
   finishedAt?: string;
@@ -110,6 +118,8 @@ export interface RolloutStatus {
   maxDisrupted: number;
   /** Whether the pool workflow's disruption budget is being used (false: no pool workflow runs). */
   poolBudget: boolean;
+  /** Serving pools: the pool's desired model before the rollout (restored on rollback or abort); absent when the pool declares none. */
+  poolServing?: { previous: ModelRef };
   counts: { total: number; pending: number; inProgress: number; done: number; failed: number; rolledBack: number };
   nodes: RolloutNode[];
   analyses: AnalysisResult[];

@@ -4,6 +4,7 @@ import type { RolloutNode } from './api.ts';
 import { analyze } from './analysis.ts';
 import type { Outcome } from './rolling.ts';
 import { StepFailed, type Rollout } from './runtime.ts';
+import { setPoolModel } from './serving.ts';
 
 const READY_TIMEOUT_SECONDS = 300;
 
@@ -62,7 +63,10 @@ export async function runBlueGreen(rt: Rollout): Promise<Outcome> {
   await rt.whileOperatorPaused();
   if (rt.aborting) return removeGreen(rt, green, 'aborted', rt.controls.abort ?? 'aborted');
 
-  // The switch: green takes traffic first, then the pool swaps membership, then blue stops taking new work.
+  // The switch: green takes traffic first, then the pool swaps membership, then blue stops taking new work;
+  // from here the target is the pool's desired model (an abort restores the previous one).
+  // Held until the rollout ends, so blue (still members for a moment) is never taken for drift.
+  await setPoolModel(rt, cfg.target.model, true);
   await switchTraffic(rt, green, blue, 'green in, blue out');
   st.phase = 'switched';
   rt.event(`switched: green serves, blue kept for ${cfg.scaleDownDelaySeconds} s (abort re-admits it at once)`);
@@ -87,9 +91,10 @@ async function prepareGreen(rt: Rollout, n: RolloutNode, key: string): Promise<v
   const ref = { pool: cfg.pool, nodeId: n.id };
   n.startedAt = new Date().toISOString();
   rt.set(n, 'provisioning');
-  const p = await acts.provision.provisionNode.executeWithOptions({ summary: `provision green ${n.id}` }, [{ pool: cfg.pool, idempotencyKey: key }]);
+  // A serving node: its agent is not ready (takes no traffic) until it serves the target, loaded below.
+  const p = await acts.provision.provisionNode.executeWithOptions({ summary: `provision green ${n.id}` }, [{ pool: cfg.pool, idempotencyKey: key, serving: true }]);
   if (p.nodeId !== n.id) throw new StepFailed(`provider named the node ${p.nodeId}, expected ${n.id}`);
-  await acts.provision.waitNodeHealthy.executeWithOptions({ summary: `wait for ${n.id} to be healthy` }, [ref]);
+  await acts.provision.waitNodeHealthy.executeWithOptions({ summary: `wait for ${n.id} to be healthy` }, [{ ...ref, modelPending: true }]);
   // No client traffic before the switch.
   await acts.nodes.cordonNode.executeWithOptions({ summary: `hold ${n.id} out of traffic` }, [ref]);
   rt.set(n, 'swapping');

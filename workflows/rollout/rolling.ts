@@ -104,7 +104,8 @@ async function rollBack(rt: Rollout, outcome: 'rolled-back' | 'aborted', reason:
   const { st } = rt;
   st.phase = 'rolling-back';
   st.reason = reason;
-  const changed = st.nodes.filter((n) => n.state !== 'pending' && !n.onPrevious && n.state !== 'rolled-back');
+  // Nodes handed to remediation have nothing to restore (the pool replaces them).
+  const changed = st.nodes.filter((n) => n.state !== 'pending' && !n.onPrevious && n.state !== 'rolled-back' && n.state !== 'handedToRemediation');
   rt.event(`rolling back ${changed.length} node(s): ${reason}`);
   let stuck = 0;
   await rt.each(changed, () => st.maxUnavailable, async (n) => {

@@ -17,6 +17,8 @@ export function rolloutActivities(cfg: RollingUpdateConfig) {
     provision: proxyActivities<NodeActivities>({ startToCloseTimeout: '20 minutes', heartbeatTimeout: '1 minute', retry }),
     // Lease waits can be long (the pool's budget is shared); they heartbeat while queued.
     lease: proxyActivities<PoolActivities>({ startToCloseTimeout: '24 hours', heartbeatTimeout: '1 minute', retry: { maximumInterval: '30 seconds' } }),
+    // The pool's serving state and a node's health verdict (short calls).
+    serving: proxyActivities<PoolActivities>({ startToCloseTimeout: '1 minute', retry }),
     rollout: proxyActivities<RolloutActivities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '1 minute', retry }),
     // swapModel heartbeats every 5 s while the agent loads, so a dead worker's swap is retried within 15 s.
     swap: proxyActivities<RolloutActivities>({ startToCloseTimeout: '35 minutes', heartbeatTimeout: '15 seconds', retry }),
@@ -62,7 +64,10 @@ export class Rollout {
 
   set(node: RolloutNode, state: NodeRolloutState): void {
     node.state = state;
-    if (state === 'done' || state === 'failed' || state === 'rolled-back' || state === 'terminated' || state === 'left') node.finishedAt = new Date().toISOString();
+    const waiting = WAITING_FOR[state];
+    if (waiting) node.waitingFor = waiting;
+    else delete node.waitingFor;
+    if (state === 'done' || state === 'failed' || state === 'rolled-back' || state === 'terminated' || state === 'left' || state === 'handedToRemediation') node.finishedAt = new Date().toISOString();
     this.publish();
   }
 
@@ -104,6 +109,18 @@ export class Rollout {
     await Promise.all(running);
   }
 }
+
+/** What each step of a node's walk waits for (shown in the status beside the activity's heartbeat). */
+const WAITING_FOR: Partial<Record<NodeRolloutState, string>> = {
+  provisioning: 'the provider to start the node and its agent to answer',
+  cordoning: 'the agent to stop taking new work',
+  draining: 'in-flight requests to finish (up to drainTimeoutSeconds)',
+  swapping: 'the agent to verify the sha256, load and test-load the model',
+  'smoke-testing': 'one smoke generation on the model',
+  readiness: 'the agent to be healthy and serve the model (stops at once on a hardware fault)',
+  uncordoning: 'the agent to take traffic again',
+  terminating: 'drain and terminate',
+};
 
 /** A step of a node's walk failed in a way the walk reports (not an activity crash). */
 export class StepFailed extends Error {}

@@ -24,6 +24,8 @@ export interface RolloutState {
   maxDisrupted: number;
   disrupted: number;
   poolBudget: boolean;
+  /** Serving pools: the pool's desired model before this rollout set the target (what rollback and abort restore). */
+  poolServing?: { previous: ModelRef };
   hold?: Hold;
   startedAt: string;
   finishedAt?: string;
@@ -52,7 +54,7 @@ export function counts(nodes: RolloutNode[]): RolloutStatus['counts'] {
   for (const n of nodes) {
     if (n.state === 'pending' || n.state === 'standby') c.pending++;
     else if (IN_PROGRESS.includes(n.state)) c.inProgress++;
-    else if (n.state === 'done' || n.state === 'terminated' || n.state === 'left') c.done++;
+    else if (n.state === 'done' || n.state === 'terminated' || n.state === 'left' || n.state === 'handedToRemediation') c.done++;
     else if (n.state === 'failed') c.failed++;
     else if (n.state === 'rolled-back') c.rolledBack++;
   }
@@ -73,6 +75,7 @@ export function rolloutStatus(st: RolloutState, cfg: RollingUpdateConfig): Rollo
     maxUnavailable: st.maxUnavailable,
     maxDisrupted: st.maxDisrupted,
     poolBudget: st.poolBudget,
+    ...(st.poolServing ? { poolServing: st.poolServing } : {}),
     counts: counts(st.nodes),
     nodes: st.nodes,
     analyses: st.analyses,

@@ -3,6 +3,7 @@ import { failureMessage, failureType } from '../common/failure.ts';
 import type { ModelRef } from '../inputs/rollingUpdate.ts';
 import type { RolloutNode } from './api.ts';
 import { StepFailed, type Rollout } from './runtime.ts';
+import { hardwareFault } from './serving.ts';
 
 /** How long a node may take to report ready after its swap, and to take traffic after uncordon. */
 const READY_TIMEOUT_SECONDS = 300;
@@ -73,6 +74,14 @@ function leftPool(err: unknown): boolean {
   return (type === 'LeaseRefused' && /is not a member/.test(why)) || (type === INVALID_ARGUMENT && /no live node/.test(why));
 }
 
+/** A hardware fault mid-walk: the lease goes back (withLease's finally) and the pool's remediation takes the node. */
+function markHanded(rt: Rollout, node: RolloutNode, why: string): true {
+  node.error = why;
+  rt.event(`the health policy calls it unhealthy (${why}): a hardware fault, not the model; handed to the pool's remediation, the rollout goes on`, node.id);
+  rt.set(node, 'handedToRemediation');
+  return true;
+}
+
 function markLeft(rt: Rollout, node: RolloutNode, when: string): true {
   rt.event(`left the pool ${when}; a replacement is picked up when the rollout lists the pool again`, node.id);
   rt.set(node, 'left');
@@ -97,6 +106,8 @@ export async function updateNode(rt: Rollout, node: RolloutNode): Promise<boolea
         return true;
       } catch (err) {
         if (leftPool(err)) return markLeft(rt, node, 'during its walk (replaced by remediation)');
+        const fault = await hardwareFault(rt, node, err);
+        if (fault) return markHanded(rt, node, fault);
         const why = failureMessage(err);
         rt.event(`update failed: ${why}; restoring its previous model`, node.id);
         try {
@@ -133,6 +144,8 @@ export async function rollbackNode(rt: Rollout, node: RolloutNode): Promise<bool
     return true;
   } catch (err) {
     if (leftPool(err)) return markLeft(rt, node, 'during its rollback (replaced by remediation)');
+    const fault = await hardwareFault(rt, node, err);
+    if (fault) return markHanded(rt, node, fault);
     node.error = `rollback failed: ${failureMessage(err)}`;
     rt.event(node.error, node.id);
     rt.set(node, 'failed');
