@@ -29,19 +29,69 @@ export interface AgentHealth {
   policyVersion: string;
 }
 
+/** Who is asking, sent with each call: the agent records the workflow id in its audit line. */
+export interface CallerContext {
+  workflowId?: string;
+  /** Told about every control call (method, path), e.g. to log which workflow asked. */
+  onControl?: (method: string, path: string) => void;
+}
+
+/** The header the agent reads the caller's workflow id from (gpu-agent/audit.ts). */
+export const WORKFLOW_ID_HEADER = 'x-drydock-workflow-id';
+const MAX_429_RETRIES = 3;
+
+/** Which of a node's tokens worked last, by agent URL, so a rotation's fallback is paid once per node. */
+const working = new Map<string, number>();
+
 export class AgentClient {
-  constructor(readonly baseUrl: string, private readonly token: string, private readonly timeoutMs = 5000) {}
+  private readonly tokens: readonly string[];
+  /**
+   * `token`: the node's token, or the tokens to try in order (one per key during a rotation: on a
+   * 401 the next one is tried, and the one that worked is tried first next time).
+   */
+  constructor(readonly baseUrl: string, token: string | readonly string[], private readonly timeoutMs = 5000, private readonly caller: CallerContext = {}) {
+    this.tokens = typeof token === 'string' ? [token] : token;
+  }
+
+  private async send(method: string, path: string, token: string, body: unknown, timeoutMs: number): Promise<Response> {
+    for (let attempt = 0; ; attempt++) {
+      const res = await fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(this.caller.workflowId ? { [WORKFLOW_ID_HEADER]: this.caller.workflowId } : {}),
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      if (res.status !== 429 || attempt >= MAX_429_RETRIES) return res;
+      // Rate-limited or busy: wait as asked (bounded), then try again.
+      const wait = Math.min(5, Math.max(0.1, Number(res.headers.get('retry-after')) || 1));
+      await res.text();
+      await new Promise((r) => setTimeout(r, wait * 1000));
+    }
+  }
 
   private async call<T>(method: string, path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<T> {
-    const res = await fetch(`${this.baseUrl}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    const text = await res.text();
+    if (method !== 'GET') this.caller.onControl?.(method, path);
+    const first = working.get(this.baseUrl) ?? 0;
+    const order = [...this.tokens.keys()].sort((a, b) => (a === first ? -1 : b === first ? 1 : a - b));
+    let res: Response | undefined;
+    for (const i of order) {
+      res = await this.send(method, path, this.tokens[i], body, timeoutMs);
+      if (res.status !== 401) {
+        working.set(this.baseUrl, i);
+        break;
+      }
+      await res.text();
+    }
+    res = res!;
+    const text = await res.text().catch(() => '');
     const parsed = text ? (JSON.parse(text) as T & { error?: string }) : ({} as T & { error?: string });
-    if (res.status === 401) throw new AgentHttpError(401, `agent ${this.baseUrl} rejected the token: DRYDOCK_AGENT_TOKEN on the worker must match the agents'`);
+    if (res.status === 401) {
+      throw new AgentHttpError(401, `agent ${this.baseUrl} rejected the worker's token${this.tokens.length > 1 ? `s (all ${this.tokens.length})` : ''}: the node's control token must come from one of the worker's keys (DRYDOCK_AGENT_KEY; see docs/security.md, key rotation)`);
+    }
     if (!res.ok && !(method === 'GET' && path === '/ready')) {
       throw new AgentHttpError(res.status, `agent ${method} ${path} answered ${res.status}: ${parsed.error ?? text}`);
     }
@@ -89,10 +139,15 @@ export class AgentClient {
   }
   /** The agent's Prometheus text (GET /metrics). */
   async metrics(): Promise<string> {
-    const res = await fetch(`${this.baseUrl}/metrics`, { headers: { authorization: `Bearer ${this.token}` }, signal: AbortSignal.timeout(this.timeoutMs) });
-    const text = await res.text();
-    if (res.status === 401) throw new AgentHttpError(401, `agent ${this.baseUrl} rejected the token: DRYDOCK_AGENT_TOKEN on the worker must match the agents'`);
-    if (!res.ok) throw new AgentHttpError(res.status, `agent GET /metrics answered ${res.status}: ${text.slice(0, 200)}`);
+    let res: Response | undefined;
+    for (const token of this.tokens) {
+      res = await this.send('GET', '/metrics', token, undefined, this.timeoutMs);
+      if (res.status !== 401) break;
+      await res.text();
+    }
+    const text = await res!.text();
+    if (res!.status === 401) throw new AgentHttpError(401, `agent ${this.baseUrl} rejected the worker's token on GET /metrics: the node's control token must come from one of the worker's keys (DRYDOCK_AGENT_KEY; see docs/security.md)`);
+    if (!res!.ok) throw new AgentHttpError(res!.status, `agent GET /metrics answered ${res!.status}: ${text.slice(0, 200)}`);
     return text;
   }
   /** Client inference traffic the agent answered since it started. */

@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { invalidArgument } from '../workflows/common/errors.ts';
-import { AgentClient, AgentHttpError, type DrainState } from './agentClient.ts';
+import { AgentClient, AgentHttpError, type CallerContext, type DrainState } from './agentClient.ts';
 import { PoolRegistry, UnknownPoolError } from './pools.ts';
 import type { NodeInstance } from './providers/types.ts';
 import { onlyWaitsForModel } from '../gpu-agent/readiness.ts';
@@ -30,12 +30,29 @@ const AGENT_URL_TTL_MS = 5000;
 const DRAIN_WAIT_SECONDS = 5;
 
 export interface NodeActivityDeps {
+  /** The pools, with the agent auth (pools.auth) workers reach their nodes with. */
   pools: PoolRegistry;
-  agentToken: string;
+}
+
+/** The workflow an activity runs for, and a log line per control call naming it (the agent audits it too). */
+export function callerContext(ref: NodeRef): CallerContext {
+  let ctx: Context;
+  try {
+    ctx = Context.current();
+  } catch {
+    return {}; // not inside an activity (scripts, tests)
+  }
+  const workflowId = ctx.info.workflowExecution?.workflowId;
+  if (!workflowId) return {};
+  return {
+    workflowId,
+    onControl: (method, path) => ctx.log.info(`agent ${method} ${path} on ${ref.pool}/${ref.nodeId} for workflow ${workflowId}`, { pool: ref.pool, nodeId: ref.nodeId, agentCall: `${method} ${path}` }),
+  };
 }
 
 /** How activities reach a pool's provider and a node's agent (shared by node, pool and rollout activities). */
-export function nodeAccess({ pools, agentToken }: NodeActivityDeps) {
+export function nodeAccess({ pools }: NodeActivityDeps) {
+  const client = (url: string, ref: NodeRef) => new AgentClient(url, pools.auth.tokensFor(ref.pool, ref.nodeId), undefined, callerContext(ref));
   function pool(name: string) {
     try {
       return pools.get(name);
@@ -58,11 +75,11 @@ export function nodeAccess({ pools, agentToken }: NodeActivityDeps) {
   async function agentFor(ref: NodeRef): Promise<AgentClient | undefined> {
     const key = `${ref.pool}/${ref.nodeId}`;
     const hit = urls.get(key);
-    if (hit && hit.until > Date.now()) return new AgentClient(hit.url, agentToken);
+    if (hit && hit.until > Date.now()) return client(hit.url, ref);
     const node = await liveNode(ref);
     if (!node.agentUrl) return undefined;
     urls.set(key, { url: node.agentUrl, until: Date.now() + AGENT_URL_TTL_MS });
-    return new AgentClient(node.agentUrl, agentToken);
+    return client(node.agentUrl, ref);
   }
 
   /** Retries transport errors until the agent answers or has been unreachable too long. */

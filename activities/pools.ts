@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { AgentAuth } from './agentAuth.ts';
 import { parse as parseYaml } from 'yaml';
 import { parsePoolsDocument, PoolsFileError, type PoolConfig } from './providers/config.ts';
 import { providerForPool } from './providers/factory.ts';
@@ -21,18 +22,19 @@ export class UnknownPoolError extends Error {
 export class PoolRegistry {
   private readonly providers = new Map<string, Provider>();
 
-  constructor(private readonly pools: PoolConfig[], agentToken: string) {
-    for (const p of pools) this.providers.set(p.name, providerForPool(p, agentToken));
+  /** `auth`: how workers reach the pools' agents, and what each new node is given. */
+  constructor(private readonly pools: PoolConfig[], readonly auth: AgentAuth) {
+    for (const p of pools) this.providers.set(p.name, providerForPool(p, auth));
   }
 
-  static fromFile(path: string, agentToken: string): PoolRegistry {
+  static fromFile(path: string, auth: AgentAuth): PoolRegistry {
     let doc: unknown;
     try {
       doc = parseYaml(readFileSync(path, 'utf8'));
     } catch (err) {
       throw new PoolsFileError(`${path}: cannot read the pools file: ${(err as Error).message}`);
     }
-    return new PoolRegistry(parsePoolsDocument(doc, path), agentToken);
+    return new PoolRegistry(parsePoolsDocument(doc, path), auth);
   }
 
   names(): string[] {

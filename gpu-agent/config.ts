@@ -4,6 +4,8 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_HEALTH_POLICY, loadPolicyFile, PolicyError, type HealthPolicy } from './policy.ts';
 import type { KernelLogSource } from './gpu/xid.ts';
 import { SHA256_RE } from './inference/modelFile.ts';
+import { AuthConfigError } from './auth.ts';
+import { loadSecuritySettings, SECURITY_OPTIONS, type SecuritySettings } from './authConfig.ts';
 import { ModelError } from './models/errors.ts';
 import { readHeadersFile } from './models/sources.ts';
 import { modelSource, type ModelStoreOptions } from './models/store.ts';
@@ -32,12 +34,11 @@ export interface SimInferenceConfig {
 }
 
 /** Everything the agent can be told, with defaults in one place. */
-export interface AgentConfig {
+export interface AgentConfig extends SecuritySettings {
   nodeId: string;
   pool: string;
   host: string;
   port: number;
-  token: string;
   dataDir?: string;
   /** `auto`: nvidia when `nvidia-smi -L` lists GPUs, else simulated; an explicit `--gpus` means simulated. */
   gpuBackend: GpuBackendChoice;
@@ -127,7 +128,7 @@ function readFileFlag(flag: string, path: string): Buffer {
   }
 }
 
-/** Parses flags (which win) and DRYDOCK_AGENT_* env vars; the token comes only from env, never argv. */
+/** Parses flags (which win) and DRYDOCK_AGENT_* env vars; tokens come only from env or the tokens file, never argv. */
 export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentConfig {
   const str = { type: 'string' } as const;
   const { values: v } = parseArgs({
@@ -140,13 +141,17 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentCo
       'queue-timeout-ms': str, 'max-tokens': str, threads: str, 'tls-cert': str, 'tls-key': str,
       'boot-delay': str, 'sim-jobs': str, 'sim-job-seconds': str,
       'model-dir': { type: 'string', multiple: true }, 'model-cache-bytes': str, 'model-headers': str, 'model-download-rate': str, 'sim-download-seconds': str,
+      ...SECURITY_OPTIONS,
       'require-model': { type: 'boolean' },
       inference: str, 'sim-swap-seconds': str, 'sim-generation-ms': str, 'sim-token-ms': str, 'sim-fail-sha256': str, 'sim-bad-output-sha256': str, 'sim-oom-sha256': str,
     },
   });
-  const token = env.DRYDOCK_AGENT_TOKEN ?? '';
-  if (token.length < 16) {
-    throw new AgentConfigError('DRYDOCK_AGENT_TOKEN: set it to a shared secret of at least 16 characters (the agent refuses to run without auth)');
+  let security: SecuritySettings;
+  try {
+    security = loadSecuritySettings(v, env);
+  } catch (err) {
+    if (err instanceof AuthConfigError) throw new AgentConfigError(err.message);
+    throw err;
   }
   const backend = v['gpu-backend'] ?? env.DRYDOCK_AGENT_GPU_BACKEND ?? AGENT_DEFAULTS.gpuBackend;
   if (backend !== 'auto' && backend !== 'nvidia' && backend !== 'simulated') {
@@ -211,13 +216,17 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentCo
   const key = v['tls-key'] ?? env.DRYDOCK_AGENT_TLS_KEY;
   if (Boolean(cert) !== Boolean(key)) throw new AgentConfigError('--tls-cert/--tls-key: give both (PEM files) or neither');
 
+  if (security.allowFaultInjection && backend === 'nvidia') {
+    throw new AgentConfigError('--allow-fault-injection: fault injection exists only with the simulated GPU backend, not --gpu-backend nvidia');
+  }
+
   const expected = v['expected-gpus'];
   return {
+    ...security,
     nodeId: v['node-id'] ?? env.DRYDOCK_NODE_ID ?? 'local-node',
     pool: v.pool ?? env.DRYDOCK_POOL ?? 'default',
     host: v.bind ?? v.host ?? env.DRYDOCK_AGENT_HOST ?? AGENT_DEFAULTS.host,
     port,
-    token,
     dataDir,
     gpuBackend: backend,
     gpus: num('gpus', v.gpus, AGENT_DEFAULTS.gpus, 1, true),

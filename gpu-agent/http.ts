@@ -1,4 +1,3 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** An error that becomes an HTTP answer with a message naming what was wrong. */
@@ -58,12 +57,4 @@ export function optionalBoolean(body: Record<string, unknown>, field: string, fa
   if (v === undefined) return fallback;
   if (typeof v !== 'boolean') throw new HttpError(400, `${field}: expected true or false`);
   return v;
-}
-
-/** Compares bearer tokens in constant time (hashing first makes the lengths equal). */
-export function bearerMatches(header: string | undefined, token: string): boolean {
-  if (!header?.startsWith('Bearer ')) return false;
-  const given = createHash('sha256').update(header.slice(7)).digest();
-  const want = createHash('sha256').update(token).digest();
-  return timingSafeEqual(given, want);
 }

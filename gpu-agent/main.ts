@@ -67,7 +67,9 @@ async function main(): Promise<void> {
     writeFileSync(tmp, JSON.stringify({ pid: process.pid, port, host: config.host, scheme, startedAt: new Date().toISOString() }));
     renameSync(tmp, join(dataDir, 'agent.json'));
   }
-  console.log(`gpu-agent ${config.nodeId} (pool ${config.pool}) listening on ${scheme}://${config.host}:${port} (gpu backend ${agent.gpu.name}, policy ${config.policy.version})`);
+  console.log(`gpu-agent ${config.nodeId} (pool ${config.pool}) listening on ${scheme}://${config.host}:${port} (gpu backend ${agent.gpu.name}, policy ${config.policy.version}; ${agent.guard.describe()}${config.allowFaultInjection && agent.gpu.name === 'simulated' ? '; fault injection on' : ''})`);
+  // SIGHUP re-reads the tokens file (it is also re-read when it changes).
+  process.on('SIGHUP', () => agent.guard.tokens.reload());
 
   const shutdown = async (signal: string) => {
     console.log(`gpu-agent ${config.nodeId}: ${signal}, shutting down`);

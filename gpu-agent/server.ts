@@ -2,7 +2,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AgentConfig } from './config.ts';
 import { evaluateHealth } from './health.ts';
-import { allowOnly, bearerMatches, HttpError, optionalBoolean, optionalNumber, readJsonObject, sendJson } from './http.ts';
+import { allowOnly, HttpError, optionalBoolean, optionalNumber, readJsonObject, sendJson } from './http.ts';
 import { AgentMetrics } from './metrics.ts';
 import { selectGpuBackend } from './gpu/select.ts';
 import { SimulatedGpuBackend, SIMULATED_FAULT_KINDS, type SimulatedFault } from './gpu/simulated.ts';
@@ -16,6 +16,7 @@ import { registerModelMetrics } from './models/metrics.ts';
 import { modelRefBody, modelRoutes } from './models/routes.ts';
 import { SimulatedModelStore } from './models/simulated.ts';
 import { ModelStore } from './models/store.ts';
+import { Guard } from './guard.ts';
 import { servingReasons, type DesiredModel } from './readiness.ts';
 import { TrafficCounter } from './traffic.ts';
 import { CordonedError, WorkTracker } from './work.ts';
@@ -34,6 +35,8 @@ export interface Agent {
   xids: XidLog;
   /** The long-poll behind GET /health/watch (watch.ts). */
   watch: HealthWatch;
+  /** Tokens, limits and the audit log (guard.tokens.reload() is what SIGHUP does). */
+  guard: Guard;
   /** Settles once the start-up model (if any) has loaded or failed. */
   started: Promise<void>;
   close(): Promise<void>;
@@ -54,6 +57,8 @@ type RawHandler = (req: IncomingMessage, res: ServerResponse, body: Body) => Pro
 
 export function createAgent(config: AgentConfig): Agent {
   const policy = config.policy;
+  const guard = new Guard(config);
+  guard.tokens.watch();
   const metrics = new AgentMetrics();
   const traffic = new TrafficCounter();
   // The watch (below) is poked by every change the agent makes or sees; it exists before anything can poke it.
@@ -257,6 +262,11 @@ export function createAgent(config: AgentConfig): Agent {
     },
   };
 
+  // Fault injection exists only on simulated GPUs and when asked for (--allow-fault-injection).
+  if (!(config.allowFaultInjection && gpu instanceof SimulatedGpuBackend)) {
+    for (const k of Object.keys(routes)) if (k.startsWith('POST /sim/')) delete routes[k];
+  }
+
   const rawRoutes: Record<string, RawHandler> = {
     'POST /v1/completions': (req, res, b) => completions(openai, req, res, b),
     'POST /v1/chat/completions': (req, res, b) => chatCompletions(openai, req, res, b),
@@ -281,15 +291,16 @@ export function createAgent(config: AgentConfig): Agent {
         const seconds = stop({ status: String(res.statusCode) });
         if (inService) traffic.record(key, res.statusCode, seconds);
       });
+      let gate: ReturnType<Guard['admit']> | undefined;
+      let reqBody: Body = {};
       try {
         if (req.method === 'GET' && path === '/livez') return sendJson(res, 200, { ok: true });
-        if (!bearerMatches(req.headers.authorization, config.token)) {
-          throw new HttpError(401, 'authorization: missing or wrong bearer token', { 'www-authenticate': 'Bearer' });
-        }
+        gate = guard.admit(req, key);
+        res.once('close', gate.release);
         const raw = rawRoutes[key];
         const route = routes[key];
         if (!route && !raw) throw new HttpError(404, `no route ${req.method} ${path}`);
-        const body = req.method === 'POST' || req.method === 'PUT' ? await readJsonObject(req) : {};
+        const body = (reqBody = req.method === 'POST' || req.method === 'PUT' ? await readJsonObject(req) : {});
         if (raw) return await raw(req, res, body);
         let result: Result;
         try {
@@ -298,10 +309,12 @@ export function createAgent(config: AgentConfig): Agent {
           if (POKES.has(key)) poke();
         }
         const [status, out, headers] = result;
+        gate.done(status, body, out);
         sendJson(res, status, out, headers);
       } catch (err) {
         const status = err instanceof HttpError ? err.status : 500;
         const message = (err as Error).message;
+        gate?.done(status, reqBody, undefined, message);
         if (res.headersSent) {
           // Mid-stream (SSE): the status is gone, so the error travels as the last event.
           res.end(`data: ${JSON.stringify({ error: { message, type: 'server_error' } })}\n\n`);
@@ -323,9 +336,11 @@ export function createAgent(config: AgentConfig): Agent {
     inference,
     xids,
     watch: healthWatch,
+    guard,
     started,
     close: async () => {
       healthWatch.close();
+      guard.close();
       work.stop();
       watcher.stop();
       await new Promise<void>((resolve) => {

@@ -15,7 +15,7 @@ import { waitFor } from './lib/waitFor.ts';
 import { makeVersionCurrent } from './lib/workers.ts';
 import { devServerDynamicConfigArgs } from '../workers/serverSettings.ts';
 import { DRYDOCK_SEARCH_ATTRIBUTES } from '../workflows/searchAttributes.ts';
-import { devAgentToken, loadDevConfig } from './devConfig.ts';
+import { devCredentials, loadDevConfig } from './devConfig.ts';
 import { prepareDemoModels, type DemoModel } from './devModels.ts';
 import { ensureDemoBackupSchedule } from './schedules/backup.ts';
 
@@ -46,8 +46,8 @@ function start(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv
   return child;
 }
 
-const token = devAgentToken(config.dir);
-const provider = new LocalProvider(config.pool.provider, token);
+const creds = devCredentials(config.dir);
+const provider = new LocalProvider(config.pool.provider, creds.auth);
 
 async function stop(code: number): Promise<never> {
   stopping = true;
@@ -144,7 +144,7 @@ async function main(): Promise<void> {
     TEMPORAL_NAMESPACE: 'default',
     DRYDOCK_TASK_QUEUE: config.taskQueue,
     DRYDOCK_POOLS_FILE: poolsFile,
-    DRYDOCK_AGENT_TOKEN: token,
+    DRYDOCK_AGENT_KEY_FILE: creds.keyFile,
   });
   let workerOut = '';
   worker.stdout!.on('data', (d: Buffer) => (workerOut += d.toString()));
@@ -165,7 +165,7 @@ async function main(): Promise<void> {
   for (const d of ['model-store', 'backups', 'checkpoints']) mkdirSync(join(config.dir, d), { recursive: true });
   const demoModel = join(config.dir, 'model-store', 'README.txt');
   if (!existsSync(demoModel)) writeFileSync(demoModel, 'the demo model store: put model files here to see them backed up\n');
-  const models = await prepareDemoModels(config.dir, provider, config.pool.name, token);
+  const models = await prepareDemoModels(config.dir, provider, config.pool.name, creds.operatorToken);
   writeExampleInputs(config.dir, models);
   const connection = await Connection.connect({ address });
   const schedule = await ensureDemoBackupSchedule(new Client({ connection }), {
@@ -198,6 +198,8 @@ async function main(): Promise<void> {
       `  backup schedule:  ${schedule.scheduleId} (every 6h; \`temporal schedule list\`)`,
       `  demo data:        ${config.dir} (model-store/, backups/, checkpoints/, models/)`,
       `  demo models:      every agent serves models/demo-v1.gguf; examples/rollout.json rolls out demo-v2`,
+      `  agent auth:       per-node control tokens from ${creds.keyFile}; applications' tokens in ${creds.tokensFile}`,
+      `                    (audit: fleet/nodes/<node>/audit.log)`,
       `  pool ${config.pool.name} (local provider, simulated GPUs):`,
       ...nodes.map((n) => `    ${n.id}  ${n.state}  ${n.agentUrl}`),
       '',

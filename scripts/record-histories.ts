@@ -94,7 +94,7 @@ async function main(): Promise<void> {
       connection: env.nativeConnection,
       taskQueue: 'record',
       workflowBundle: { codePath: await workflowBundle() },
-      activities: createActivities({ pools: PoolRegistry.fromFile(fleet.poolsFile, fleet.token), agentToken: fleet.token }),
+      activities: createActivities({ pools: PoolRegistry.fromFile(fleet.poolsFile, fleet.auth) }),
     });
     await worker.runUntil(async () => {
       if (only === 'fleetPool') return recordFleetPool(env, fleet);

@@ -1,4 +1,5 @@
 import type { WorkerDeploymentVersion } from '@temporalio/common';
+import { AgentAuthError, loadAgentAuth, type AgentAuth } from '../activities/agentAuth.ts';
 import { WorkerConfigError } from './configError.ts';
 import { loadWorkerVersion } from './versioning.ts';
 
@@ -8,7 +9,8 @@ export { WorkerConfigError };
 export interface ControlWorkerConfig {
   taskQueue: string;
   poolsFile: string;
-  agentToken: string;
+  /** How the worker reaches agents: per-node tokens from DRYDOCK_AGENT_KEY(_FILE), or the dev-only shared token. */
+  agentAuth: AgentAuth;
   /** A prebuilt workflow bundle (see scripts/build-bundle.ts); bundles at start when unset. */
   workflowBundle?: string;
   shutdownGraceMs: number;
@@ -19,14 +21,17 @@ export interface ControlWorkerConfig {
 export const CONTROL_WORKER_DEFAULTS = { taskQueue: 'drydock', poolsFile: 'pools.yaml', shutdownGraceMs: 10_000 } as const;
 
 export function loadControlWorkerConfig(env: NodeJS.ProcessEnv): ControlWorkerConfig {
-  const agentToken = env.DRYDOCK_AGENT_TOKEN ?? '';
-  if (agentToken.length < 16) {
-    throw new WorkerConfigError('DRYDOCK_AGENT_TOKEN: set it to the agents\' shared secret (at least 16 characters)');
+  let agentAuth: AgentAuth;
+  try {
+    agentAuth = loadAgentAuth(env);
+  } catch (err) {
+    if (err instanceof AgentAuthError) throw new WorkerConfigError(err.message);
+    throw err;
   }
   return {
     taskQueue: env.DRYDOCK_TASK_QUEUE ?? CONTROL_WORKER_DEFAULTS.taskQueue,
     poolsFile: env.DRYDOCK_POOLS_FILE ?? CONTROL_WORKER_DEFAULTS.poolsFile,
-    agentToken,
+    agentAuth,
     workflowBundle: env.DRYDOCK_WORKFLOW_BUNDLE || undefined,
     shutdownGraceMs: CONTROL_WORKER_DEFAULTS.shutdownGraceMs,
     version: loadWorkerVersion(env),

@@ -17,9 +17,9 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const pools = PoolRegistry.fromFile(config.poolsFile, config.agentToken);
+  const pools = PoolRegistry.fromFile(config.poolsFile, config.agentAuth);
   const { namespace, run } = await createControlWorker(config, pools);
-  console.log(`control worker: namespace ${namespace}, task queue ${config.taskQueue}, version ${versionString(config.version)}, pools ${pools.names().join(', ')}`);
+  console.log(`control worker: namespace ${namespace}, task queue ${config.taskQueue}, version ${versionString(config.version)}, pools ${pools.names().join(', ')}; agents: ${config.agentAuth.describe()}`);
   await run();
 }
 

@@ -31,7 +31,7 @@ export async function createControlWorker(config: ControlWorkerConfig, pools: Po
     namespace,
     taskQueue: config.taskQueue,
     ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities({ pools, agentToken: config.agentToken }),
+    activities: createActivities({ pools }),
     dataConverter,
     interceptors: { activity: metrics.activityInterceptors },
     shutdownGraceTime: config.shutdownGraceMs,

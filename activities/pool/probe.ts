@@ -90,7 +90,7 @@ function observe(h: AgentHealth): Observation {
  * since the view whose digest the workflow sent. The last view per workflow is kept in memory;
  * a worker that does not have it answers with the full view once.
  */
-export function createProbeActivities({ pools, agentToken }: { pools: PoolRegistry; agentToken: string }) {
+export function createProbeActivities({ pools }: { pools: PoolRegistry }) {
   const views = new Map<string, ProbeView>();
   /** Per workflow: each node's request-histogram counts at the last probe (latency autoscaling). */
   const histograms = new Map<string, Map<string, Map<number, number>>>();
@@ -118,7 +118,7 @@ export function createProbeActivities({ pools, agentToken }: { pools: PoolRegist
           if (!n.agentUrl) return { health: 'unreachable', reasons: dead.length ? dead : [`instance is ${n.state}; no agent address`] };
           try {
             // An agent that answers is believed, even on an instance the provider holds failed.
-            const agent = new AgentClient(n.agentUrl, agentToken, input.timeoutMs);
+            const agent = new AgentClient(n.agentUrl, pools.auth.tokensFor(input.pool, n.id), input.timeoutMs, { workflowId: key });
             const h = await agent.health();
             const o = observe(h);
             if (input.load) {

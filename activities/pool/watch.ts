@@ -5,6 +5,7 @@ import type { ProbeHealth } from '../../workflows/common/digest.ts';
 import { DEAD_AT_PROVIDER, HEALTH_CHANGES_SIGNAL, type HealthChange, type HealthChanges } from '../../workflows/common/health.ts';
 import type { NodeActivityDeps } from '../nodes.ts';
 import { nodeAccess } from '../nodes.ts';
+import { WORKFLOW_ID_HEADER } from '../agentClient.ts';
 import type { NodeInstance } from '../providers/types.ts';
 
 export interface WatchPoolInput {
@@ -99,13 +100,13 @@ export function createWatchActivities(deps: NodeActivityDeps) {
         flushTimer ??= setTimeout(flush, input.batchMs);
       };
 
-      const get = (url: string, signal: AbortSignal): Promise<Answer> =>
+      const get = (url: string, token: string, signal: AbortSignal): Promise<Answer> =>
         new Promise((resolve, reject) => {
           const u = new URL(url);
           const secure = u.protocol === 'https:';
           const req = (secure ? httpsRequest : httpRequest)(
             u,
-            { method: 'GET', agent: secure ? https : http, headers: { authorization: `Bearer ${deps.agentToken}` }, signal, timeout: (input.waitSeconds + 10) * 1000 },
+            { method: 'GET', agent: secure ? https : http, headers: { authorization: `Bearer ${token}`, [WORKFLOW_ID_HEADER]: workflowId }, signal, timeout: (input.waitSeconds + 10) * 1000 },
             (res) => {
               const chunks: Buffer[] = [];
               res.on('data', (c: Buffer) => chunks.push(c));
@@ -131,10 +132,13 @@ export function createWatchActivities(deps: NodeActivityDeps) {
         let epoch: string | undefined;
         let failures = 0;
         let first = true;
+        // The node's own control token (one per key during a rotation: the next is tried after a 401).
+        const tokens = deps.pools.auth.tokensFor(input.pool, id);
+        let tokenIndex = 0;
         while (!abort.signal.aborted) {
           try {
             const q = `since=${since}&waitSeconds=${input.waitSeconds}${epoch ? `&epoch=${epoch}` : ''}`;
-            const a = await get(`${url}/health/watch?${q}`, abort.signal);
+            const a = await get(`${url}/health/watch?${q}`, tokens[tokenIndex], abort.signal);
             failures = 0;
             since = a.revision;
             epoch = a.epoch;
@@ -144,6 +148,10 @@ export function createWatchActivities(deps: NodeActivityDeps) {
           } catch (err) {
             if (abort.signal.aborted) return;
             // An agent without the watch (older version, 404) or refusing it: the periodic probe covers it.
+            if (err instanceof WatchHttpError && err.status === 401 && tokenIndex + 1 < tokens.length) {
+              tokenIndex++;
+              continue;
+            }
             if (err instanceof WatchHttpError && err.status >= 400 && err.status < 500) return;
             failures++;
             if (failures >= UNREACHABLE_AFTER_FAILURES) report(id, 'unreachable', [`agent did not answer the watch: ${(err as Error).message}`.slice(0, 160)], undefined, false);

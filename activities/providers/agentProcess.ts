@@ -7,13 +7,18 @@ import { fileURLToPath } from 'node:url';
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const AGENT_MAIN = join(REPO_ROOT, 'gpu-agent/main.ts');
 
-/** What a node's gpu-agent is started with (the token travels in its env, never in argv). */
+/** What a node's gpu-agent is started with (its token travels in its env, never in argv). */
 export interface AgentProcessOptions {
   nodeId: string;
   pool: string;
-  /** The agent's data dir: it holds the agent's lock, address file (agent.json) and log. */
+  /** The agent's data dir: it holds the agent's lock, address file (agent.json), audit log and log. */
   dataDir: string;
-  token: string;
+  /** The node's whole environment, holding only its own credentials (activities/agentAuth.ts agentEnv). */
+  env: NodeJS.ProcessEnv;
+  /** A tokens file with the applications' inference tokens (and operators' control tokens). */
+  tokensFile?: string;
+  /** Simulated GPUs accept /sim/faults (dev and tests). */
+  faultInjection?: boolean;
   gpus?: number;
   bootSeconds?: number;
   simJobs?: number;
@@ -78,10 +83,12 @@ export function startAgentProcess(o: AgentProcessOptions): void {
       '--sim-jobs', String(o.simJobs ?? 0),
       '--sim-job-seconds', String(o.simJobSeconds ?? 5),
       ...(o.modelDirs ?? []).flatMap((d) => ['--model-dir', d]),
+      ...(o.tokensFile ? ['--tokens-file', o.tokensFile] : []),
+      ...(o.faultInjection ? ['--allow-fault-injection'] : []),
       ...(o.requireModel ? ['--require-model'] : []),
     ],
     // Detached: a node outlives the worker that created it, as a cloud instance would.
-    { cwd: REPO_ROOT, detached: true, stdio: ['ignore', log, log], env: { ...process.env, DRYDOCK_AGENT_TOKEN: o.token } },
+    { cwd: REPO_ROOT, detached: true, stdio: ['ignore', log, log], env: o.env },
   );
   child.unref();
   closeSync(log);

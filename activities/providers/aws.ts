@@ -24,7 +24,7 @@ import {
   type Tag,
   type Volume,
 } from '@aws-sdk/client-ec2';
-import { withAgent, type AgentLocator } from './bootHook.ts';
+import { fillBootTemplate, withAgent, type AgentLocator } from './bootHook.ts';
 import { notRebootable, providerFailure, type ErrorClass } from './errors.ts';
 import { beating } from './heartbeat.ts';
 import { ec2ClientToken, keyHash, nodeIdFor } from './naming.ts';
@@ -65,7 +65,10 @@ export interface AwsEc2Options {
   securityGroupIds?: string[];
   keyName?: string;
   iamInstanceProfile?: string;
-  /** User-data that boots the agent; `{{pool}}` and `{{nodeId}}` are filled in. Never put secrets here. */
+  /**
+   * User-data that boots the agent; `{{pool}}`, `{{nodeId}}` and `{{controlToken}}` (the node's own
+   * control token, see docs/security.md) are filled in. Put no other secrets here.
+   */
   userData?: string;
   /** Ask for a spot instance (one-time, terminate on interruption), optionally with a max price. */
   spot?: boolean | { maxPrice?: string };
@@ -315,7 +318,7 @@ export class AwsEc2Provider implements Provider {
       ...(spec.serving ? { [TAG_SERVING]: 'true' } : {}),
     });
     const spot = o.spot ? (typeof o.spot === 'object' ? o.spot : {}) : undefined;
-    const userData = o.userData?.replaceAll('{{pool}}', spec.pool).replaceAll('{{nodeId}}', nodeId).replaceAll('{{requireModel}}', spec.serving ? '--require-model' : '');
+    const userData = fillBootTemplate(o.userData?.replaceAll('{{requireModel}}', spec.serving ? '--require-model' : ''), spec.pool, nodeId, this.locator.auth, `${this.entry}: userData`);
     const res = await this.call('RunInstances', () =>
       this.ec2.send(
         new RunInstancesCommand({

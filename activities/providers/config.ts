@@ -8,6 +8,8 @@ import { STRATEGIES, type Strategy } from './multi.ts';
 export interface AgentSettings {
   /** Port the agent listens on at the instance's private IP (default 9400). */
   port?: number;
+  /** The agent serves HTTPS (--tls-cert/--tls-key); the worker trusts its CA via NODE_EXTRA_CA_CERTS. */
+  tls?: boolean;
   /** Dev / tests only: start a local gpu-agent per instance instead of reaching the instance. */
   bootHook?: { type: 'local-agent' } & LocalBootHookOptions;
 }
@@ -92,7 +94,7 @@ class V {
   }
 }
 
-const LOCAL_FIELDS = ['stateDir', 'gpusPerNode', 'bootSeconds', 'simJobs', 'simJobSeconds'];
+const LOCAL_FIELDS = ['stateDir', 'gpusPerNode', 'bootSeconds', 'simJobs', 'simJobSeconds', 'agentTokensFile', 'faultInjection'];
 
 function parseLocalFields(o: Obj, v: V): LocalProviderOptions {
   return {
@@ -101,6 +103,8 @@ function parseLocalFields(o: Obj, v: V): LocalProviderOptions {
     bootSeconds: v.num(o, 'bootSeconds', 0),
     simJobs: v.int(o, 'simJobs', 0),
     simJobSeconds: v.num(o, 'simJobSeconds', 0),
+    agentTokensFile: v.str(o, 'agentTokensFile'),
+    faultInjection: v.bool(o, 'faultInjection'),
   };
 }
 
@@ -108,9 +112,10 @@ function parseAgent(raw: unknown, v: V): AgentSettings | undefined {
   if (raw === undefined) return undefined;
   const o = v.obj(raw, 'agent');
   const av = new V(`${v.path}.agent`);
-  av.only(o, ['port', 'bootHook'], '');
+  av.only(o, ['port', 'tls', 'bootHook'], '');
   const port = av.int(o, 'port', 1, 65535);
-  if (o.bootHook === undefined) return { port };
+  const tls = av.bool(o, 'tls');
+  if (o.bootHook === undefined) return { port, ...(tls === undefined ? {} : { tls }) };
   const h = av.obj(o.bootHook, 'bootHook');
   const hv = new V(`${v.path}.agent.bootHook`);
   hv.only(h, ['type', ...LOCAL_FIELDS], '');
@@ -195,7 +200,7 @@ function parseProvider(raw: unknown, path: string): ProviderConfig {
     case 'local':
       // Lenient on unknown fields for compatibility: scripts/lib/fleet.ts writes its own options
       // (pool, nodes) into local entries. Credential-like fields are still refused.
-      pv.only(Object.fromEntries(Object.entries(o).filter(([k]) => SECRET_LIKE.test(k))), [], '');
+      pv.only(Object.fromEntries(Object.entries(o).filter(([k]) => SECRET_LIKE.test(k) && !LOCAL_FIELDS.includes(k))), [], '');
       return { type: 'local', name: pv.str(o, 'name', false, ENTRY_NAME, 'lowercase letters, digits and dashes'), ...parseLocalFields(o, pv) };
     case 'aws-ec2':
       return parseAws(o, pv);

@@ -1,15 +1,16 @@
+import type { AgentAuth } from '../agentAuth.ts';
 import { LocalAgentBootHook, PrivateIpAgent, type AgentLocator } from './bootHook.ts';
 import { entryName, POOL_DEFAULTS, type AgentSettings, type PoolConfig, type ProviderConfig } from './config.ts';
 import { LocalProvider } from './local.ts';
 import { MultiProvider } from './multi.ts';
 import { ProviderConfigError, type Provider } from './types.ts';
 
-function locator(agent: AgentSettings | undefined, agentToken: string): AgentLocator {
+function locator(agent: AgentSettings | undefined, auth: AgentAuth): AgentLocator {
   if (agent?.bootHook) {
     const { type: _type, ...opts } = agent.bootHook;
-    return new LocalAgentBootHook(opts, agentToken);
+    return new LocalAgentBootHook(opts, auth);
   }
-  return new PrivateIpAgent(agent?.port);
+  return new PrivateIpAgent(agent?.port, auth, agent?.tls ?? false);
 }
 
 /**
@@ -38,31 +39,31 @@ function lazy(name: string, load: () => Promise<Provider>): Provider {
   };
 }
 
-function build(cfg: ProviderConfig, label: string, agentToken: string): Provider {
+function build(cfg: ProviderConfig, label: string, auth: AgentAuth): Provider {
   switch (cfg.type) {
     case 'local': {
       const { type: _type, name: _name, ...opts } = cfg;
-      return new LocalProvider(opts, agentToken);
+      return new LocalProvider(opts, auth);
     }
     case 'aws-ec2': {
       const { type: _type, name: _name, agent, ...opts } = cfg;
-      return lazy(cfg.type, async () => new (await import('./aws.ts')).AwsEc2Provider(opts, locator(agent, agentToken), label));
+      return lazy(cfg.type, async () => new (await import('./aws.ts')).AwsEc2Provider(opts, locator(agent, auth), label));
     }
     case 'gce': {
       const { type: _type, name: _name, agent, ...opts } = cfg;
-      return lazy(cfg.type, async () => new (await import('./gce.ts')).GceProvider(opts, locator(agent, agentToken), label));
+      return lazy(cfg.type, async () => new (await import('./gce.ts')).GceProvider(opts, locator(agent, auth), label));
     }
   }
 }
 
 /** The provider of a pool: its one entry, or a MultiProvider over all of them. */
-export function providerForPool(pool: PoolConfig, agentToken: string): Provider {
+export function providerForPool(pool: PoolConfig, auth: AgentAuth): Provider {
   const entries = pool.providers ?? [pool.provider];
-  if (entries.length === 1) return build(entries[0], `pool ${pool.name}`, agentToken);
+  if (entries.length === 1) return build(entries[0], `pool ${pool.name}`, auth);
   return new MultiProvider(
     entries.map((cfg) => ({
       name: entryName(cfg),
-      provider: build(cfg, `pool ${pool.name} entry ${entryName(cfg)}`, agentToken),
+      provider: build(cfg, `pool ${pool.name} entry ${entryName(cfg)}`, auth),
       price: pool.prices?.[entryName(cfg)],
     })),
     pool.strategy ?? POOL_DEFAULTS.strategy,

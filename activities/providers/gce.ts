@@ -2,7 +2,7 @@ import compute, { type protos } from '@google-cloud/compute';
 import { OAuth2Client } from 'google-auth-library';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { withAgent, type AgentLocator } from './bootHook.ts';
+import { fillBootTemplate, withAgent, type AgentLocator } from './bootHook.ts';
 import { notRebootable, providerFailure, type ErrorClass } from './errors.ts';
 import { beat } from './heartbeat.ts';
 import { gceRequestId, keyHash, nodeIdFor } from './naming.ts';
@@ -47,7 +47,7 @@ export interface GceOptions {
   spot?: boolean;
   serviceAccount?: string;
   accelerator?: { type: string; count: number };
-  /** Startup script that boots the agent (metadata `startup-script`); `{{pool}}` / `{{nodeId}}` filled in. */
+  /** Startup script that boots the agent (metadata `startup-script`); `{{pool}}`, `{{nodeId}}`, `{{controlToken}}` filled in (see docs/security.md). */
   startupScript?: string;
   /** API endpoint override: host, port and protocol (the GCE fake in tests). */
   apiEndpoint?: string;
@@ -265,7 +265,7 @@ export class GceProvider implements Provider {
     const o = this.opts;
     const name = nodeIdFor(spec.pool, idempotencyKey);
     const labels = { [TAG_POOL]: spec.pool, [TAG_NODE]: name, [TAG_MANAGED]: 'true', [LABEL_REQUEST]: keyHash(idempotencyKey), ...(spec.serving ? { [TAG_SERVING]: 'true' } : {}) };
-    const script = o.startupScript?.replaceAll('{{pool}}', spec.pool).replaceAll('{{nodeId}}', name).replaceAll('{{requireModel}}', spec.serving ? '--require-model' : '');
+    const script = fillBootTemplate(o.startupScript?.replaceAll('{{requireModel}}', spec.serving ? '--require-model' : ''), spec.pool, name, this.locator.auth, `${this.entry}: startupScript`);
     const instanceResource: IInstance = {
       name,
       machineType: `zones/${o.zone}/machineTypes/${o.instanceType ?? spec.instanceType}`,

@@ -1,5 +1,6 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { agentEnv, type AgentAuth } from '../agentAuth.ts';
 import { agentPid, agentUrl, pidAlive, restartAgentProcess, startAgentProcess, stopAgentProcess, type AgentProcessOptions } from './agentProcess.ts';
 import { notRebootable } from './errors.ts';
 import { keyHash, nodeIdFor } from './naming.ts';
@@ -32,6 +33,10 @@ export interface LocalProviderOptions {
   /** Simulated in-flight jobs per node, so drains take observable time. */
   simJobs?: number;
   simJobSeconds?: number;
+  /** Tokens file every agent reads (applications' inference tokens; see docs/security.md). */
+  agentTokensFile?: string;
+  /** Agents accept fault injection (/sim/faults): dev stack and tests. */
+  faultInjection?: boolean;
 }
 
 interface NodeRecord {
@@ -62,7 +67,8 @@ export const localNodeId = nodeIdFor;
  */
 export class LocalProvider implements Provider {
   readonly name = 'local';
-  constructor(private readonly opts: LocalProviderOptions, private readonly agentToken: string) {}
+  /** `auth`: what each node's agent is given (only its own control token). */
+  constructor(private readonly opts: LocalProviderOptions, private readonly auth: AgentAuth) {}
 
   private nodeDir(id: string): string {
     return join(this.opts.stateDir, 'nodes', id);
@@ -116,7 +122,9 @@ export class LocalProvider implements Provider {
       nodeId: rec.id,
       pool: rec.pool,
       dataDir: this.nodeDir(rec.id),
-      token: this.agentToken,
+      env: agentEnv(this.auth, rec.pool, rec.id),
+      tokensFile: this.opts.agentTokensFile,
+      faultInjection: this.opts.faultInjection,
       gpus: this.opts.gpusPerNode,
       bootSeconds,
       simJobs: this.opts.simJobs,

@@ -14,7 +14,7 @@ import { createAgent } from '../../gpu-agent/server.ts';
 
 const { values, positionals } = parseArgs({ options: { out: { type: 'string' }, 'inject-xid': { type: 'boolean' } }, allowPositionals: true });
 const TOKEN = 'device-probe-token-0123456789';
-const agent = createAgent(loadAgentConfig(positionals, { ...process.env, DRYDOCK_AGENT_TOKEN: TOKEN }));
+const agent = createAgent(loadAgentConfig(positionals, { ...process.env, DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: TOKEN }));
 await new Promise<void>((r) => agent.server.listen(0, '127.0.0.1', r));
 await agent.started;
 const base = `http://127.0.0.1:${(agent.server.address() as AddressInfo).port}`;

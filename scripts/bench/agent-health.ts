@@ -29,7 +29,7 @@ async function msPer(url: string, n: number): Promise<number> {
 }
 
 async function measure(argv: string[], n: number) {
-  const agent = createAgent(loadAgentConfig(argv, { DRYDOCK_AGENT_TOKEN: TOKEN }));
+  const agent = createAgent(loadAgentConfig(argv, { DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: TOKEN }));
   await new Promise<void>((r) => agent.server.listen(0, '127.0.0.1', r));
   await agent.started;
   const base = `http://127.0.0.1:${(agent.server.address() as AddressInfo).port}`;

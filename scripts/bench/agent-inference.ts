@@ -84,7 +84,7 @@ function httpRunner(base: string) {
 /** The agent in this process: separates the agent's own overhead from two processes sharing the CPU. */
 async function agentInProcess() {
   const agent = createAgent(loadAgentConfig(['--gpu-backend', 'simulated', '--gpus', '1', '--model', model.path, '--model-sha256', model.sha256,
-    '--slots', String(SLOTS), '--threads', String(THREADS), '--queue-size', String(REQUESTS)], { DRYDOCK_AGENT_TOKEN: TOKEN }));
+    '--slots', String(SLOTS), '--threads', String(THREADS), '--queue-size', String(REQUESTS)], { DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: TOKEN }));
   await new Promise<void>((r) => agent.server.listen(0, '127.0.0.1', r));
   await agent.started;
   return { run: httpRunner(`http://127.0.0.1:${(agent.server.address() as AddressInfo).port}`), close: () => agent.close() };
@@ -94,7 +94,7 @@ async function viaAgent() {
   const dataDir = join(dir, 'agent');
   const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'gpu-agent/main.ts'), '--gpu-backend', 'simulated', '--gpus', '1', '--port', '0',
     '--data-dir', dataDir, '--model', model.path, '--model-sha256', model.sha256, '--slots', String(SLOTS), '--threads', String(THREADS),
-    '--queue-size', String(REQUESTS)], { cwd: REPO_ROOT, env: { ...process.env, DRYDOCK_AGENT_TOKEN: TOKEN }, stdio: 'inherit' });
+    '--queue-size', String(REQUESTS)], { cwd: REPO_ROOT, env: { ...process.env, DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: TOKEN }, stdio: 'inherit' });
   await waitFor(() => existsSync(join(dataDir, 'agent.json')), 120_000, 'the agent to write agent.json');
   const { port } = JSON.parse(readFileSync(join(dataDir, 'agent.json'), 'utf8')) as { port: number };
   const base = `http://127.0.0.1:${port}`;

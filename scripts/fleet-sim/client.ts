@@ -18,7 +18,8 @@ export class SimClient {
   }
 
   /** `bootSeconds` overrides the simulator's boot time for this node (0: running at once). */
-  provision(pool: string, key: string, opts: { instanceType?: string; bootSeconds?: number } = {}): Promise<NodeInstance> {
+  /** `controlTokens`: the node's own control token(s), as user data hands them over (none: shared-token mode). */
+  provision(pool: string, key: string, opts: { instanceType?: string; bootSeconds?: number; controlTokens?: string[] } = {}): Promise<NodeInstance> {
     return this.call('POST', '/provision', { pool, key, ...opts });
   }
   /** `n` nodes keyed `initial/<i>`, running at once, 50 requests at a time. */

@@ -1,4 +1,6 @@
+import type { AgentAuth } from '../../activities/agentAuth.ts';
 import { PoolRegistry, UnknownPoolError, type PoolConfig } from '../../activities/pools.ts';
+import { nodeIdFor } from '../../activities/providers/naming.ts';
 import { notRebootable } from '../../activities/providers/errors.ts';
 import { CapacityError, ProviderConfigError, type NodeInstance, type NodeSpec, type Provider, type Snapshot } from '../../activities/providers/types.ts';
 import { SimClient } from './client.ts';
@@ -7,13 +9,15 @@ import { SimClient } from './client.ts';
 export class SimProvider implements Provider {
   readonly name = 'fleet-sim';
   private readonly sim: SimClient;
-  constructor(url: string, token: string) {
+  /** `token`: the simulator API's; `auth`: what each new node is handed (its own control tokens, per-node mode). */
+  constructor(url: string, token: string, private readonly auth?: AgentAuth) {
     this.sim = new SimClient(url, token);
   }
 
   async provision(spec: NodeSpec, idempotencyKey: string): Promise<NodeInstance> {
+    const controlTokens = this.auth?.mode === 'per-node' ? this.auth.tokensFor(spec.pool, nodeIdFor(spec.pool, idempotencyKey)) : undefined;
     try {
-      return await this.sim.provision(spec.pool, idempotencyKey, { instanceType: spec.instanceType });
+      return await this.sim.provision(spec.pool, idempotencyKey, { instanceType: spec.instanceType, controlTokens });
     } catch (err) {
       if ((err as { status?: number }).status === 503) throw new CapacityError(this.name, (err as Error).message);
       throw err;
@@ -49,10 +53,11 @@ export class SimProvider implements Provider {
 export class SimPoolRegistry extends PoolRegistry {
   private readonly sim: SimProvider;
   private readonly simPools: string[];
-  constructor(pool: string, url: string, token: string) {
-    super([], token);
+  /** `token`: the simulator API's; `auth`: how the worker reaches the agents and what new nodes get. */
+  constructor(pool: string, url: string, token: string, auth: AgentAuth) {
+    super([], auth);
     this.simPools = pool.split(',').map((p) => p.trim()).filter(Boolean);
-    this.sim = new SimProvider(url, token);
+    this.sim = new SimProvider(url, token, auth);
   }
   override names(): string[] {
     return [...this.simPools];

@@ -51,6 +51,8 @@ interface SimNode {
   /** Reboots done, and the hash of the last one's idempotency key. */
   reboots: number;
   rebootKey?: string;
+  /** The node's own control token(s), handed over at provision as user data would; none: the dev-only shared-token mode. */
+  controlTokens?: string[];
   /** Simulated inference: this node's durations and what it measured (kept after termination). */
   inference?: { durations: NodeDurations; backend?: SimulatedInference; drains: DrainTiming[]; outOfService: OutOfService[] };
 }
@@ -112,7 +114,10 @@ export interface NodeTimings {
 }
 
 export interface SimulatorOptions {
+  /** The control API's token, and the shared token of nodes provisioned without control tokens (dev-only shared-token mode). */
   token: string;
+  /** A tokens file every agent reads (applications' inference tokens, operators' control tokens). */
+  tokensFile?: string;
   dataDir: string;
   gpusPerNode?: number;
   /** Seconds a provisioned node boots before its agent answers (initial nodes: `bootSeconds: 0` per call). */
@@ -154,8 +159,8 @@ export class FleetSimulator {
     mkdirSync(dir, { recursive: true });
     const config = loadAgentConfig(
       ['--node-id', n.id, '--pool', n.pool, '--host', '127.0.0.1', '--port', '0', '--data-dir', dir, '--gpus', String(this.opts.gpusPerNode ?? 2), '--sim-jobs', '0',
-        ...this.inferenceArgs(n)],
-      { DRYDOCK_AGENT_TOKEN: this.opts.token },
+        '--allow-fault-injection', ...(this.opts.tokensFile ? ['--tokens-file', this.opts.tokensFile] : []), ...this.inferenceArgs(n)],
+      n.controlTokens?.length ? { DRYDOCK_AGENT_CONTROL_TOKEN: n.controlTokens.join(',') } : { DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: this.opts.token },
     );
     const agent = createAgent(config);
     await new Promise<void>((resolve) => agent.server.listen(0, '127.0.0.1', resolve));
@@ -290,7 +295,7 @@ export class FleetSimulator {
   }
 
   /** Idempotent on the key: the node id is derived from it, as the real providers do. */
-  async provision(pool: string, instanceType: string, key: string, bootSeconds = this.opts.bootSeconds ?? 2): Promise<NodeInstance> {
+  async provision(pool: string, instanceType: string, key: string, bootSeconds = this.opts.bootSeconds ?? 2, controlTokens?: string[]): Promise<NodeInstance> {
     const id = nodeIdFor(pool, key);
     const existing = this.nodes.get(id);
     if (existing) return this.toInstance(existing);
@@ -299,7 +304,7 @@ export class FleetSimulator {
     const count = this.counts.get(pool) ?? 0;
     this.counts.set(pool, count + 1);
     const rack = Math.floor(count / rackSize);
-    const n: SimNode = { id, pool, key, instanceType, createdAt: new Date().toISOString(), state: 'provisioning', reboots: 0, rack, zone: `zone-${Math.floor(rack / (this.opts.racksPerZone ?? 4))}` };
+    const n: SimNode = { id, pool, key, instanceType, controlTokens, createdAt: new Date().toISOString(), state: 'provisioning', reboots: 0, rack, zone: `zone-${Math.floor(rack / (this.opts.racksPerZone ?? 4))}` };
     this.nodes.set(id, n);
     if (bootSeconds > 0) setTimeout(() => void this.boot(n), bootSeconds * 1000).unref();
     else await this.boot(n);
@@ -413,7 +418,8 @@ export class FleetSimulator {
   /** The control API: JSON over HTTP with the agents' bearer token. */
   serve(port = 0): Promise<{ server: Server; url: string }> {
     const routes: Record<string, (b: Record<string, unknown>, q: URLSearchParams) => Promise<unknown>> = {
-      'POST /provision': async (b) => this.provision(String(b.pool), String(b.instanceType ?? 'sim'), String(b.key), b.bootSeconds === undefined ? undefined : Number(b.bootSeconds)),
+      'POST /provision': async (b) =>
+        this.provision(String(b.pool), String(b.instanceType ?? 'sim'), String(b.key), b.bootSeconds === undefined ? undefined : Number(b.bootSeconds), Array.isArray(b.controlTokens) ? b.controlTokens.map(String) : undefined),
       'POST /terminate': async (b) => (await this.terminate(String(b.id)), {}),
       'POST /reboot': async (b) => (await this.reboot(String(b.id), b.key === undefined ? undefined : String(b.key)), {}),
       'GET /describe': async (_b, q) => this.describe(q.get('id') ?? '') ?? null,

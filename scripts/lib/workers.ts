@@ -73,14 +73,14 @@ export async function spawnWorkerProcess(script: string, env: NodeJS.ProcessEnv,
 }
 
 /** The real control worker as a child process, serving the fleet's pools. */
-export async function spawnWorker(fleet: Pick<TestFleet, 'poolsFile' | 'token'>, address: string, taskQueue: string): Promise<WorkerProcess> {
+export async function spawnWorker(fleet: Pick<TestFleet, 'poolsFile' | 'workerEnv'>, address: string, taskQueue: string): Promise<WorkerProcess> {
   return spawnWorkerProcess(
     'workers/control.ts',
     {
       TEMPORAL_ADDRESS: address,
       DRYDOCK_TASK_QUEUE: taskQueue,
       DRYDOCK_POOLS_FILE: fleet.poolsFile,
-      DRYDOCK_AGENT_TOKEN: fleet.token,
+      ...fleet.workerEnv,
       DRYDOCK_WORKFLOW_BUNDLE: await workflowBundle(),
     },
     'control worker:',

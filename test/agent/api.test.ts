@@ -20,7 +20,7 @@ describe('gpu-agent HTTP API', () => {
     });
 
   before(async () => {
-    const config = loadAgentConfig(['--node-id', 'n1', '--pool', 'p', '--port', '0', '--gpus', '4'], { DRYDOCK_AGENT_TOKEN: TOKEN });
+    const config = loadAgentConfig(['--node-id', 'n1', '--pool', 'p', '--port', '0', '--gpus', '4', '--allow-fault-injection'], { DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: TOKEN });
     agent = createAgent(config);
     await new Promise<void>((r) => agent.server.listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(agent.server.address() as AddressInfo).port}`;
@@ -139,8 +139,8 @@ describe('gpu-agent HTTP API', () => {
   });
 
   it('refuses to start without a token, or with bad flags, naming what to fix', () => {
-    assert.throws(() => loadAgentConfig([], {}), (e: Error) => e instanceof AgentConfigError && /DRYDOCK_AGENT_TOKEN/.test(e.message));
-    assert.throws(() => loadAgentConfig(['--port', 'abc'], { DRYDOCK_AGENT_TOKEN: TOKEN }), /--port/);
-    assert.throws(() => loadAgentConfig(['--gpu-backend', 'tpu'], { DRYDOCK_AGENT_TOKEN: TOKEN }), /--gpu-backend/);
+    assert.throws(() => loadAgentConfig([], {}), (e: Error) => e instanceof AgentConfigError && /DRYDOCK_AGENT_CONTROL_TOKEN/.test(e.message));
+    assert.throws(() => loadAgentConfig(['--port', 'abc'], { DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: TOKEN }), /--port/);
+    assert.throws(() => loadAgentConfig(['--gpu-backend', 'tpu'], { DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: TOKEN }), /--gpu-backend/);
   });
 });

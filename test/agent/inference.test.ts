@@ -40,7 +40,7 @@ describe('gpu-agent inference (node-llama-cpp on a tiny GGUF)', () => {
     const config = loadAgentConfig(
       ['--gpus', '1', '--slots', '2', '--queue-size', '1', '--queue-timeout-ms', '3000', '--threads', '1', '--slot-context', '2048',
         '--max-tokens', String(LONG), '--model', modelA.path, '--model-sha256', modelA.sha256],
-      { DRYDOCK_AGENT_TOKEN: TOKEN },
+      { DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: TOKEN },
     );
     agent = createAgent(config);
     await new Promise<void>((r) => agent.server.listen(0, '127.0.0.1', r));

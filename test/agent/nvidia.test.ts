@@ -28,7 +28,7 @@ describe('gpu-agent with the nvidia backend over a fake nvidia-smi', () => {
     agent = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'gpu-agent/main.ts'), '--node-id', 'gpu-node-7', '--pool', 'p', '--port', '0',
       '--data-dir', join(dir, 'data'), '--kernel-log', `file:${kernLog()}`, '--smi-timeout-ms', '1500'], {
       cwd: REPO_ROOT,
-      env: { ...process.env, PATH: `${join(SMI, 'bin')}:${process.env.PATH}`, FAKE_NVIDIA_SMI_DIR: dir, DRYDOCK_AGENT_TOKEN: TOKEN },
+      env: { ...process.env, PATH: `${join(SMI, 'bin')}:${process.env.PATH}`, FAKE_NVIDIA_SMI_DIR: dir, DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: TOKEN },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const agentJson = join(dir, 'data', 'agent.json');

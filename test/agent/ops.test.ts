@@ -11,7 +11,7 @@ import { AgentConfigError, loadAgentConfig } from '../../gpu-agent/config.ts';
 import { createAgent, type Agent } from '../../gpu-agent/server.ts';
 
 const TOKEN = 'ops-test-token-0123456789abcdef';
-const ENV = { DRYDOCK_AGENT_TOKEN: TOKEN };
+const ENV = { DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: TOKEN, DRYDOCK_AGENT_ALLOW_FAULT_INJECTION: '1' };
 
 async function listen(agent: Agent): Promise<number> {
   await new Promise<void>((r) => agent.server.listen(0, '127.0.0.1', r));

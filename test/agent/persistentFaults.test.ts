@@ -12,8 +12,8 @@ const TOKEN = 'test-token-persistent-faults';
 
 /** A simulated agent on `dataDir` (or none); restarting it on the same dir is what a node's reboot does to its agent. */
 async function start(dataDir?: string): Promise<{ agent: Agent; call: (method: string, path: string, body?: unknown) => Promise<{ status: number; json: Record<string, any> }> }> { // eslint-disable-line @typescript-eslint/no-explicit-any -- test reads the agent's JSON
-  const args = ['--node-id', 'pf', '--pool', 'p', '--port', '0', '--gpus', '2', ...(dataDir ? ['--data-dir', dataDir] : [])];
-  const agent = createAgent(loadAgentConfig(args, { DRYDOCK_AGENT_TOKEN: TOKEN }));
+  const args = ['--node-id', 'pf', '--pool', 'p', '--port', '0', '--gpus', '2', '--allow-fault-injection', ...(dataDir ? ['--data-dir', dataDir] : [])];
+  const agent = createAgent(loadAgentConfig(args, { DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: TOKEN }));
   await new Promise<void>((r) => agent.server.listen(0, '127.0.0.1', r));
   const base = `http://127.0.0.1:${(agent.server.address() as AddressInfo).port}`;
   const call = async (method: string, path: string, body?: unknown) => {

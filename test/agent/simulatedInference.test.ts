@@ -36,7 +36,7 @@ describe('gpu-agent with simulated inference (no model files, no llama.cpp)', ()
       ['--gpus', '1', '--slots', '2', '--inference', 'simulated', '--model', A, '--model-sha256', simulatedModelSha256(A),
         '--sim-swap-seconds', String(SWAP_S), '--sim-generation-ms', String(GEN_MS),
         '--sim-fail-sha256', simulatedModelSha256(BAD), '--sim-bad-output-sha256', simulatedModelSha256(GARBLED)],
-      { DRYDOCK_AGENT_TOKEN: TOKEN },
+      { DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: TOKEN },
     );
     agent = createAgent(config);
     await new Promise<void>((r) => agent.server.listen(0, '127.0.0.1', r));
@@ -46,11 +46,11 @@ describe('gpu-agent with simulated inference (no model files, no llama.cpp)', ()
   after(() => agent?.close());
 
   it('is off by default and checks its flags', () => {
-    assert.equal(loadAgentConfig([], { DRYDOCK_AGENT_TOKEN: TOKEN }).inference, 'llama');
-    assert.throws(() => loadAgentConfig(['--inference', 'vllm'], { DRYDOCK_AGENT_TOKEN: TOKEN }), AgentConfigError);
-    assert.throws(() => loadAgentConfig(['--sim-fail-sha256', 'abc'], { DRYDOCK_AGENT_TOKEN: TOKEN }), /--sim-fail-sha256/);
+    assert.equal(loadAgentConfig([], { DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: TOKEN }).inference, 'llama');
+    assert.throws(() => loadAgentConfig(['--inference', 'vllm'], { DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: TOKEN }), AgentConfigError);
+    assert.throws(() => loadAgentConfig(['--sim-fail-sha256', 'abc'], { DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: TOKEN }), /--sim-fail-sha256/);
     // The real backend still wants the file.
-    assert.throws(() => loadAgentConfig(['--model', A, '--model-sha256', simulatedModelSha256(A)], { DRYDOCK_AGENT_TOKEN: TOKEN }), /no file at/);
+    assert.throws(() => loadAgentConfig(['--model', A, '--model-sha256', simulatedModelSha256(A)], { DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: TOKEN }), /no file at/);
   });
 
   it('loads the start-up model and is ready', async () => {

@@ -100,6 +100,8 @@ describe('backup and restore workflows on a real dev server (file:// and s3:// o
     ]);
     // The worker process inherits these: S3 endpoint and (fake) credentials come from env only.
     Object.assign(process.env, { AWS_ENDPOINT_URL_S3: moto.endpoint, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing' });
+    // The backup hooks' control token (an operator-style token every agent's tokens file lists).
+    process.env.DRYDOCK_HOOK_AGENT_TOKEN = fleet.token;
     await s3ClientFromEnv().send(new CreateBucketCommand({ Bucket: 'drydock-backups' }));
     worker = await spawnWorker(fleet, env.address, TQ);
   });
@@ -316,7 +318,7 @@ describe('backup and restore workflows on a real dev server (file:// and s3:// o
         name: 'agent-hooks',
         sources: [{ type: 'files', name: 'm', path: src }],
         destination,
-        hooks: { pre: [hook('cordon', '/cordon', 'DRYDOCK_AGENT_TOKEN')], post: [hook('uncordon', '/uncordon', 'DRYDOCK_AGENT_TOKEN')] },
+        hooks: { pre: [hook('cordon', '/cordon', 'DRYDOCK_HOOK_AGENT_TOKEN')], post: [hook('uncordon', '/uncordon', 'DRYDOCK_HOOK_AGENT_TOKEN')] },
       })
     ).result();
     assert.equal(r.phase, 'Completed');

@@ -10,7 +10,7 @@ import { Client, Connection } from '@temporalio/client';
 import { stackProcesses, startDevStack } from '../helpers/devStack.ts';
 import { AgentClient } from '../../activities/agentClient.ts';
 import { LocalProvider } from '../../activities/providers/local.ts';
-import { devAgentToken, loadDevConfig } from '../../scripts/devConfig.ts';
+import { devCredentials, loadDevConfig } from '../../scripts/devConfig.ts';
 
 describe('npm run dev, as a new user runs it', () => {
   const dir = mkdtempSync(join(tmpdir(), 'drydock-dev-'));
@@ -47,10 +47,10 @@ describe('npm run dev, as a new user runs it', () => {
     const phases = (result as unknown as { phases: { phase: string }[] }).phases.map((p) => p.phase);
     assert.deepEqual(phases.slice(-2), ['waiting-healthy', 'converging'], `phases: ${phases.join(', ')}`);
     const v1 = createHash('sha256').update(readFileSync(join(dir, 'models', 'demo-v1.gguf'))).digest('hex');
-    const provider = new LocalProvider(loadDevConfig({ DRYDOCK_DEV_DIR: dir }).pool.provider, devAgentToken(dir));
+    const provider = new LocalProvider(loadDevConfig({ DRYDOCK_DEV_DIR: dir }).pool.provider, devCredentials(dir).auth);
     const fresh = await provider.describe(result.replacementNodeId);
     assert.equal(fresh?.tags['drydock-serving'], 'true', 'started as a serving node: its agent runs with --require-model');
-    const agent = new AgentClient(fresh!.agentUrl!, devAgentToken(dir));
+    const agent = new AgentClient(fresh!.agentUrl!, devCredentials(dir).operatorToken);
     assert.equal((await agent.model()).model?.sha256, v1);
     assert.equal((await agent.ready()).ready, true);
     const schedules = [];

@@ -11,7 +11,7 @@ import { stackProcesses, startDevStack, type DevStack } from '../helpers/devStac
 import { temporalBin } from '../../scripts/lib/temporal.ts';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { LocalProvider } from '../../activities/providers/local.ts';
-import { devAgentToken, loadDevConfig } from '../../scripts/devConfig.ts';
+import { devCredentials, loadDevConfig } from '../../scripts/devConfig.ts';
 import { waitFor, waitQuery } from '../../scripts/lib/waitFor.ts';
 import type { BackupResult } from '../../workflows/backup.ts';
 import type { PoolStatus } from '../../workflows/pool/api.ts';
@@ -125,10 +125,10 @@ describe('the README\'s temporal examples run as written against npm run dev', (
       const onV2 = (s: PoolStatus) => s.serving?.desired.sha256 === v2 && s.nodes.length === 3 && s.nodes.every((n) => n.model?.sha256 === v2 && n.phase === 'active') && s.leases.length === 0;
       const status = () => pool.query<PoolStatus>('status');
       await waitFor(async () => onV2(await status()), 60_000, 'the pool to serve demo-v2 after the rollout');
-      const provider = new LocalProvider(loadDevConfig({ DRYDOCK_DEV_DIR: dir }).pool.provider, devAgentToken(dir));
+      const provider = new LocalProvider(loadDevConfig({ DRYDOCK_DEV_DIR: dir }).pool.provider, devCredentials(dir).auth);
       const sick = (await status()).nodes[0].id;
       const url = (await provider.describe(sick))!.agentUrl!;
-      await fetch(`${url}/sim/faults`, { method: 'POST', headers: { authorization: `Bearer ${devAgentToken(dir)}`, 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'xid', gpu: 0, code: 79 }) });
+      await fetch(`${url}/sim/faults`, { method: 'POST', headers: { authorization: `Bearer ${devCredentials(dir).operatorToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'xid', gpu: 0, code: 79 }) });
       let last: PoolStatus | undefined;
       await waitFor(async () => {
         last = await status();

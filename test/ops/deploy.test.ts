@@ -111,8 +111,17 @@ describe('deployment artifacts', () => {
     const mounts = new Set(c.volumeMounts.map((m: Obj) => m.mountPath));
     for (const path of ['/dev', '/usr/bin/nvidia-smi']) assert.ok(mounts.has(path), `mounts ${path}`);
     assert.ok([...mounts].some((p) => /libnvidia-ml\.so/.test(String(p))), 'mounts NVML');
-    const env = { ...envOf(c), DRYDOCK_AGENT_TOKEN: 'x'.repeat(32), DRYDOCK_NODE_ID: 'gpu-node-1' };
+    // Least privilege: the agent reads its own token from the tokens file its node's user data wrote, holds no
+    // secret of the workers', and serves TLS from the mounted Secret (the files are not here, so left out below).
+    const { DRYDOCK_AGENT_TOKENS_FILE: tokensFile, DRYDOCK_AGENT_TLS_CERT: cert, DRYDOCK_AGENT_TLS_KEY: key, ...rest } = envOf(c);
+    assert.ok(tokensFile && c.volumeMounts.some((m: Obj) => m.mountPath === tokensFile), 'the tokens file is mounted');
+    for (const f of [cert, key]) assert.ok(f && c.volumeMounts.some((m: Obj) => f.startsWith(`${m.mountPath}/`)), `TLS file ${f} is mounted`);
+    assert.ok(!(c.env as Obj[]).some((e) => e.valueFrom?.secretKeyRef?.key === 'agent-key' || /^DRYDOCK_AGENT_(KEY|TOKEN)$/.test(e.name)), 'no master key or shared token on agents');
+    const worker = byKind('Deployment').find((d) => d.doc.metadata.name === 'drydock-worker')!.doc;
+    assert.ok(containersOf(worker)[0].env.some((e: Obj) => e.name === 'DRYDOCK_AGENT_KEY' && e.valueFrom.secretKeyRef.key === 'agent-key'), 'the workers hold the key');
+    const env = { ...rest, DRYDOCK_AGENT_CONTROL_TOKEN: 'x'.repeat(32), DRYDOCK_NODE_ID: 'gpu-node-1' };
     const config = loadAgentConfig([], env);
+    assert.equal(config.auth.metricsPublic, true, 'Prometheus scrapes the annotated /metrics');
     assert.equal(config.host, '0.0.0.0');
     assert.equal(config.port, c.ports[0].containerPort);
     assert.equal(config.gpuBackend, 'nvidia');

@@ -30,7 +30,7 @@ describe('control worker settings for encryption and metrics', () => {
           cwd: REPO_ROOT,
           timeout: 60_000,
           // Nothing listens on this address: a worker that got past its settings would fail differently.
-          env: { ...base, TEMPORAL_ADDRESS: `127.0.0.1:${env.PORT}`, DRYDOCK_POOLS_FILE: poolsFile, DRYDOCK_AGENT_TOKEN: 'a'.repeat(32), ...env },
+          env: { ...base, TEMPORAL_ADDRESS: `127.0.0.1:${env.PORT}`, DRYDOCK_POOLS_FILE: poolsFile, DRYDOCK_AGENT_KEY: 'a'.repeat(32), ...env },
         },
         (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, output: stdout + stderr }),
       );

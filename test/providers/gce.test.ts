@@ -1,3 +1,4 @@
+import { SharedTokenAuth } from '../../activities/agentAuth.ts';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -136,7 +137,7 @@ describe('gce provider (real @google-cloud/compute client) against the strict GC
     const agentToken = 'gce-hook-agent-token';
     const p = new GceProvider(
       { project: fake.project, zone: 'us-central1-a', sourceImage: 'debian-12', apiEndpoint: '127.0.0.1', port: fake.port, protocol: 'http' },
-      new LocalAgentBootHook({ stateDir: dir, gpusPerNode: 2, bootSeconds: 0 }, agentToken),
+      new LocalAgentBootHook({ stateDir: dir, gpusPerNode: 2, bootSeconds: 0, faultInjection: true }, new SharedTokenAuth(agentToken)),
       'pool gpu',
       fixedTokenAuth(TOKEN),
     );

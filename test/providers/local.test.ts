@@ -94,7 +94,7 @@ describe('local provider', () => {
     writeFileSync(file, JSON.stringify({ ...rec, rebootStartedAt: new Date(Date.now() - LOCAL_REBOOT_GRACE_MS - 1000).toISOString() }));
     assert.deepEqual((await fleet.provider.describe(node.id))?.dead, { reason: 'agent process is not alive' });
 
-    const probe = createProbeActivities({ pools: PoolRegistry.fromFile(fleet.poolsFile, fleet.token), agentToken: fleet.token });
+    const probe = createProbeActivities({ pools: PoolRegistry.fromFile(fleet.poolsFile, fleet.auth) });
     const seen = (await new MockActivityEnvironment().run(probe.probePool, { pool: 'lp', digest: '', timeoutMs: 2000, concurrency: 4 })) as Awaited<ReturnType<typeof probe.probePool>>;
     const change = seen.changes.find((c) => c.id === node.id);
     assert.deepEqual(change, { id: node.id, health: 'unreachable', reasons: [`${DEAD_AT_PROVIDER}agent process is not alive`] });
@@ -108,7 +108,7 @@ describe('local provider', () => {
     // Replacements boot for 60 s here: long enough to kill the agent before it answers.
     const slow = await startFleet({ pool: 'slow', nodes: 0, bootSeconds: 60 });
     try {
-      const acts = createNodeActivities({ pools: PoolRegistry.fromFile(slow.poolsFile, slow.token), agentToken: slow.token });
+      const acts = createNodeActivities({ pools: PoolRegistry.fromFile(slow.poolsFile, slow.auth) });
       const key = 'replace/slow/x/provision';
       // The SDK logs the expected failure as a warning: keep the test output to what matters.
       const running = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') }).run(acts.provisionNode, { pool: 'slow', idempotencyKey: key }) as Promise<unknown>;

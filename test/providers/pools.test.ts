@@ -1,3 +1,4 @@
+import { SharedTokenAuth } from '../../activities/agentAuth.ts';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -64,7 +65,7 @@ describe('pools file: multi-provider schema, validated with the field named', ()
           '      - { type: gce, project: drydock-test, zone: us-central1-b, sourceImage: debian-12, instanceType: a2-ultragpu-8g }',
         ].join('\n'),
       );
-      const reg = PoolRegistry.fromFile(file, 'x'.repeat(24));
+      const reg = PoolRegistry.fromFile(file, new SharedTokenAuth('x'.repeat(24)));
       assert.deepEqual(reg.names(), ['train', 'infer']);
       assert.equal(reg.get('train').provider.name, 'gce');
       assert.equal(reg.get('infer').provider.name, 'multi');

@@ -82,7 +82,7 @@ describe('rollingUpdate analysis judges the client traffic of updated nodes (sim
     await waitFor(ready, 60_000, 'every agent to serve the base model');
     worker = await spawnWorkerProcess(
       'scripts/fleet-sim/worker.ts',
-      { TEMPORAL_ADDRESS: env.address, DRYDOCK_TASK_QUEUE: TQ, DRYDOCK_AGENT_TOKEN: TOKEN, FLEET_SIM_URL: server.url, FLEET_SIM_POOL: POOL, DRYDOCK_WORKFLOW_BUNDLE: await workflowBundle() },
+      { TEMPORAL_ADDRESS: env.address, DRYDOCK_TASK_QUEUE: TQ, DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: TOKEN, FLEET_SIM_URL: server.url, FLEET_SIM_POOL: POOL, DRYDOCK_WORKFLOW_BUNDLE: await workflowBundle() },
       'fleet-sim worker: ready',
     );
   });

@@ -24,7 +24,7 @@ describe('replaceNode rejects bad input at once, non-retryably, naming the field
       connection: env.nativeConnection,
       taskQueue: TQ,
       workflowBundle: { codePath: await workflowBundle() },
-      activities: createActivities({ pools: PoolRegistry.fromFile(fleet.poolsFile, fleet.token), agentToken: fleet.token }),
+      activities: createActivities({ pools: PoolRegistry.fromFile(fleet.poolsFile, fleet.auth) }),
     });
     running = worker.run();
   });
