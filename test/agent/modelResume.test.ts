@@ -37,7 +37,7 @@ class AgentProc {
     this.child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'gpu-agent/main.ts'), '--port', '0', '--data-dir', this.dataDir, '--gpus', '1', '--slots', '1', '--threads', '1', ...this.args], {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'ignore', 'inherit'],
-      env: { ...process.env, ...this.env, DRYDOCK_AGENT_TOKEN: TOKEN },
+      env: { ...process.env, ...this.env, DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: TOKEN },
     });
     await waitFor(() => agentUrl(this.dataDir) !== undefined, 30_000, 'the agent to listen');
   }

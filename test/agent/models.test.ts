@@ -28,7 +28,7 @@ async function startAgent(dir: string, extra: string[] = []) {
   mkdirSync(join(dir, 'data'), { recursive: true });
   mkdirSync(join(dir, 'root'), { recursive: true });
   const agent: Agent = createAgent(
-    loadAgentConfig(['--gpus', '1', '--slots', '1', '--threads', '1', '--data-dir', join(dir, 'data'), '--model-dir', join(dir, 'root'), ...extra], { DRYDOCK_AGENT_TOKEN: TOKEN }),
+    loadAgentConfig(['--gpus', '1', '--slots', '1', '--threads', '1', '--data-dir', join(dir, 'data'), '--model-dir', join(dir, 'root'), ...extra], { DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: TOKEN }),
   );
   await new Promise<void>((r) => agent.server.listen(0, '127.0.0.1', r));
   const base = `http://127.0.0.1:${(agent.server.address() as AddressInfo).port}`;

@@ -27,7 +27,7 @@ describe('gpu-agent health watch (GET /health/watch)', () => {
     dir = mkdtempSync(join(tmpdir(), 'drydock-watch-'));
     log = join(dir, 'kern.log');
     writeFileSync(log, '');
-    agent = createAgent(loadAgentConfig(['--node-id', 'w1', '--pool', 'p', '--gpus', '2', '--kernel-log', `file:${log}`], { DRYDOCK_AGENT_TOKEN: TOKEN }));
+    agent = createAgent(loadAgentConfig(['--node-id', 'w1', '--pool', 'p', '--gpus', '2', '--kernel-log', `file:${log}`], { DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: TOKEN, DRYDOCK_AGENT_ALLOW_FAULT_INJECTION: '1' }));
     await new Promise<void>((r) => agent.server.listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(agent.server.address() as AddressInfo).port}`;
   });

@@ -26,7 +26,7 @@ describe('worker versioning settings', () => {
 
   it('a control worker with an unusable build id exits 2 naming DRYDOCK_BUILD_ID', async () => {
     const r = await new Promise<{ code: number; out: string }>((resolve) =>
-      execFile(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'workers/control.ts')], { cwd: REPO_ROOT, timeout: 60_000, env: { ...cliUserEnv, DRYDOCK_AGENT_TOKEN: 'a'.repeat(32), DRYDOCK_BUILD_ID: 'bad:id', TEMPORAL_ADDRESS: '127.0.0.1:1' } }, (err, so, se) =>
+      execFile(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'workers/control.ts')], { cwd: REPO_ROOT, timeout: 60_000, env: { ...cliUserEnv, DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: 'a'.repeat(32), DRYDOCK_BUILD_ID: 'bad:id', TEMPORAL_ADDRESS: '127.0.0.1:1' } }, (err, so, se) =>
         resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: so + se }),
       ),
     );
