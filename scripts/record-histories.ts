@@ -19,6 +19,7 @@ import { workflowBundle } from './lib/bundle.ts';
 import { writeTinyLlama } from './lib/tinyLlama.ts';
 import { startReplace } from './lib/replace.ts';
 import { startDevServer } from './lib/temporal.ts';
+import { inProcessVersioning } from './lib/workers.ts';
 
 /** `npm run record-histories -- fleetPool` (or rollingUpdate, trainingJob, replaceNode) records only that type. */
 const only = process.argv[2];
@@ -66,7 +67,7 @@ async function recordRollouts(env: Awaited<ReturnType<typeof startDevServer>>, f
 async function recordTraining(env: Awaited<ReturnType<typeof startDevServer>>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'drydock-record-'));
   try {
-    const trainer = await Worker.create({ connection: env.nativeConnection, taskQueue: 'record-trainer', activities: createTrainingActivities({ identity: 'recorder' }), maxConcurrentActivityTaskExecutions: 1 });
+    const trainer = await Worker.create({ connection: env.nativeConnection, taskQueue: 'record-trainer', activities: createTrainingActivities({ identity: 'recorder' }), maxConcurrentActivityTaskExecutions: 1, workerDeploymentOptions: inProcessVersioning().workerDeploymentOptions });
     await trainer.runUntil(async () => {
       const handle = await env.client.workflow.start('trainingJob', {
         taskQueue: 'record',
@@ -95,8 +96,10 @@ async function main(): Promise<void> {
       taskQueue: 'record',
       workflowBundle: { codePath: await workflowBundle() },
       activities: createActivities({ pools: PoolRegistry.fromFile(fleet.poolsFile, fleet.auth) }),
+      workerDeploymentOptions: inProcessVersioning().workerDeploymentOptions,
     });
     await worker.runUntil(async () => {
+      await inProcessVersioning().makeCurrent(env.client);
       if (only === 'fleetPool') return recordFleetPool(env, fleet);
       if (only === 'rollingUpdate') return recordRollouts(env, fleet);
       if (only === 'trainingJob') return recordTraining(env);

@@ -24,7 +24,7 @@ import { batchOrder, gather, loadDataset } from '../../activities/training/data.
 import { buildModel, evaluate, lossOf, type ModelKind } from '../../activities/training/model.ts';
 import { workflowBundle } from '../lib/bundle.ts';
 import { startDevServer } from '../lib/temporal.ts';
-import { spawnTrainer, type TrainerProcess } from '../lib/workers.ts';
+import { inProcessVersioning, spawnTrainer, type TrainerProcess } from '../lib/workers.ts';
 import { DRYDOCK_TRAIN_LOSS, type TrainingJobResult } from '../../workflows/trainingJob.ts';
 
 const { values: opts } = parseArgs({
@@ -106,8 +106,9 @@ async function main(): Promise<void> {
   const cnnSteps = Number(opts['cnn-steps']);
   const cnnBatch = Number(opts['cnn-batch']);
   try {
-    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue: 'bench', workflowBundle: { codePath: await workflowBundle() } });
+    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue: 'bench', workflowBundle: { codePath: await workflowBundle() }, workerDeploymentOptions: inProcessVersioning().workerDeploymentOptions });
     await worker.runUntil(async () => {
+      await inProcessVersioning().makeCurrent(env.client);
       for (let rep = 0; rep < repeat; rep++) {
         keep(await plainLoop(A, 'wasm', 'mlp', totalSteps, batch));
         if (!native) continue;

@@ -2,6 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { WorkerDeploymentVersion } from '@temporalio/common';
+import type { WorkerDeploymentOptions } from '@temporalio/worker';
+import { deploymentOptions, loadWorkerVersion } from '../../workers/versioning.ts';
 import { workflowBundle } from './bundle.ts';
 import type { TestFleet } from './fleet.ts';
 import { REPO_ROOT } from './paths.ts';
@@ -34,6 +36,16 @@ export async function makeVersionCurrent(address: string, version: WorkerDeploym
   } finally {
     await connection.close();
   }
+}
+
+/**
+ * An in-process worker's versioning, as the real workers run: this checkout's build (pinned
+ * workflow types cannot complete a task on an unversioned worker). Call `makeCurrent` once the
+ * worker runs, so the server hands it tasks.
+ */
+export function inProcessVersioning(): { workerDeploymentOptions: WorkerDeploymentOptions; makeCurrent(client: Client): Promise<void> } {
+  const version = loadWorkerVersion(process.env);
+  return { workerDeploymentOptions: deploymentOptions(version), makeCurrent: (client) => setCurrentVersion(client, version) };
 }
 
 /**

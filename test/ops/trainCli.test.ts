@@ -10,7 +10,7 @@ import { waitFor } from '../../scripts/lib/waitFor.ts';
 import { workflowBundle } from '../../scripts/lib/bundle.ts';
 import { runCli } from '../helpers/cli.ts';
 import { startDevServer } from '../../scripts/lib/temporal.ts';
-import { spawnTrainer, type TrainerProcess } from '../../scripts/lib/workers.ts';
+import { inProcessVersioning, spawnTrainer, type TrainerProcess } from '../../scripts/lib/workers.ts';
 
 /** `drydock train …` against a real dev server, a workflow worker and one real trainer process. */
 const TQ = 'train-cli';
@@ -30,8 +30,9 @@ describe('drydock train: start --wait, status, watch, cancel, with CI exit codes
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'drydock-train-cli-'));
     env = await startDevServer({ extraSearchAttributes: [DRYDOCK_TRAIN_LOSS] });
-    worker = await Worker.create({ connection: env.nativeConnection, taskQueue: TQ, workflowBundle: { codePath: await workflowBundle() } });
+    worker = await Worker.create({ connection: env.nativeConnection, taskQueue: TQ, workflowBundle: { codePath: await workflowBundle() }, workerDeploymentOptions: inProcessVersioning().workerDeploymentOptions });
     running = worker.run();
+    await inProcessVersioning().makeCurrent(env.client);
     trainer = await spawnTrainer(env.address, TRAINER_TQ);
   });
   after(async () => {

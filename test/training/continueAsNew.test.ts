@@ -11,6 +11,7 @@ import { openStore } from '../../activities/training/store.ts';
 import { DRYDOCK_TRAIN_LOSS, type TrainingJobResult, type TrainingProgress } from '../../workflows/trainingJob.ts';
 import { workflowBundle } from '../../scripts/lib/bundle.ts';
 import { startDevServer } from '../../scripts/lib/temporal.ts';
+import { inProcessVersioning } from '../../scripts/lib/workers.ts';
 
 describe('trainingJob continues as new when its history grows, carrying its state', () => {
   let env: TestWorkflowEnvironment;
@@ -26,10 +27,11 @@ describe('trainingJob continues as new when its history grows, carrying its stat
   });
 
   it('runs 5 rounds over several runs and returns every round\'s metrics', async () => {
-    const workflows = await Worker.create({ connection: env.nativeConnection, taskQueue: 'can', workflowBundle: { codePath: await workflowBundle() } });
-    const trainer = await Worker.create({ connection: env.nativeConnection, taskQueue: 'can-trainer', activities: createTrainingActivities(), maxConcurrentActivityTaskExecutions: 1 });
+    const workflows = await Worker.create({ connection: env.nativeConnection, taskQueue: 'can', workflowBundle: { codePath: await workflowBundle() }, workerDeploymentOptions: inProcessVersioning().workerDeploymentOptions });
+    const trainer = await Worker.create({ connection: env.nativeConnection, taskQueue: 'can-trainer', activities: createTrainingActivities(), maxConcurrentActivityTaskExecutions: 1, workerDeploymentOptions: inProcessVersioning().workerDeploymentOptions });
     await trainer.runUntil(
       workflows.runUntil(async () => {
+        await inProcessVersioning().makeCurrent(env.client);
         const handle = await env.client.workflow.start('trainingJob', {
           taskQueue: 'can',
           workflowId: 'train/long',

@@ -18,7 +18,7 @@ import { workflowBundle } from '../../scripts/lib/bundle.ts';
 import { startMoto, type Moto } from '../helpers/moto.ts';
 import { startDevServer } from '../../scripts/lib/temporal.ts';
 import { activityRuns, pendingActivities } from './helpers.ts';
-import { spawnTrainer, type TrainerProcess } from '../../scripts/lib/workers.ts';
+import { inProcessVersioning, spawnTrainer, type TrainerProcess } from '../../scripts/lib/workers.ts';
 
 const TQ = 'train-e2e';
 const TRAINER_TQ = 'train-e2e-trainers';
@@ -41,8 +41,9 @@ describe('trainingJob end to end: real dev server, 2 trainer processes (native T
     [env, moto] = await Promise.all([startDevServer({ extraSearchAttributes: [DRYDOCK_TRAIN_LOSS] }), startMoto()]);
     s3env = { AWS_ENDPOINT_URL_S3: moto.endpoint, AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1' };
     Object.assign(process.env, s3env); // for this process's own look into the store
-    worker = await Worker.create({ connection: env.nativeConnection, taskQueue: TQ, workflowBundle: { codePath: await workflowBundle() } });
+    worker = await Worker.create({ connection: env.nativeConnection, taskQueue: TQ, workflowBundle: { codePath: await workflowBundle() }, workerDeploymentOptions: inProcessVersioning().workerDeploymentOptions });
     running = worker.run();
+    await inProcessVersioning().makeCurrent(env.client);
     // One trainer on the best backend (native TensorFlow once scripts/install-tfjs-native.sh ran), one
     // forced to wasm: they share every job below, passing plain float32 weights and Adam state.
     trainers = await Promise.all([spawnTrainer(env.address, TRAINER_TQ, s3env), spawnTrainer(env.address, TRAINER_TQ, { ...s3env, DRYDOCK_TF_BACKEND: 'wasm' })]);

@@ -9,6 +9,7 @@ import { PoolRegistry } from '../../activities/pools.ts';
 import { startFleet, type TestFleet } from '../../scripts/lib/fleet.ts';
 import { workflowBundle } from '../../scripts/lib/bundle.ts';
 import { startDevServer } from '../../scripts/lib/temporal.ts';
+import { inProcessVersioning } from '../../scripts/lib/workers.ts';
 
 const TQ = 'replace-validation';
 
@@ -25,8 +26,10 @@ describe('replaceNode rejects bad input at once, non-retryably, naming the field
       taskQueue: TQ,
       workflowBundle: { codePath: await workflowBundle() },
       activities: createActivities({ pools: PoolRegistry.fromFile(fleet.poolsFile, fleet.auth) }),
+      workerDeploymentOptions: inProcessVersioning().workerDeploymentOptions,
     });
     running = worker.run();
+    await inProcessVersioning().makeCurrent(env.client);
   });
   after(async () => {
     worker?.shutdown();
