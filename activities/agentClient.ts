@@ -1,3 +1,4 @@
+import type { DownloadStatus } from '../gpu-agent/models/progress.ts';
 import type { TrafficCounts } from '../gpu-agent/traffic.ts';
 
 /** HTTP client for a node's gpu-agent. The token is read by the worker and never leaves it. */
@@ -164,22 +165,8 @@ export interface ServedModel {
 
 export type ModelSwapState = { state: 'idle' } | { state: 'loading' | 'failed' | 'done'; uri: string; sha256: string; error?: string };
 
-/** A model download on an agent (gpu-agent/models/progress.ts). */
-export interface ModelDownload {
-  uri: string;
-  sha256: string;
-  state: 'downloading' | 'verifying' | 'done' | 'failed';
-  bytes: number;
-  totalBytes: number | null;
-  resumedFromBytes: number;
-  bytesPerSecond: number;
-  etaSeconds: number | null;
-  requests: number;
-  startedAt: string;
-  finishedAt?: string;
-  error?: string;
-  status?: number;
-}
+/** A model download on an agent: the agent's own type, as /health and /model/downloads answer it. */
+export type ModelDownload = DownloadStatus;
 
 export interface SmokeAnswer {
   model: { id: string; sha256: string };
