@@ -2,16 +2,8 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentConfigError, loadAgentConfig } from './config.ts';
+import { agentAlive } from './dataDirLock.ts';
 import { createAgent } from './server.ts';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** One agent per data dir: a second start exits quietly instead of serving the same node twice. */
 function takeLock(dataDir: string): boolean {
@@ -22,7 +14,7 @@ function takeLock(dataDir: string): boolean {
     return true;
   } catch {
     const holder = Number(readFileSync(lock, 'utf8'));
-    if (holder && holder !== process.pid && alive(holder)) return false;
+    if (holder && holder !== process.pid && agentAlive(holder, dataDir)) return false;
     writeFileSync(lock, String(process.pid));
     return true;
   }

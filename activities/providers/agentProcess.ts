@@ -3,6 +3,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { agentAlive } from '../../gpu-agent/dataDirLock.ts';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const AGENT_MAIN = join(REPO_ROOT, 'gpu-agent/main.ts');
@@ -49,7 +50,7 @@ export function agentPid(dataDir: string): number | undefined {
   const lock = join(dataDir, 'agent.lock');
   if (!existsSync(lock)) return undefined;
   const pid = Number(readFileSync(lock, 'utf8'));
-  return pid && pidAlive(pid) ? pid : undefined;
+  return agentAlive(pid, dataDir) ? pid : undefined;
 }
 
 /** Base URL of the agent serving a data dir, once it listens. */
@@ -58,7 +59,7 @@ export function agentUrl(dataDir: string): string | undefined {
   if (!existsSync(file)) return undefined;
   try {
     const a = JSON.parse(readFileSync(file, 'utf8')) as AgentFile;
-    return pidAlive(a.pid) ? `http://${a.host}:${a.port}` : undefined;
+    return agentAlive(a.pid, dataDir) ? `http://${a.host}:${a.port}` : undefined;
   } catch {
     return undefined; // being rewritten
   }
@@ -102,8 +103,8 @@ export async function stopAgentProcess(dataDir: string): Promise<void> {
   const pid = agentPid(dataDir);
   if (!pid) return;
   process.kill(pid, 'SIGTERM');
-  for (let i = 0; i < 50 && pidAlive(pid); i++) await sleep(100);
-  if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+  for (let i = 0; i < 50 && agentAlive(pid, dataDir); i++) await sleep(100);
+  if (agentAlive(pid, dataDir)) process.kill(pid, 'SIGKILL');
 }
 
 /** What a reboot does to a node's agent: stop it (SIGTERM, then SIGKILL), then start a fresh process. */

@@ -1,6 +1,7 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { agentEnv, type AgentAuth } from '../agentAuth.ts';
+import { agentAlive } from '../../gpu-agent/dataDirLock.ts';
 import { agentPid, agentUrl, pidAlive, restartAgentProcess, startAgentProcess, stopAgentProcess, type AgentProcessOptions } from './agentProcess.ts';
 import { notRebootable } from './errors.ts';
 import { keyHash, nodeIdFor } from './naming.ts';
@@ -37,6 +38,8 @@ export interface LocalProviderOptions {
   agentTokensFile?: string;
   /** Agents accept fault injection (/sim/faults): dev stack and tests. */
   faultInjection?: boolean;
+  /** More folders the agents load local model files from, like a model volume every node mounts. */
+  modelDirs?: string[];
 }
 
 interface NodeRecord {
@@ -130,7 +133,7 @@ export class LocalProvider implements Provider {
       simJobs: this.opts.simJobs,
       simJobSeconds: this.opts.simJobSeconds,
       // Local model files live in `models/` beside the state dir (the dev stack and test fleets write them there).
-      modelDirs: [join(dirname(this.opts.stateDir), 'models')],
+      modelDirs: [join(dirname(this.opts.stateDir), 'models'), ...(this.opts.modelDirs ?? [])],
       requireModel: rec.serving === true,
     };
   }
@@ -193,11 +196,15 @@ export class LocalProvider implements Provider {
 
   /** SIGTERMs every agent, leaving node records as they are (the dev stack exits); any still running after `graceMs` (e.g. stuck unloading a model) is SIGKILLed. */
   async stopAgents(graceMs = 10_000): Promise<void> {
-    const pids = this.records().map((rec) => agentPid(this.nodeDir(rec.id))).filter((p): p is number => p !== undefined);
-    for (const pid of pids) process.kill(pid, 'SIGTERM');
+    const agents = this.records().flatMap((rec) => {
+      const pid = agentPid(this.nodeDir(rec.id));
+      return pid === undefined ? [] : [{ pid, dir: this.nodeDir(rec.id) }];
+    });
+    for (const a of agents) process.kill(a.pid, 'SIGTERM');
+    const alive = () => agents.filter((a) => agentAlive(a.pid, a.dir));
     const until = Date.now() + graceMs;
-    while (pids.some(pidAlive) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
-    for (const pid of pids.filter(pidAlive)) process.kill(pid, 'SIGKILL');
+    while (alive().length > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    for (const a of alive()) process.kill(a.pid, 'SIGKILL');
   }
 
   async describe(id: string): Promise<NodeInstance | undefined> {

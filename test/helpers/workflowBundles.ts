@@ -2,17 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bundleWorkflowCode } from '@temporalio/worker';
+import { bundleWorkflowsOf } from '../../scripts/lib/bundle.ts';
 import { REPO_ROOT } from '../../scripts/lib/paths.ts';
-
-const quietLogger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: console.error };
-
-async function bundleTree(root: string): Promise<string> {
-  const { code } = await bundleWorkflowCode({ workflowsPath: join(root, 'workflows/index.ts'), logger: quietLogger });
-  const file = join(mkdtempSync(join(tmpdir(), 'drydock-bundle-')), 'workflows.js');
-  writeFileSync(file, code);
-  return file;
-}
 
 /**
  * Another build's workflows: a copy of today's workflows/ folder with `edits` applied (path under
@@ -32,7 +23,7 @@ export async function bundleEditedCopy(edits: Record<string, (text: string) => s
       if (after === before) throw new Error(`edit of workflows/${rel} changed nothing: the code it expects has moved`);
       writeFileSync(path, after);
     }
-    return await bundleTree(root);
+    return await bundleWorkflowsOf(root);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -49,7 +40,7 @@ export function bundleAtCommit(commit: string): Promise<string> {
       execFileSync('git', ['worktree', 'add', '--detach', root, commit], { cwd: REPO_ROOT, stdio: 'ignore' });
       try {
         symlinkSync(join(REPO_ROOT, 'node_modules'), join(root, 'node_modules'));
-        return await bundleTree(root);
+        return await bundleWorkflowsOf(root);
       } finally {
         execFileSync('git', ['worktree', 'remove', '--force', root], { cwd: REPO_ROOT, stdio: 'ignore' });
       }

@@ -24,7 +24,7 @@ describe('a serving pool on real agents', () => {
     disruption: { maxUnavailable: 1, minHealthy: 1 },
     serving: { model: ref(models.a) },
   };
-  const h = poolHarness({ taskQueue: TQ, spec, nodes: 2 });
+  const h = poolHarness({ taskQueue: TQ, spec, nodes: 2, fleet: { modelDirs: [models.dir] } });
   const A = models.a.sha256;
 
   it('adopted nodes that serve nothing converge to the pool model, one at a time through the budget', async () => {
@@ -87,7 +87,7 @@ describe('a serving pool on real agents', () => {
 
 describe('agent readiness of a serving node', () => {
   it('an agent started with --require-model is not ready while it serves none, and says why', async () => {
-    const cfg = loadAgentConfig(['--require-model', '--gpus', '1', '--port', '0', '--kernel-log', 'none'], { DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: 'x'.repeat(24) });
+    const cfg = loadAgentConfig(['--require-model', '--gpus', '1', '--port', '0', '--kernel-log', 'none', '--model-dir', models.dir], { DRYDOCK_AGENT_AUTH: 'shared-token', DRYDOCK_AGENT_TOKEN: 'x'.repeat(24) });
     const agent = createAgent(cfg);
     await new Promise<void>((r) => agent.server.listen(0, '127.0.0.1', r));
     try {

@@ -28,7 +28,7 @@ describe('rollouts move a serving pool\'s desired model', () => {
     disruption: { maxUnavailable: 1, minHealthy: 0, breaker: { maxUnhealthyFraction: 1 } },
     serving: { model: ref(models.a) },
   };
-  const h = poolHarness({ taskQueue: TQ, spec, nodes: 2 });
+  const h = poolHarness({ taskQueue: TQ, spec, nodes: 2, fleet: { modelDirs: [models.dir] } });
   const start = (id: string, input: Omit<RollingUpdateInput, 'pool'>) =>
     h.env.client.workflow.start('rollingUpdate', { taskQueue: TQ, workflowId: rollingUpdateWorkflowId(POOL, id), args: [{ pool: POOL, ...input }] });
 
