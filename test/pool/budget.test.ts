@@ -28,6 +28,22 @@ describe('disruption budget (pure)', () => {
     assert.equal(budget.grant(b, 0, 4).granted.length, 0, 'a limit of 0 grants nothing');
   });
 
+  it('nodes out of service without a lease (quarantined) count toward the limit; a request for one of them adds nothing', () => {
+    let b = budget.emptyBudget();
+    for (const h of ['a', 'b']) b = budget.request(b, req(h));
+    const sick = new Set(['n9']);
+    let g = budget.grant(b, 2, 1, sick);
+    assert.deepEqual(g.granted.map((l) => l.holder), ['a'], 'one sick node and one disruption fill a limit of 2');
+    g = budget.grant(budget.request(g.budget, req('replace/n9', { nodeId: 'n9' })), 2, 2, sick);
+    assert.deepEqual(g.granted.length, 0, 'FIFO: b still heads the queue and would be a third node out');
+    b = budget.release(g.budget, 'b');
+    g = budget.grant(b, 2, 3, sick);
+    assert.deepEqual(g.granted.map((l) => l.holder), ['replace/n9'], 'the sick node\'s own replacement takes no extra room');
+    assert.deepEqual(budget.grant(budget.request(g.budget, req('c')), 2, 4, sick).granted, [], 'a and the replacement hold the whole limit');
+    const many = budget.grant(budget.request(budget.request(budget.emptyBudget(), req('r1', { nodeId: 'q1' })), req('r2', { nodeId: 'q2' })), 1, 5, new Set(['q1', 'q2', 'q3']));
+    assert.deepEqual(many.granted.map((l) => l.holder), ['r1'], 'sick nodes\' own requests still hold at most the limit of leases');
+  });
+
   it('releases leases and queued requests alike; releasing something unknown changes nothing', () => {
     let b = budget.grant(budget.request(budget.request(budget.emptyBudget(), req('a')), req('b')), 1, 0).budget;
     b = budget.release(b, 'b');
@@ -85,6 +101,23 @@ describe("the pool's use of the budget (disruption.ts)", () => {
     s.budget = budget.release(s.budget, 'replace/gpu/n1');
     grantPass(p.ctx);
     assert.equal(s.maxDisrupted, 2, 'never above maxUnavailable');
+  });
+
+  it('grantPass counts quarantined members toward maxUnavailable once the pool runs with quarantine-counts', () => {
+    const p = unitPool({ spec: { disruption: { maxUnavailable: 2 } }, nodes: ['n1', 'n2', 'n3', { id: 'n4', health: 'unhealthy', quarantinedAt: 0 }] });
+    const s = p.ctx.state;
+    s.budget = budget.request(budget.request(s.budget, req('rollout/a', { kind: 'external' })), req('rollout/b', { kind: 'external' }));
+    p.ctx.run.quarantineCounts = true;
+    grantPass(p.ctx);
+    assert.deepEqual(holders(s.budget), { leases: ['rollout/a'], queue: ['rollout/b'] }, 'the quarantined n4 and one rollout lease make 2');
+    s.budget = budget.release(s.budget, 'rollout/a');
+    s.budget = budget.request(s.budget, req('replace/gpu/n4', { nodeId: 'n4' }));
+    grantPass(p.ctx);
+    assert.deepEqual(holders(s.budget), { leases: ['rollout/b', 'replace/gpu/n4'], queue: [] }, 'n4 is out already: its replacement adds nothing');
+    const old = unitPool({ spec: { disruption: { maxUnavailable: 2 } }, nodes: ['n1', 'n2', { id: 'n3', health: 'unhealthy', quarantinedAt: 0 }] });
+    old.ctx.state.budget = budget.request(budget.request(old.ctx.state.budget, req('rollout/a', { kind: 'external' })), req('rollout/b', { kind: 'external' }));
+    grantPass(old.ctx);
+    assert.equal(old.ctx.state.budget.leases.length, 2, 'a pool replaying a history from before the patch grants as it did');
   });
 
   it('grantPass voids requests for nodes that left the pool', () => {

@@ -57,13 +57,21 @@ export function request(b: BudgetState, req: LeaseRequest): BudgetState {
   return { ...b, queue: [...b.queue, req] };
 }
 
-/** Grants from the head of the queue while fewer than `limit` leases are held. */
-export function grant(b: BudgetState, limit: number, now: number): { budget: BudgetState; granted: Lease[] } {
+/**
+ * Grants from the head of the queue while fewer than `limit` leases are held. `outOfService`
+ * names nodes already out of service without a lease (quarantined: cordoned the moment they
+ * went sick): they count toward the limit like a lease, so a sick node and the disruptions
+ * around it never together exceed it, and a request for one of them adds nothing.
+ */
+export function grant(b: BudgetState, limit: number, now: number, outOfService: ReadonlySet<string> = new Set()): { budget: BudgetState; granted: Lease[] } {
   const granted: Lease[] = [];
   const queue = [...b.queue];
   const leases = [...b.leases];
+  const unleased = (): number => [...outOfService].filter((id) => !leases.some((l) => l.nodeId === id)).length;
   while (queue.length > 0 && leases.length < limit) {
-    const r = queue.shift()!;
+    const r = queue[0];
+    if (!(r.nodeId && outOfService.has(r.nodeId)) && leases.length + unleased() >= limit) break;
+    queue.shift();
     const lease: Lease = { ...r, grantedAt: now, ...(r.ttlSeconds ? { expiresAt: now + r.ttlSeconds * 1000 } : {}) };
     leases.push(lease);
     granted.push(lease);

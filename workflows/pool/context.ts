@@ -16,6 +16,8 @@ export interface PoolRun {
   stopping: boolean;
   /** patched('health-events'): the watch, quarantine, the ladder and the outage rules are on. */
   health?: boolean;
+  /** patched('quarantine-counts'): quarantined members count toward the disruption budget. */
+  quarantineCounts?: boolean;
 }
 
 /**

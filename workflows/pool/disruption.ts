@@ -1,7 +1,7 @@
 import { replaceNodeWorkflowId } from '../common/ids.ts';
 import type { LeaseAnswer, PoolNode } from './api.ts';
 import * as budget from './budget.ts';
-import { maxUnavailable, type PoolContext } from './context.ts';
+import { maxUnavailable, members, type PoolContext } from './context.ts';
 import { startConverge } from './serving.ts';
 
 /**
@@ -14,7 +14,9 @@ export function grantPass(ctx: PoolContext): void {
   const s = ctx.state;
   for (const r of s.budget.queue) if (r.nodeId && !s.nodes[r.nodeId]) s.budget = budget.release(s.budget, r.holder);
   if (ctx.run.stopping) return;
-  const { budget: next, granted } = budget.grant(s.budget, maxUnavailable(ctx), ctx.now());
+  // Quarantined members are out of service without a lease; they count toward the budget (patched('quarantine-counts')).
+  const quarantined = ctx.run.quarantineCounts ? new Set(members(ctx).filter((n) => n.quarantinedAt !== undefined).map((n) => n.id)) : undefined;
+  const { budget: next, granted } = budget.grant(s.budget, maxUnavailable(ctx), ctx.now(), quarantined);
   s.budget = next;
   s.maxDisrupted = Math.max(s.maxDisrupted, s.budget.leases.length);
   for (const l of granted) startLeaseWork(ctx, l);
