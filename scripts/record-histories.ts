@@ -25,21 +25,30 @@ import { inProcessVersioning } from './lib/workers.ts';
 const only = process.argv[2];
 const commit = recordingCommit();
 
-/** A pool that adopts its nodes, sees one turn fatal, replaces it through the budget, and is then stopped. */
+/**
+ * A pool with health events on (the watch, quarantine, the ladder): it adopts its nodes and holds
+ * an outside lease (a rollout's) when one node turns fatal (XID 48: replaced at once); the node is
+ * quarantined, counts toward the budget, and is replaced once the lease is released; then stopped.
+ */
 async function recordFleetPool(env: Awaited<ReturnType<typeof startDevServer>>, fleet: Awaited<ReturnType<typeof startFleet>>): Promise<void> {
-  const spec = { name: 'demo', minNodes: 1, maxNodes: 4, health: { probeIntervalSeconds: 1, drainTimeoutSeconds: 10 }, disruption: { minHealthy: 0 } };
+  const spec = { name: 'demo', minNodes: 1, maxNodes: 4, health: { probeIntervalSeconds: 1, drainTimeoutSeconds: 10 }, disruption: { maxUnavailable: 1, minHealthy: 0 } };
   const handle = await env.client.workflow.start('fleetPool', { taskQueue: 'record', workflowId: 'pool/demo', args: [spec] });
-  const status = () => handle.query<{ phase: string; replacements: { succeeded: number }; leases: unknown[]; nodes: { id: string }[] }>('status');
+  type Status = { phase: string; quarantined?: number; replacements: { started: number; succeeded: number }; leases: unknown[]; nodes: { id: string }[] };
+  const status = () => handle.query<Status>('status');
   await waitFor(async () => (await status()).phase === 'running', 60_000, 'the pool to run');
+  await handle.executeUpdate('acquireLease', { args: [{ holder: 'rollout/recorded', ttlSeconds: 600 }] });
   const sick = (await status()).nodes[0].id;
   const url = (await fleet.provider.describe(sick))!.agentUrl!;
-  await fetch(`${url}/sim/faults`, { method: 'POST', headers: { authorization: `Bearer ${fleet.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'xid', gpu: 0, code: 79 }) });
+  await fetch(`${url}/sim/faults`, { method: 'POST', headers: { authorization: `Bearer ${fleet.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'xid', gpu: 0, code: 48 }) });
+  await waitFor(async () => ((await status()).quarantined ?? 0) === 1, 60_000, 'the sick node to be quarantined');
+  const held = await status();
+  if (held.replacements.started !== 0) throw new Error('the replacement started while the lease and the quarantined node filled the budget');
+  await handle.executeUpdate('releaseLease', { args: [{ holder: 'rollout/recorded' }] });
   await waitFor(async () => ((s) => s.replacements.succeeded === 1 && s.leases.length === 0)(await status()), 120_000, 'the replacement');
   await handle.terminate('recorded for replay');
-  saveHistory(env.address, 'fleetPool', 'replace-sick-node', 'adopt 2 nodes, one turns fatal (XID 79), replaced through the budget, then terminated', handle.workflowId, commit);
+  saveHistory(env.address, 'fleetPool', 'quarantine-lease-replace', 'health events: an outside lease held, one node fatal (XID 48) is quarantined and counts toward the budget, replaced once the lease is released, then terminated', handle.workflowId, commit);
 }
 
-/** Rollouts on the pool's agents (no pool workflow): rolling with a pause step and analysis, then blue-green. */
 async function recordRollouts(env: Awaited<ReturnType<typeof startDevServer>>, fleet: Awaited<ReturnType<typeof startFleet>>): Promise<void> {
   const models = [1, 2, 3].map((seed) => writeTinyLlama(join(fleet.dir, 'models', `tiny-${seed}.gguf`), { seed, name: `tiny-${seed}` }));
   for (const n of await fleet.provider.list('demo')) {
