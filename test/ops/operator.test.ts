@@ -18,7 +18,7 @@ import { startFleet, type TestFleet } from '../../scripts/lib/fleet.ts';
 import { waitFor } from '../../scripts/lib/waitFor.ts';
 import { freePort } from '../helpers/moto.ts';
 import { cliUserEnv, runCli, type CliRun } from '../helpers/cli.ts';
-import { temporalBin } from '../../scripts/lib/temporal.ts';
+import { quietTemporalBin, temporalBin } from '../../scripts/lib/temporal.ts';
 import { requirePresent, skipUnlessCi } from '../helpers/required.ts';
 
 /**
@@ -102,7 +102,7 @@ describe('operator experience end to end: drydock CLI, encrypted payloads, worke
     [env, fleet] = await Promise.all([
       TestWorkflowEnvironment.createLocal({
         server: {
-          executable: { type: 'existing-path', path: temporalBin() },
+          executable: { type: 'existing-path', path: quietTemporalBin().path },
           searchAttributes: SETUP_SEARCH_ATTRIBUTES,
           ui: true,
           uiPort,
