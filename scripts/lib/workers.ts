@@ -84,8 +84,17 @@ export async function spawnWorkerProcess(script: string, env: NodeJS.ProcessEnv,
   };
 }
 
-/** The real control worker as a child process, serving the fleet's pools. */
-export async function spawnWorker(fleet: Pick<TestFleet, 'poolsFile' | 'workerEnv'>, address: string, taskQueue: string): Promise<WorkerProcess> {
+/**
+ * The real control worker as a child process, serving the fleet's pools. By default it runs this
+ * checkout's workflows as this checkout's build and is made current; the upgrade test starts a
+ * second build beside it (another `workflowBundle`, `env` with its DRYDOCK_BUILD_ID, `makeCurrent: false`).
+ */
+export async function spawnWorker(
+  fleet: Pick<TestFleet, 'poolsFile' | 'workerEnv'>,
+  address: string,
+  taskQueue: string,
+  opts: { workflowBundle?: string; env?: NodeJS.ProcessEnv; makeCurrent?: boolean } = {},
+): Promise<WorkerProcess> {
   return spawnWorkerProcess(
     'workers/control.ts',
     {
@@ -93,9 +102,11 @@ export async function spawnWorker(fleet: Pick<TestFleet, 'poolsFile' | 'workerEn
       DRYDOCK_TASK_QUEUE: taskQueue,
       DRYDOCK_POOLS_FILE: fleet.poolsFile,
       ...fleet.workerEnv,
-      DRYDOCK_WORKFLOW_BUNDLE: await workflowBundle(),
+      DRYDOCK_WORKFLOW_BUNDLE: opts.workflowBundle ?? (await workflowBundle()),
+      ...opts.env,
     },
     'control worker:',
+    opts.makeCurrent ?? true,
   );
 }
 

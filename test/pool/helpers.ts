@@ -75,10 +75,21 @@ export interface PoolHarness {
  * Per test file (registers before/after): a dev server, a local fleet of real agents, the real
  * control worker as a child process and a running pool workflow that has adopted every node.
  */
-export function poolHarness(o: { taskQueue: string; spec: FleetPoolSpec; nodes: number; fleet?: Partial<LocalProviderOptions>; serverArgs?: string[] }): PoolHarness {
+export interface PoolHarnessOptions {
+  taskQueue: string;
+  spec: FleetPoolSpec;
+  nodes: number;
+  fleet?: Partial<LocalProviderOptions>;
+  serverArgs?: string[];
+  /** Search attributes beyond drydock's pool ones (e.g. DRYDOCK_TRAIN_LOSS, for a training job beside the pool). */
+  extraSearchAttributes?: NonNullable<Parameters<typeof startDevServer>[0]>['extraSearchAttributes'];
+}
+
+export function poolHarness(o: PoolHarnessOptions): PoolHarness {
   const h = {} as PoolHarness;
   before(async () => {
-    [h.env, h.fleet] = await Promise.all([startDevServer(o.serverArgs ? { extraArgs: o.serverArgs } : {}), startFleet({ pool: o.spec.name, nodes: o.nodes, ...o.fleet })]);
+    const server = { ...(o.serverArgs ? { extraArgs: o.serverArgs } : {}), ...(o.extraSearchAttributes ? { extraSearchAttributes: o.extraSearchAttributes } : {}) };
+    [h.env, h.fleet] = await Promise.all([startDevServer(server), startFleet({ pool: o.spec.name, nodes: o.nodes, ...o.fleet })]);
     h.worker = await spawnWorker(h.fleet, h.env.address, o.taskQueue);
     h.pool = await startPool(h.env.client, o.taskQueue, o.spec);
     await waitStatus(h.pool, (s) => s.phase === 'running' && s.counts.healthy === o.nodes, 'the pool to adopt its nodes');

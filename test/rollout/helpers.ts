@@ -5,13 +5,12 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { AgentHealth } from '../../activities/agentClient.ts';
 import { rollingUpdateWorkflowId } from '../../workflows/common/ids.ts';
-import type { FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import type { RollingUpdateInput } from '../../workflows/inputs/rollingUpdate.ts';
 import type { RolloutResult, RolloutStatus } from '../../workflows/rollout/api.ts';
 import { writeTinyLlama } from '../../scripts/lib/tinyLlama.ts';
 import { waitQuery } from '../../scripts/lib/waitFor.ts';
 export { rejectsNaming } from '../helpers/failures.ts';
-import { poolHarness, type PoolHarness } from '../pool/helpers.ts';
+import { poolHarness, type PoolHarness, type PoolHarnessOptions } from '../pool/helpers.ts';
 
 export interface TinyModel {
   path: string;
@@ -34,7 +33,7 @@ export interface RolloutHarness extends PoolHarness {
  * A pool harness (dev server, real agents, control worker, pool workflow) whose agents serve
  * tiny GGUF model A, with models B and C written beside it.
  */
-export function rolloutHarness(o: { taskQueue: string; spec: FleetPoolSpec; nodes: number }): RolloutHarness {
+export function rolloutHarness(o: PoolHarnessOptions): RolloutHarness {
   const h = poolHarness(o) as RolloutHarness;
   before(async () => {
     const dir = h.fleet.dir;
