@@ -35,11 +35,22 @@ describe('disruption budget (pure)', () => {
     let g = budget.grant(b, 2, 1, sick);
     assert.deepEqual(g.granted.map((l) => l.holder), ['a'], 'one sick node and one disruption fill a limit of 2');
     g = budget.grant(budget.request(g.budget, req('replace/n9', { nodeId: 'n9' })), 2, 2, sick);
-    assert.deepEqual(g.granted.length, 0, 'FIFO: b still heads the queue and would be a third node out');
-    b = budget.release(g.budget, 'b');
-    g = budget.grant(b, 2, 3, sick);
-    assert.deepEqual(g.granted.map((l) => l.holder), ['replace/n9'], 'the sick node\'s own replacement takes no extra room');
-    assert.deepEqual(budget.grant(budget.request(g.budget, req('c')), 2, 4, sick).granted, [], 'a and the replacement hold the whole limit');
+    assert.deepEqual(g.granted.map((l) => l.holder), ['replace/n9'], 'the sick node\'s own replacement adds nothing: granted past b, which waits');
+    assert.deepEqual(holders(g.budget), { leases: ['a', 'replace/n9'], queue: ['b'] });
+    g = budget.grant(budget.request(g.budget, req('c')), 2, 3, sick);
+    assert.deepEqual(g.granted, [], 'a and the replacement hold the whole limit');
+    g = budget.grant(budget.release(g.budget, 'a'), 2, 4, sick);
+    assert.deepEqual(g.granted.map((l) => l.holder), ['b'], 'n9 is leased now and counts once: b, at the head, fits');
+    assert.deepEqual(holders(g.budget), { leases: ['replace/n9', 'b'], queue: ['c'] });
+    // A limit of 1: a rollout's next node waits behind the sick node, whose replacement goes first (no deadlock).
+    let one = budget.request(budget.request(budget.emptyBudget(), req('rollout/next', { kind: 'external', nodeId: 'n2' })), req('replace/q', { nodeId: 'q' }));
+    const q = new Set(['q']);
+    let o = budget.grant(one, 1, 5, q);
+    assert.deepEqual(o.granted.map((l) => l.holder), ['replace/q']);
+    assert.deepEqual(holders(o.budget), { leases: ['replace/q'], queue: ['rollout/next'] });
+    one = budget.release(o.budget, 'replace/q');
+    o = budget.grant(one, 1, 6, new Set());
+    assert.deepEqual(o.granted.map((l) => l.holder), ['rollout/next'], 'once the sick node is gone, the rollout goes on');
     const many = budget.grant(budget.request(budget.request(budget.emptyBudget(), req('r1', { nodeId: 'q1' })), req('r2', { nodeId: 'q2' })), 1, 5, new Set(['q1', 'q2', 'q3']));
     assert.deepEqual(many.granted.map((l) => l.holder), ['r1'], 'sick nodes\' own requests still hold at most the limit of leases');
   });

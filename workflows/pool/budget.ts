@@ -61,22 +61,28 @@ export function request(b: BudgetState, req: LeaseRequest): BudgetState {
  * Grants from the head of the queue while fewer than `limit` leases are held. `outOfService`
  * names nodes already out of service without a lease (quarantined: cordoned the moment they
  * went sick): they count toward the limit like a lease, so a sick node and the disruptions
- * around it never together exceed it, and a request for one of them adds nothing.
+ * around it never together exceed it. A request for one of them adds nothing, so it is granted
+ * even past a head that must wait: a sick node's own remediation is never stuck behind a
+ * disruption its sickness holds back (that would wait forever).
  */
 export function grant(b: BudgetState, limit: number, now: number, outOfService: ReadonlySet<string> = new Set()): { budget: BudgetState; granted: Lease[] } {
   const granted: Lease[] = [];
-  const queue = [...b.queue];
+  const waiting: LeaseRequest[] = [];
   const leases = [...b.leases];
   const unleased = (): number => [...outOfService].filter((id) => !leases.some((l) => l.nodeId === id)).length;
-  while (queue.length > 0 && leases.length < limit) {
-    const r = queue[0];
-    if (!(r.nodeId && outOfService.has(r.nodeId)) && leases.length + unleased() >= limit) break;
-    queue.shift();
+  for (const r of b.queue) {
+    const addsNothing = r.nodeId !== undefined && outOfService.has(r.nodeId);
+    // FIFO among requests that take a node out: once one waits, the ones behind it wait too.
+    const fits = leases.length < limit && (addsNothing || (waiting.every((w) => w.nodeId !== undefined && outOfService.has(w.nodeId)) && leases.length + unleased() < limit));
+    if (!fits) {
+      waiting.push(r);
+      continue;
+    }
     const lease: Lease = { ...r, grantedAt: now, ...(r.ttlSeconds ? { expiresAt: now + r.ttlSeconds * 1000 } : {}) };
     leases.push(lease);
     granted.push(lease);
   }
-  return { budget: { leases, queue }, granted };
+  return { budget: { leases, queue: waiting }, granted };
 }
 
 /** Drops the holder's lease or queued request; releasing something unknown is a no-op. */
