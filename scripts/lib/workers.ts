@@ -58,7 +58,9 @@ export async function spawnWorkerProcess(script: string, env: NodeJS.ProcessEnv,
   const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, script)], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, TEMPORAL_NAMESPACE: 'default', ...env },
+    // Not NODE_TEST_CONTEXT: a worker started from a test file would take it for a test child of
+    // node's runner (seen: the backup scenario's worker never ran its copy under `node --test`).
+    env: { ...withoutTestContext(process.env), TEMPORAL_NAMESPACE: 'default', ...env },
   });
   liveWorkers.add(child);
   child.once('exit', () => liveWorkers.delete(child));
@@ -123,4 +125,9 @@ export async function spawnTrainer(address: string, taskQueue: string, env: Node
     'trainer worker:',
   );
   return { ...worker, identity: /trainer worker: (\S+),/.exec(worker.output())![1] };
+}
+
+function withoutTestContext(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { NODE_TEST_CONTEXT: _runner, ...rest } = env;
+  return rest;
 }
