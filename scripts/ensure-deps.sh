@@ -2,8 +2,9 @@
 # Installs npm dependencies when node_modules is missing or package.json changed since the last install.
 # Uses `npm install` (which installs the committed lockfile's versions) rather than `npm ci`: npm
 # leaves other platforms' optional binaries (swc, node-llama-cpp) out of a lock made on Linux, and
-# `npm ci` then refuses the lock as out of sync. Arguments go to npm install (the images pass
-# --omit=dev --omit=optional --ignore-scripts); the stamp remembers them.
+# `npm ci` then refuses the lock as out of sync. Arguments go to npm install (the images and the CI
+# examples pass --omit=dev --ignore-scripts; never --omit=optional, which drops esbuild's and swc's
+# platform binaries); the stamp remembers them. test/structure/artifacts.test.ts runs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STAMP=node_modules/.drydock-deps

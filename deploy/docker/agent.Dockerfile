@@ -6,11 +6,16 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY scripts/ensure-deps.sh ./scripts/
-# node-llama-cpp ships prebuilt CUDA / Vulkan / CPU binaries; no compiler is needed (build: 'never').
 # As the project's own scripts install (npm ci refuses a lock made on Linux: other platforms' optional binaries are missing).
-RUN bash scripts/ensure-deps.sh --omit=dev --omit=optional && npm cache clean --force
+# Optional dependencies stay: node-llama-cpp's prebuilt CUDA / Vulkan / CPU binaries and esbuild's (tsx) are
+# optional dependencies of those packages, so --omit=optional would leave the agent unable to start or to serve.
+# --ignore-scripts: with the binaries present no compiler is needed (the agent loads them with build: 'never');
+# node-llama-cpp's postinstall would only try to build llama.cpp from source, and tfjs-node's (unused here) downloads.
+RUN bash scripts/ensure-deps.sh --omit=dev --ignore-scripts && npm cache clean --force
 COPY tsconfig.json ./
 COPY gpu-agent ./gpu-agent
+# Pure helpers the agent shares with the workflows (model URIs, digests).
+COPY workflows/common ./workflows/common
 # The agent listens on every interface so the control worker can reach it at the node's IP.
 ENV DRYDOCK_AGENT_HOST=0.0.0.0 \
     DRYDOCK_AGENT_PORT=9400 \
