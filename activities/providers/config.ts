@@ -94,7 +94,7 @@ class V {
   }
 }
 
-const LOCAL_FIELDS = ['stateDir', 'gpusPerNode', 'bootSeconds', 'simJobs', 'simJobSeconds', 'agentTokensFile', 'faultInjection'];
+const LOCAL_FIELDS = ['stateDir', 'gpusPerNode', 'bootSeconds', 'simJobs', 'simJobSeconds', 'agentTokensFile', 'faultInjection', 'modelDirs'];
 
 function parseLocalFields(o: Obj, v: V): LocalProviderOptions {
   return {
@@ -105,6 +105,7 @@ function parseLocalFields(o: Obj, v: V): LocalProviderOptions {
     simJobSeconds: v.num(o, 'simJobSeconds', 0),
     agentTokensFile: v.str(o, 'agentTokensFile'),
     faultInjection: v.bool(o, 'faultInjection'),
+    modelDirs: v.strs(o, 'modelDirs'),
   };
 }
 

@@ -37,6 +37,8 @@ export interface LocalProviderOptions {
   agentTokensFile?: string;
   /** Agents accept fault injection (/sim/faults): dev stack and tests. */
   faultInjection?: boolean;
+  /** More folders the agents load local model files from, like a model volume every node mounts. */
+  modelDirs?: string[];
 }
 
 interface NodeRecord {
@@ -130,7 +132,7 @@ export class LocalProvider implements Provider {
       simJobs: this.opts.simJobs,
       simJobSeconds: this.opts.simJobSeconds,
       // Local model files live in `models/` beside the state dir (the dev stack and test fleets write them there).
-      modelDirs: [join(dirname(this.opts.stateDir), 'models')],
+      modelDirs: [join(dirname(this.opts.stateDir), 'models'), ...(this.opts.modelDirs ?? [])],
       requireModel: rec.serving === true,
     };
   }
