@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { WorkerDeploymentVersion } from '@temporalio/common';
 import type { WorkerDeploymentOptions } from '@temporalio/worker';
-import { deploymentOptions, loadWorkerVersion } from '../../workers/versioning.ts';
+import { checkoutBuildId, deploymentOptions, loadWorkerVersion } from '../../workers/versioning.ts';
 import { workflowBundle } from './bundle.ts';
 import type { TestFleet } from './fleet.ts';
 import { REPO_ROOT } from './paths.ts';
@@ -39,19 +39,29 @@ export async function makeVersionCurrent(address: string, version: WorkerDeploym
 }
 
 /**
+ * The checkout's build id as this process first saw it. Like the workflow bundle (built once per
+ * process), it does not change when files are edited while the process runs: a worker a test
+ * restarts stays the build its pinned workflows started on.
+ */
+let processBuildId: string | undefined;
+function buildIdOfThisProcess(): string | undefined {
+  return (processBuildId ??= checkoutBuildId());
+}
+
+/**
  * An in-process worker's versioning, as the real workers run: this checkout's build (pinned
  * workflow types cannot complete a task on an unversioned worker). Call `makeCurrent` once the
  * worker runs, so the server hands it tasks.
  */
 export function inProcessVersioning(): { workerDeploymentOptions: WorkerDeploymentOptions; makeCurrent(client: Client): Promise<void> } {
-  const version = loadWorkerVersion(process.env);
+  const version = loadWorkerVersion(process.env, buildIdOfThisProcess);
   return { workerDeploymentOptions: deploymentOptions(version), makeCurrent: (client) => setCurrentVersion(client, version) };
 }
 
 /**
  * A drydock worker entrypoint (workers/control.ts, workers/trainer.ts) as a real child process,
  * started with `env` and ready once it prints `ready`; tests SIGKILL it to prove crash safety. It runs
- * versioned (its build id from the checkout unless env sets DRYDOCK_BUILD_ID), and unless
+ * versioned (this process's checkout build unless env sets DRYDOCK_BUILD_ID), and unless
  * `makeCurrent` is false its version is made current so the task queue's workflows reach it.
  */
 export async function spawnWorkerProcess(script: string, env: NodeJS.ProcessEnv, ready: string, makeCurrent = true): Promise<WorkerProcess> {
@@ -60,7 +70,7 @@ export async function spawnWorkerProcess(script: string, env: NodeJS.ProcessEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
     // Not NODE_TEST_CONTEXT: a worker started from a test file would take it for a test child of
     // node's runner (seen: the backup scenario's worker never ran its copy under `node --test`).
-    env: { ...withoutTestContext(process.env), TEMPORAL_NAMESPACE: 'default', ...env },
+    env: { ...withoutTestContext(process.env), TEMPORAL_NAMESPACE: 'default', ...sameBuild(), ...env },
   });
   liveWorkers.add(child);
   child.once('exit', () => liveWorkers.delete(child));
@@ -125,6 +135,13 @@ export async function spawnTrainer(address: string, taskQueue: string, env: Node
     'trainer worker:',
   );
   return { ...worker, identity: /trainer worker: (\S+),/.exec(worker.output())![1] };
+}
+
+/** DRYDOCK_BUILD_ID for a spawned worker: the caller's, else this process's checkout build. */
+function sameBuild(): NodeJS.ProcessEnv {
+  if (process.env.DRYDOCK_BUILD_ID) return {};
+  const id = buildIdOfThisProcess();
+  return id ? { DRYDOCK_BUILD_ID: id } : {};
 }
 
 function withoutTestContext(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { mulberry32 } from '../../activities/training/random.ts';
 import { simulatedModelSha256 } from '../../gpu-agent/inference/simulated.ts';
 import { AgentClient } from '../../activities/agentClient.ts';
@@ -98,6 +98,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     report.violations.push(v);
     log(`VIOLATION seed ${o.seed} at ${v.atSeconds} s: ${invariant}: ${detail}`);
   };
+  const TERMINAL_PHASES = new Set(['succeeded', 'rolled-back', 'aborted', 'failed']);
   const count = (m: Record<string, number>, k: string) => (m[k] = (m[k] ?? 0) + 1);
   /** Trainer losses (kills, server restarts) since the start, for the training invariant. */
   let trainerLosses = 0;
@@ -131,7 +132,17 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
   // Workloads, each a loop that checks its own invariant when a run ends.
   const loops: Promise<void>[] = [];
-  const until = (handle: () => WorkflowHandle) => retry(() => handle().result());
+  /** A workflow's result; one that failed has ended (its failure is thrown), only reaching the server is retried. */
+  const until = async (handle: () => WorkflowHandle): Promise<unknown> => {
+    for (;;) {
+      try {
+        return await handle().result();
+      } catch (err) {
+        if (err instanceof WorkflowFailedError || stopped) throw err;
+        await sleep(500); // the server may be restarting
+      }
+    }
+  };
   loops.push((async () => {
     let i = 0;
     while (storming) {
@@ -139,12 +150,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       const id = `r${i++}`;
       const wid = rollingUpdateWorkflowId(POOL, id);
       await retry(() => client().workflow.start('rollingUpdate', { taskQueue: stack.taskQueue, workflowId: wid, args: [{ pool: POOL, target: { model: { uri: model, sha256: simulatedModelSha256(model) } }, maxUnavailable: 1, analysis: { intervalSeconds: 0 } }] }).catch((e: Error) => { if (!/already started/i.test(e.message)) throw e; }));
-      await until(() => client().workflow.getHandle(wid)).catch(() => undefined);
+      const failed = await until(() => client().workflow.getHandle(wid)).then(() => undefined, (e: Error) => e);
       const s = await retry(() => client().workflow.getHandle(wid).query<RolloutStatus>('status'));
       if (s.maxDisrupted > 1) violate('budget', `rollout ${id} had ${s.maxDisrupted} nodes out at once, above its maxUnavailable 1`);
       if (s.phase === 'succeeded') desiredModel = model;
       report.completed.rollouts++;
-      log(`[${at().toFixed(0)} s] rollout ${id} to ${model} ended ${s.phase}${s.reason ? ` (${s.reason})` : ''}`);
+      const why = s.reason ?? (failed instanceof WorkflowFailedError ? failed.cause?.message : failed?.message);
+      log(`[${at().toFixed(0)} s] rollout ${id} to ${model} ended ${failed && !TERMINAL_PHASES.has(s.phase) ? `failed in ${s.phase}` : s.phase}${why ? ` (${why})` : ''}`);
     }
   })());
   loops.push((async () => {
@@ -283,20 +295,44 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     await stack.sim.fault(n.id, { kind: 'revive' }).catch(() => {});
     await stack.sim.fault(n.id, { kind: 'recover' }).catch(() => {});
   }
+  /** What each workflow still running (but the pool) waits on: its pending activities and the last failure of each. */
+  const stillRunning = async (): Promise<string> => {
+    const out: string[] = [];
+    for await (const w of client().workflow.list({ query: 'ExecutionStatus = "Running"' })) {
+      if (w.type === 'fleetPool') continue;
+      const d = await client().workflow.getHandle(w.workflowId).describe();
+      const pending = (d.raw.pendingActivities ?? []).map((p) => `${p.activityType?.name} attempt ${p.attempt ?? 1}${p.lastFailure?.message ? ` (${p.lastFailure.message.slice(0, 200)})` : ''}`);
+      out.push(`${w.workflowId} (${w.type}): ${pending.join('; ') || 'no activity pending'}`);
+    }
+    return out.join(' | ') || 'none found';
+  };
   const tCalm = Date.now();
   log(`[${at().toFixed(0)} s] storm over: faults cleared; waiting for the workloads to end and the pool to converge`);
+  // The operator's one decision: a breaker the storm latched is resumed as soon as the storm is
+  // over, while the workloads still wait on it (a rollout does not walk a pool whose breaker is open).
+  let calm = true;
+  const operator = (async () => {
+    while (calm) {
+      try {
+        const s = await poolHandle().query<PoolStatus>('status');
+        if (s.breaker.open || s.phase === 'paused') {
+          log(`[${at().toFixed(0)} s] operator: resumeRemediation (${s.phaseReason ?? s.breaker.reason ?? s.phase})`);
+          await poolHandle().executeUpdate('resumeRemediation', { args: [] });
+        }
+      } catch {
+        /* the server may be restarting; ask again */
+      }
+      await sleep(1000);
+    }
+  })();
   const deadline = tCalm + (o.convergeSeconds ?? 240) * 1000;
   const timeout = sleep(Math.max(0, deadline - Date.now())).then(() => 'timeout' as const);
   const ended = await Promise.race([Promise.all(loops).then(() => 'ended' as const), timeout]);
-  if (ended === 'timeout') violate('every workflow ends', `rollouts, backups or training jobs still running ${o.convergeSeconds ?? 240} s after the storm`);
+  if (ended === 'timeout') violate('every workflow ends', `rollouts, backups or training jobs still running ${o.convergeSeconds ?? 240} s after the storm: ${await stillRunning().catch((e: Error) => e.message)}`);
   let converged: number | null = null;
   while (Date.now() < deadline) {
     try {
       const s = await poolHandle().query<PoolStatus>('status');
-      if (s.breaker.open || s.phase === 'paused') {
-        log(`[${at().toFixed(0)} s] operator: resumeRemediation (${s.phaseReason ?? s.breaker.reason ?? s.phase})`);
-        await poolHandle().executeUpdate('resumeRemediation', { args: [] });
-      }
       const agents = await Promise.all(
         liveNodes(stack.sim, POOL).map(async (n) => (n.agentUrl ? new AgentClient(n.agentUrl, stack.token, 2000).health().catch(() => undefined) : undefined)),
       );
@@ -310,6 +346,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     }
     await sleep(1000);
   }
+  calm = false;
+  await operator;
   report.convergedAfterSeconds[POOL] = converged;
   if (converged === null) {
     const s = await poolHandle().query<PoolStatus>('status').catch(() => undefined);

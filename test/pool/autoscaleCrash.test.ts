@@ -154,7 +154,7 @@ describe('autoscaling a serving pool through worker SIGKILLs (scheduled window, 
       const down = events(s, /^autoscaler scheduled: down 3 → 1: /, closes);
       assert.equal(down.length, 1, 'one decision, after the window closed');
       const gone = events(s, /^scaled down \(drain /, closes).map((e) => e.nodeId);
-      assert.equal(gone.length, 2, 'both drained, then terminated');
+      assert.equal(gone.length, 2, `both drained, then terminated: ${JSON.stringify(s.events.filter((e) => Date.parse(e.at) >= closes).map((e) => `${e.at} ${e.nodeId ?? ''} ${e.message}`), null, 1)}`);
       for (const id of gone) assert.equal((await h.fleet.provider.describe(id!))?.state, 'terminated');
       assert.ok((await activityAttempts(h.pool)).drainNode >= 2, 'the crash hit a drainNode, which ran again');
       assert.equal(s.desired, 1);

@@ -1,3 +1,4 @@
+import { sleep } from '@temporalio/workflow';
 import type { RolloutNode } from './api.ts';
 import { Prefetcher } from './prefetch.ts';
 import { batchSize, estimateSteps, unavailableLimit } from './plan.ts';
@@ -9,6 +10,9 @@ export type Outcome = { outcome: 'succeeded' } | { outcome: 'rolled-back' | 'abo
 
 /** Membership refreshes at the end catch nodes that joined (e.g. replacements) while the rollout ran. */
 const MAX_REFRESHES = 3;
+/** How often, and how long at most, the end of a rollout waits for nodes still joining the pool. */
+const JOIN_POLL_SECONDS = 5;
+const MAX_JOIN_WAIT_SECONDS = 15 * 60;
 
 /**
  * Rolling strategy: explicit steps (batches and pauses), then batches of maxUnavailable until every
@@ -33,6 +37,7 @@ async function rollingSteps(rt: Rollout): Promise<Outcome> {
   const pending = () => st.nodes.filter((n) => n.state === 'pending');
   let stepIndex = 0;
   let refreshes = 0;
+  let joinWaited = 0;
   st.steps = estimateSteps(cfg.steps, total(), st.maxUnavailable);
   st.phase = 'progressing';
   rt.publish();
@@ -41,8 +46,13 @@ async function rollingSteps(rt: Rollout): Promise<Outcome> {
     if (rt.aborting) return rollBack(rt, 'aborted', rt.controls.abort ?? 'aborted');
     const step = cfg.steps[stepIndex];
     if (!step && pending().length === 0) {
-      if (refreshes >= MAX_REFRESHES || !(await refreshMembers(rt))) break;
-      refreshes++;
+      if (refreshes >= MAX_REFRESHES) break;
+      const refreshed = await refreshMembers(rt, joinWaited === 0);
+      if (refreshed === 'added') refreshes++;
+      else if (refreshed === 'joining' && joinWaited < MAX_JOIN_WAIT_SECONDS) {
+        await sleep(JOIN_POLL_SECONDS * 1000);
+        joinWaited += JOIN_POLL_SECONDS;
+      } else break;
       continue;
     }
     st.step = stepIndex;
@@ -128,8 +138,12 @@ async function rollBack(rt: Rollout, outcome: 'rolled-back' | 'aborted', reason:
   return { outcome, reason };
 }
 
-/** Adds members that joined since the plan and do not serve the target; true when any were added. */
-async function refreshMembers(rt: Rollout): Promise<boolean> {
+/**
+ * Adds members that joined since the plan and do not serve the target (`added`). Otherwise
+ * `joining` when nodes are still on their way in (a replacement, a scale-up) and the pool does not
+ * hold a desired model that would give them the target by itself: the rollout waits for them.
+ */
+async function refreshMembers(rt: Rollout, firstWait: boolean): Promise<'added' | 'joining' | 'none'> {
   const { cfg, st } = rt;
   const m = await rt.acts.rollout.listRolloutMembers.executeWithOptions({ summary: `list pool ${cfg.pool} again` }, [{ pool: cfg.pool }]);
   const known = new Set(st.nodes.map((n) => n.id));
@@ -138,6 +152,9 @@ async function refreshMembers(rt: Rollout): Promise<boolean> {
   if (fresh.length) {
     st.maxUnavailable = unavailableLimit(rt.maxUnavailable, st.nodes.length);
     rt.event(`${fresh.length} node(s) joined the pool during the rollout and will be updated too: ${fresh.map((n) => n.id).join(', ')}`);
+    return 'added';
   }
-  return fresh.length > 0;
+  if (!m.joining || st.poolServing) return 'none';
+  if (firstWait) rt.event(`waiting for ${m.joining} node(s) joining the pool (replacements, scale-ups) to update them too (at most ${MAX_JOIN_WAIT_SECONDS / 60} minutes)`);
+  return 'joining';
 }
