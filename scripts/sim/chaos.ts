@@ -112,7 +112,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   await client().workflow.start('fleetPool', {
     taskQueue: stack.taskQueue,
     workflowId: fleetPoolWorkflowId(POOL),
-    args: [{ name: POOL, minNodes: nodes, maxNodes: nodes, health: { probeIntervalSeconds: 1, unhealthyAfter: 2, unreachableAfterSeconds: 5, drainTimeoutSeconds: 5 }, disruption: { maxUnavailable: MAX_UNAVAILABLE, breaker: { maxUnhealthyFraction: 0.5, windowSeconds: 30 } } }],
+    args: [{ name: POOL, minNodes: nodes, maxNodes: nodes, health: { probeIntervalSeconds: 1, unhealthyAfter: 2, unreachableAfterSeconds: 5, drainTimeoutSeconds: 5 }, disruption: { maxUnavailable: MAX_UNAVAILABLE, breaker: { maxUnhealthyFraction: 0.5, windowSeconds: 30 } },
+      // A serving pool: an agent that restarts (crash, reboot) comes back on its start-up model and
+      // the pool converges it to the desired one, which each rollout moves.
+      serving: { model: { uri: MODELS[0], sha256: simulatedModelSha256(MODELS[0]) } } }],
   });
   const retry = async <T>(f: () => Promise<T>): Promise<T> => {
     for (;;) {
@@ -155,6 +158,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       if (s.maxDisrupted > 1) violate('budget', `rollout ${id} had ${s.maxDisrupted} nodes out at once, above its maxUnavailable 1`);
       if (s.phase === 'succeeded') desiredModel = model;
       report.completed.rollouts++;
+      if (failed) await sleep(2000); // a rollout refused at once (an agent down) is retried, not spun on
       const why = s.reason ?? (failed instanceof WorkflowFailedError ? failed.cause?.message : failed?.message);
       log(`[${at().toFixed(0)} s] rollout ${id} to ${model} ended ${failed && !TERMINAL_PHASES.has(s.phase) ? `failed in ${s.phase}` : s.phase}${why ? ` (${why})` : ''}`);
     }
