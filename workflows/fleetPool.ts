@@ -59,6 +59,8 @@ export type { PoolStatus } from './pool/api.ts';
 export const PHASE_MEMO_PATCH = 'pool-phase-memo';
 /** patched() id: quarantined members (out of service without a lease) count toward the disruption budget. */
 export const QUARANTINE_COUNTS_PATCH = 'quarantine-counts';
+/** patched() id: a member cordoned with nothing of the pool holding it is uncordoned (pool/strays.ts). */
+export const UNCORDON_STRAYS_PATCH = 'uncordon-strays';
 
 // fleetPool never finishes (it lives as long as its pool), so pinning would keep every old build
 // alive forever: it auto-upgrades to the current build at its next workflow task, and every change
@@ -100,6 +102,7 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
   // Health events (watch, quarantine, ladder, outage rules): on for new runs, off when replaying older histories.
   run.health = patched('health-events');
   run.quarantineCounts = patched(QUARANTINE_COUNTS_PATCH);
+  run.uncordonStrays = patched(UNCORDON_STRAYS_PATCH);
   let watch: PoolWatch | undefined;
 
   // ---- updates and the status query (handlers.ts, validators.ts) ----------------------------
@@ -179,6 +182,7 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
     // 1b. Health events: a pool upgraded mid-run switches on here; the watch runs beside the loop.
     run.health ||= patched('health-events');
     run.quarantineCounts ||= patched(QUARANTINE_COUNTS_PATCH);
+    run.uncordonStrays ||= patched(UNCORDON_STRAYS_PATCH);
     if (run.health && ctx.cfg.health.watch && !watch && !run.stopping) watch = startWatch(ctx);
     // 2. Each probe interval: probe every agent, then reconcile membership with the provider.
     const due = !s.lastProbe || ctx.now() >= s.lastProbe.at + ctx.cfg.health.probeIntervalSeconds * 1000;

@@ -35,6 +35,8 @@ export interface ProbePoolResult {
   /** When asked (input.load): the accepting nodes' slots, queue and request latency, and the least-loaded accepting nodes. */
   load?: PoolLoad;
   leastLoaded?: { id: string; inFlight: number }[];
+  /** Reachable nodes whose agent is cordoned, draining or drained (at most 64); absent when none. */
+  cordoned?: string[];
   /** With desiredSha256: reachable nodes whose agent serves another model than desired, and what (null: none). */
   drift?: { id: string; model: { uri: string; sha256: string } | null }[];
 }
@@ -53,6 +55,7 @@ export { DEAD_AT_PROVIDER };
 
 const MAX_REASONS = 3;
 const MAX_IDLE = 16;
+const MAX_CORDONED = 64;
 
 /** Runs `fn` over `items` with at most `limit` in flight. */
 async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>, onBatch: () => void): Promise<R[]> {
@@ -139,6 +142,7 @@ export function createProbeActivities({ pools }: { pools: PoolRegistry }) {
       let utilSum = 0;
       let utilCount = 0;
       const idle: string[] = [];
+      const cordoned: string[] = [];
       const drift: NonNullable<ProbePoolResult['drift']> = [];
       nodes.forEach((n, i) => {
         const o = observed[i];
@@ -150,6 +154,7 @@ export function createProbeActivities({ pools }: { pools: PoolRegistry }) {
           utilCount++;
         }
         if (o.idle && idle.length < MAX_IDLE) idle.push(n.id);
+        if (o.accepting === false && cordoned.length < MAX_CORDONED) cordoned.push(n.id);
       });
       const measured = input.load
         ? poolLoad(nodes.map((n, i) => ({ id: n.id, load: observed[i].load })), histograms.get(key) ?? histograms.set(key, new Map()).get(key)!, input.load.latency)
@@ -171,6 +176,7 @@ export function createProbeActivities({ pools }: { pools: PoolRegistry }) {
         tookMs: Date.now() - started,
         ...(measured ? { load: measured.load, leastLoaded: measured.leastLoaded } : {}),
         ...(input.desiredSha256 ? { drift } : {}),
+        ...(cordoned.length ? { cordoned } : {}),
       };
     },
 

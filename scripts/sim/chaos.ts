@@ -240,7 +240,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
           } catch {
             return;
           }
-          const owned = !member || member.phase !== 'active' || held.has(n.id);
+          // The pool holds a quarantined member cordoned on purpose (until it recovers or is remediated).
+          const owned = !member || member.phase !== 'active' || member.quarantinedAt !== undefined || held.has(n.id);
           if (!cordoned || owned) return void cordonedSince.delete(n.id);
           if (!cordonedSince.has(n.id)) cordonedSince.set(n.id, Date.now());
           else if (Date.now() - cordonedSince.get(n.id)! > grace) violate('no node left cordoned', `${n.id} cordoned ${Math.round((Date.now() - cordonedSince.get(n.id)!) / 1000)} s while the pool holds it active and no lease names it`);

@@ -7,7 +7,7 @@ import { reconcile } from '../../workflows/pool/membership.ts';
 import { applyProbe, probeFailed, probeInput } from '../../workflows/pool/probe.ts';
 import { remediate } from '../../workflows/pool/remediation.ts';
 import { size } from '../../workflows/pool/sizing.ts';
-import { unitPool } from './unitPool.ts';
+import { START, unitPool } from './unitPool.ts';
 
 /** The steps of the pool's loop (probe, reconcile, remediate, size) on plain state, without a server. */
 
@@ -64,6 +64,36 @@ describe('probe', () => {
     probeFailed(p.ctx, at, new Error('agent list timed out'));
     assert.deepEqual(p.ctx.state.lastProbe, { at, probed: 0, tookMs: 250, full: false });
     assert.deepEqual(p.events(), ['probe failed: agent list timed out']);
+  });
+});
+
+describe('stray cordons', () => {
+  it('a member cordoned at the agent with nothing of the pool holding it is uncordoned after two probes; held ones never', () => {
+    const p = unitPool({ nodes: ['stray', { id: 'quar', quarantinedAt: START }, { id: 'op', phase: 'cordoned' }, 'leased', 'sick', 'busy'] });
+    p.ctx.run.uncordonStrays = true;
+    const s = p.ctx.state;
+    s.nodes.sick.health = s.view.sick = 'unhealthy';
+    s.budget = budget.grant(budget.request(s.budget, { holder: 'rollout/r1/leased', kind: 'external', nodeId: 'leased', requestedAt: START }), 2, START).budget;
+    p.ctx.run.tasks.set('uncordon/busy', Promise.resolve());
+    const all = answer([], { cordoned: ['stray', 'quar', 'op', 'leased', 'sick', 'busy', 'gone'] });
+    applyProbe(p.ctx, p.ctx.now(), all);
+    assert.deepEqual(p.work, [], 'one probe is not enough: an uncordon may be on its way');
+    applyProbe(p.ctx, p.ctx.now(), all);
+    assert.deepEqual(p.work, [{ kind: 'uncordon', nodeId: 'stray' }], 'only the stray: quarantined, operator-cordoned, leased, sick and busy nodes are held');
+    assert.match(p.events().at(-1)!, /cordoned at the agent with nothing of the pool holding it \(2 probes\): uncordoned/);
+    // A probe that no longer sees it cordoned starts the count again.
+    const q = unitPool({ nodes: ['n1'] });
+    q.ctx.run.uncordonStrays = true;
+    applyProbe(q.ctx, q.ctx.now(), answer([], { cordoned: ['n1'] }));
+    applyProbe(q.ctx, q.ctx.now(), answer([]));
+    applyProbe(q.ctx, q.ctx.now(), answer([], { cordoned: ['n1'] }));
+    assert.deepEqual(q.work, []);
+  });
+
+  it('pools replaying a history from before the patch do nothing about them', () => {
+    const p = unitPool({ nodes: ['stray'] });
+    for (let i = 0; i < 3; i++) applyProbe(p.ctx, p.ctx.now(), answer([], { cordoned: ['stray'] }));
+    assert.deepEqual(p.work, []);
   });
 });
 

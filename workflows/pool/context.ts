@@ -18,6 +18,10 @@ export interface PoolRun {
   health?: boolean;
   /** patched('quarantine-counts'): quarantined members count toward the disruption budget. */
   quarantineCounts?: boolean;
+  /** patched('uncordon-strays'): a member cordoned with nothing of the pool holding it is uncordoned (strays.ts). */
+  uncordonStrays?: boolean;
+  /** Stray cordons seen by consecutive probes, by node. */
+  strays?: Map<string, number>;
 }
 
 /**

@@ -5,6 +5,7 @@ import { autoscale, loadWanted } from './autoscale/index.ts';
 import { recordBad } from './breaker.ts';
 import { members, type PoolContext } from './context.ts';
 import { applyServingProbe, servingProbeInput } from './serving.ts';
+import { uncordonStrays } from './strays.ts';
 
 /** Health from probes: what the probe activity is asked, and what its answer does to members, the breaker and the autoscaler. */
 
@@ -51,6 +52,7 @@ export function applyProbe(ctx: PoolContext, at: number, r: ProbePoolResult): vo
     }
   }
   applyServingProbe(ctx, r);
+  if (ctx.run.uncordonStrays) uncordonStrays(ctx, r.cordoned ?? []);
   if (r.leastLoaded) s.loads = Object.fromEntries(r.leastLoaded.map((l) => [l.id, l.inFlight]));
   else delete s.loads;
   autoscale(ctx, r, t);
