@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Client } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { simulatedModelSha256 } from '../../gpu-agent/inference/simulated.ts';
 import { DRYDOCK_TRAIN_LOSS } from '../../workflows/trainingJob.ts';
@@ -30,6 +30,13 @@ export class SimStack {
   trainers: (TrainerProcess | undefined)[] = [];
   private closeSim?: () => Promise<void>;
   private server!: { port: number; dbFilename: string };
+  /**
+   * The harness's own client, kept across server restarts (same port: gRPC reconnects). The dev
+   * environment's client is closed with its server, and a call of it still retrying then throws
+   * from a timer ("Channel has been shut down"), which ended a chaos soak at its first restart.
+   */
+  private connection?: Connection;
+  private ownClient?: Client;
 
   constructor(readonly fleet: FleetConfig, readonly work: string, readonly taskQueue = 'drydock-sim') {
     this.sim = new FleetSimulator({
@@ -52,7 +59,8 @@ export class SimStack {
     return `${this.taskQueue}-trainers`;
   }
   get client(): Client {
-    return this.env.client;
+    if (!this.ownClient) throw new Error('the stack is not started');
+    return this.ownClient;
   }
 
   async start(): Promise<void> {
@@ -61,6 +69,8 @@ export class SimStack {
     this.server = { port: await freePort(), dbFilename: join(this.work, 'temporal.db') };
     const [env, served] = await Promise.all([startDevServer({ ...this.server, extraSearchAttributes: [DRYDOCK_TRAIN_LOSS] }), this.sim.serve(0), workflowBundle()]);
     this.env = env;
+    this.connection = await Connection.connect({ address: `127.0.0.1:${this.server.port}` });
+    this.ownClient = new Client({ connection: this.connection, namespace: 'default' });
     this.closeSim = () => new Promise((r) => served.server.close(() => r()));
     this.simClient = new SimClient(served.url, this.token);
     for (const p of this.fleet.pools) {
@@ -113,6 +123,7 @@ export class SimStack {
     for (const t of this.trainers) await t?.kill('SIGKILL');
     await this.sim.close();
     await this.closeSim?.();
+    await this.connection?.close().catch(() => {});
     await this.env?.teardown().catch(() => {});
   }
 }
