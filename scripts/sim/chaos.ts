@@ -57,6 +57,8 @@ export interface ChaosReport {
 }
 
 const POOL = 'chaos';
+/** Trainer processes, and workers per training job (one shard each per round). */
+const TRAINERS = 2;
 const MODELS = ['/models/base.gguf', '/models/next-a.gguf', '/models/next-b.gguf'];
 const MAX_UNAVAILABLE = 1;
 
@@ -82,7 +84,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     racksPerZone: 2,
     bootSeconds: 1,
     inference: { initialModel: MODELS[0], swapSeconds: 0.5, drainSeconds: 0.3, generationMs: 30, failModels: [] },
-    trainers: 2,
+    trainers: TRAINERS,
     data: { files: 12, kib: 256 },
   };
   const stack = new SimStack(fleet, o.work, 'drydock-chaos');
@@ -191,7 +193,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       const name = `chaos-${i++}`;
       const wid = trainingJobWorkflowId(name);
       const lossesBefore = trainerLosses;
-      await retry(() => client().workflow.start('trainingJob', { taskQueue: stack.taskQueue, workflowId: wid, args: [{ name, workers: 2, rounds: 3, innerSteps: 20, batchSize: 32, evalEvery: 3, heartbeatTimeoutSeconds: 3, checkpoint: { uri: `file://${o.work}/checkpoints` }, trainerQueue: stack.trainerQueue }] }).catch((e: Error) => { if (!/already started/i.test(e.message)) throw e; }));
+      await retry(() => client().workflow.start('trainingJob', { taskQueue: stack.taskQueue, workflowId: wid, args: [{ name, workers: TRAINERS, rounds: 3, innerSteps: 20, batchSize: 32, evalEvery: 3, heartbeatTimeoutSeconds: 3, checkpoint: { uri: `file://${o.work}/checkpoints` }, trainerQueue: stack.trainerQueue }] }).catch((e: Error) => { if (!/already started/i.test(e.message)) throw e; }));
       const r = (await until(() => client().workflow.getHandle(wid)).catch((e: Error) => e)) as TrainingJobResult | Error;
       if (r instanceof Error) {
         violate('training loses at most one round per lost trainer', `job ${name} failed: ${r.message}`);
@@ -240,8 +242,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
           } catch {
             return;
           }
-          // The pool holds a quarantined member cordoned on purpose (until it recovers or is remediated).
-          const owned = !member || member.phase !== 'active' || member.quarantinedAt !== undefined || held.has(n.id);
+          // The pool holds a quarantined or sick member cordoned on purpose (until it recovers or is
+          // remediated); a healthy one it holds active is uncordoned by the pool (pool/strays.ts).
+          const sick = member !== undefined && member.health !== 'healthy' && member.health !== 'degraded';
+          const owned = !member || member.phase !== 'active' || member.quarantinedAt !== undefined || sick || held.has(n.id);
           if (!cordoned || owned) return void cordonedSince.delete(n.id);
           if (!cordonedSince.has(n.id)) cordonedSince.set(n.id, Date.now());
           else if (Date.now() - cordonedSince.get(n.id)! > grace) violate('no node left cordoned', `${n.id} cordoned ${Math.round((Date.now() - cordonedSince.get(n.id)!) / 1000)} s while the pool holds it active and no lease names it`);
@@ -287,7 +291,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         trainerLosses++;
         await stack.killTrainer(Math.floor(rand() * 2), true);
       } else {
-        trainerLosses++;
+        // A server restart can cost every trainer its in-flight shard: one round of the job's TRAINERS shards.
+        trainerLosses += TRAINERS;
         await stack.restartTemporal(1 + Math.floor(rand() * 3));
       }
     }
