@@ -370,7 +370,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   // Histories: no workflow task failure anywhere; no replaceNode or rollout left running.
   for await (const w of client().workflow.list()) {
     const facts = await historyFacts(client(), w.workflowId, w.runId);
-    if (facts.workflowTaskFailures) violate('no workflow task failure', `${w.workflowId} (${w.type}) has ${facts.workflowTaskFailures}`);
+    if (facts.workflowTaskFailures) violate('no workflow task failure', `${w.workflowId} (${w.type}) has ${facts.workflowTaskFailures}; the first: ${facts.firstTaskFailure}`);
     if ((w.type === 'replaceNode' || w.type === 'rollingUpdate') && w.status.name === 'RUNNING') violate('every replaceNode and rollout ends', `${w.workflowId} still running`);
     if (w.type === 'replaceNode' && w.status.name === 'COMPLETED') report.completed.replacements++;
   }

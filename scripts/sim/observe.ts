@@ -85,13 +85,22 @@ export async function valueOf(o: Observer, c: Condition): Promise<unknown> {
 }
 
 /** Facts from a workflow's history (its current run): workflow task failures, and activity attempts past the first by type. */
-export async function historyFacts(client: Client, workflowId: string, runId?: string): Promise<{ workflowTaskFailures: number; retried: Record<string, number>; events: number }> {
+export async function historyFacts(
+  client: Client,
+  workflowId: string,
+  runId?: string,
+): Promise<{ workflowTaskFailures: number; firstTaskFailure?: string; retried: Record<string, number>; events: number }> {
   const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
   const types = new Map<string, string>();
   const retried: Record<string, number> = {};
   let workflowTaskFailures = 0;
+  let firstTaskFailure: string | undefined;
   for (const e of history.events ?? []) {
-    if (e.workflowTaskFailedEventAttributes) workflowTaskFailures++;
+    const failed = e.workflowTaskFailedEventAttributes;
+    if (failed) {
+      workflowTaskFailures++;
+      firstTaskFailure ??= `event ${e.eventId}: ${failed.failure?.message ?? 'no message'}`.slice(0, 600);
+    }
     const s = e.activityTaskScheduledEventAttributes;
     if (s) types.set(String(e.eventId), s.activityType?.name ?? '?');
     const st = e.activityTaskStartedEventAttributes;
@@ -100,5 +109,5 @@ export async function historyFacts(client: Client, workflowId: string, runId?: s
       retried[type] = (retried[type] ?? 0) + 1;
     }
   }
-  return { workflowTaskFailures, retried, events: history.events?.length ?? 0 };
+  return { workflowTaskFailures, ...(firstTaskFailure ? { firstTaskFailure } : {}), retried, events: history.events?.length ?? 0 };
 }
