@@ -15,6 +15,7 @@ import { AgentClient } from '../../activities/agentClient.ts';
 import { backupWorkflowId, fleetPoolWorkflowId, restoreWorkflowId, rollingUpdateWorkflowId, trainingJobWorkflowId } from '../../workflows/common/ids.ts';
 import type { PoolStatus } from '../../workflows/pool/api.ts';
 import type { RolloutStatus } from '../../workflows/rollout/api.ts';
+import { TERMINAL } from '../../workflows/rollout/state.ts';
 import type { BackupResult } from '../../workflows/backup.ts';
 import type { TrainingJobResult } from '../../workflows/trainingJob.ts';
 import { historyFacts, liveNodes } from './observe.ts';
@@ -100,7 +101,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     report.violations.push(v);
     log(`VIOLATION seed ${o.seed} at ${v.atSeconds} s: ${invariant}: ${detail}`);
   };
-  const TERMINAL_PHASES = new Set(['succeeded', 'rolled-back', 'aborted', 'failed']);
   const count = (m: Record<string, number>, k: string) => (m[k] = (m[k] ?? 0) + 1);
   /** Trainer losses (kills, server restarts) since the start, for the training invariant. */
   let trainerLosses = 0;
@@ -119,12 +119,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       // the pool converges it to the desired one, which each rollout moves.
       serving: { model: { uri: MODELS[0], sha256: simulatedModelSha256(MODELS[0]) } } }],
   });
-  const retry = async <T>(f: () => Promise<T>): Promise<T> => {
+  /** Retries `f` while the server may be restarting; an error `final` accepts is the answer and is thrown. */
+  const retry = async <T>(f: () => Promise<T>, final: (err: unknown) => boolean = () => false): Promise<T> => {
     for (;;) {
       try {
         return await f();
       } catch (err) {
-        if (stopped) throw err;
+        if (stopped || final(err)) throw err;
         await sleep(500); // the server may be restarting
       }
     }
@@ -138,16 +139,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   // Workloads, each a loop that checks its own invariant when a run ends.
   const loops: Promise<void>[] = [];
   /** A workflow's result; one that failed has ended (its failure is thrown), only reaching the server is retried. */
-  const until = async (handle: () => WorkflowHandle): Promise<unknown> => {
-    for (;;) {
-      try {
-        return await handle().result();
-      } catch (err) {
-        if (err instanceof WorkflowFailedError || stopped) throw err;
-        await sleep(500); // the server may be restarting
-      }
-    }
-  };
+  const until = (handle: () => WorkflowHandle): Promise<unknown> => retry(() => handle().result(), (err) => err instanceof WorkflowFailedError);
   loops.push((async () => {
     let i = 0;
     while (storming) {
@@ -162,7 +154,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       report.completed.rollouts++;
       if (failed) await sleep(2000); // a rollout refused at once (an agent down) is retried, not spun on
       const why = s.reason ?? (failed instanceof WorkflowFailedError ? failed.cause?.message : failed?.message);
-      log(`[${at().toFixed(0)} s] rollout ${id} to ${model} ended ${failed && !TERMINAL_PHASES.has(s.phase) ? `failed in ${s.phase}` : s.phase}${why ? ` (${why})` : ''}`);
+      log(`[${at().toFixed(0)} s] rollout ${id} to ${model} ended ${failed && !TERMINAL.includes(s.phase) ? `failed in ${s.phase}` : s.phase}${why ? ` (${why})` : ''}`);
     }
   })());
   loops.push((async () => {
@@ -289,7 +281,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       if (what === 'control') await stack.killControl(true);
       else if (what === 'trainer') {
         trainerLosses++;
-        await stack.killTrainer(Math.floor(rand() * 2), true);
+        await stack.killTrainer(Math.floor(rand() * TRAINERS), true);
       } else {
         // A server restart can cost every trainer its in-flight shard: one round of the job's TRAINERS shards.
         trainerLosses += TRAINERS;
