@@ -36,6 +36,7 @@ import {
   uncordonNodeUpdate,
   type PoolPhase,
 } from './pool/api.ts';
+import { advanceClock, HISTORY_CLOCK_PATCH, startClock, wakeAt } from './pool/clock.ts';
 import { freshRun, members, poolPhase, type PoolContext } from './pool/context.ts';
 import { expireLeases, grantPass } from './pool/disruption.ts';
 import * as handle from './pool/handlers.ts';
@@ -92,7 +93,8 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
     cfg,
     run: freshRun(),
     work: poolWork(),
-    now: () => Date.now(),
+    // The history clock (pool/clock.ts) once patched; the task's time in runs recorded before it.
+    now: () => (ctx.run.historyClock && s.clock !== undefined ? s.clock : Date.now()),
     event(message, nodeId) {
       pushEvent(s, Date.now(), message, nodeId);
       log.info(`pool ${pool}: ${nodeId ? `${nodeId}: ` : ''}${message}`);
@@ -103,6 +105,8 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
   run.health = patched('health-events');
   run.quarantineCounts = patched(QUARANTINE_COUNTS_PATCH);
   run.uncordonStrays = patched(UNCORDON_STRAYS_PATCH);
+  run.historyClock = patched(HISTORY_CLOCK_PATCH);
+  startClock(ctx);
   let watch: PoolWatch | undefined;
 
   // ---- updates and the status query (handlers.ts, validators.ts) ----------------------------
@@ -137,6 +141,7 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
       probeFailed(ctx, at, err);
       return;
     }
+    advanceClock(ctx, r.finishedAt);
     applyProbe(ctx, at, r);
   }
 
@@ -183,6 +188,8 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
     run.health ||= patched('health-events');
     run.quarantineCounts ||= patched(QUARANTINE_COUNTS_PATCH);
     run.uncordonStrays ||= patched(UNCORDON_STRAYS_PATCH);
+    run.historyClock ||= patched(HISTORY_CLOCK_PATCH);
+    startClock(ctx);
     if (run.health && ctx.cfg.health.watch && !watch && !run.stopping) watch = startWatch(ctx);
     // 2. Each probe interval: probe every agent, then reconcile membership with the provider.
     const due = !s.lastProbe || ctx.now() >= s.lastProbe.at + ctx.cfg.health.probeIntervalSeconds * 1000;
@@ -213,7 +220,12 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
       await continueAsNew<typeof fleetPool>(s.spec, s);
     }
     // 5. Sleep until the next probe is due, or until a handler or a finished task changed something.
-    const wait = s.lastProbe ? s.lastProbe.at + ctx.cfg.health.probeIntervalSeconds * 1000 - ctx.now() : 0;
-    if (wait > 0) await condition(() => run.dirty || (run.stopping && run.tasks.size === 0), wait);
+    //    On the history clock the probe's timer is started once per deadline and moves the clock.
+    const deadline = s.lastProbe ? s.lastProbe.at + ctx.cfg.health.probeIntervalSeconds * 1000 : ctx.now();
+    const wait = deadline - ctx.now();
+    if (run.historyClock) {
+      wakeAt(ctx, deadline);
+      if (wait > 0) await condition(() => run.dirty || (run.stopping && run.tasks.size === 0));
+    } else if (wait > 0) await condition(() => run.dirty || (run.stopping && run.tasks.size === 0), wait);
   }
 }

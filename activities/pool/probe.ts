@@ -32,6 +32,8 @@ export interface ProbePoolResult {
   idle: string[];
   probed: number;
   tookMs: number;
+  /** When the probe finished (ms since the epoch, the worker's clock): moves the pool's history clock (workflows/pool/clock.ts). */
+  finishedAt?: number;
   /** When asked (input.load): the accepting nodes' slots, queue and request latency, and the least-loaded accepting nodes. */
   load?: PoolLoad;
   leastLoaded?: { id: string; inFlight: number }[];
@@ -174,6 +176,7 @@ export function createProbeActivities({ pools }: { pools: PoolRegistry }) {
         idle,
         probed: nodes.length,
         tookMs: Date.now() - started,
+        finishedAt: Date.now(),
         ...(measured ? { load: measured.load, leastLoaded: measured.leastLoaded } : {}),
         ...(input.desiredSha256 ? { drift } : {}),
         ...(cordoned.length ? { cordoned } : {}),

@@ -22,6 +22,10 @@ export interface PoolRun {
   uncordonStrays?: boolean;
   /** Stray cordons seen by consecutive probes, by node. */
   strays?: Map<string, number>;
+  /** patched('history-clock'): decisions read state.clock (clock.ts), and the probe is due when its timer fired. */
+  historyClock?: boolean;
+  /** Deadlines (history clock) a timer is pending for (clock.ts wakeAt). */
+  timers?: Set<number>;
 }
 
 /**

@@ -40,6 +40,8 @@ export interface PoolState {
   servingHold?: { holder: string; since: number };
   /** Members whose drift was already reported (one event per drift). */
   reportedDrift?: string[];
+  /** The history clock (clock.ts): ms since the epoch; absent in states from older runs. */
+  clock?: number;
 }
 
 export const MAX_EVENTS = 50;

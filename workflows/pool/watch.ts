@@ -3,6 +3,7 @@ import type { PoolActivities } from '../../activities/pool/index.ts';
 import { failureMessage } from '../common/failure.ts';
 import { HEALTH_CHANGES_SIGNAL, WATCH_DEFAULTS, type HealthChanges } from '../common/health.ts';
 import { recordBad } from './breaker.ts';
+import { advanceClock } from './clock.ts';
 import type { PoolContext } from './context.ts';
 
 /**
@@ -15,6 +16,7 @@ export const healthChangesSignal = defineSignal<[HealthChanges]>(HEALTH_CHANGES_
 /** Applies a batch of changes to members (not to the probe's view, which stays the probe activity's mirror). */
 export function applyWatch(ctx: PoolContext, { changes }: HealthChanges): void {
   const { state: s } = ctx;
+  for (const c of changes) advanceClock(ctx, c.at);
   const t = ctx.now();
   for (const c of changes) {
     const n = s.nodes[c.id];
