@@ -61,6 +61,7 @@ describe('a pool queried through worker SIGKILLs and restarts (real agents, real
         // Probes go on at their interval (a nondeterministic pool stops: its tasks fail on every retry).
         const at = (await poolStatus(h.pool)).lastProbe!.at;
         await waitStatus(h.pool, (s) => s.lastProbe!.at > at, `round ${round}: the next probe`, 30_000);
+        await new Promise((r) => setTimeout(r, 8000)); // more probes: tasks for the last case to move
       }
     } finally {
       polling = false;
