@@ -58,3 +58,40 @@ export async function waitIdle(handle: WorkflowHandle, what: string, timeoutMs =
     200,
   );
 }
+
+interface HistoryJSON {
+  events: { eventTime?: string; workflowTaskStartedEventAttributes?: unknown; markerRecordedEventAttributes?: { details?: Record<string, { payloads?: { data?: string }[] }> } }[];
+}
+
+/** The patch ids a history's markers record (history in proto JSON, as the replay corpus holds it). */
+export function patchIds(history: HistoryJSON): string[] {
+  const ids = new Set<string>();
+  for (const e of history.events) {
+    for (const d of Object.values(e.markerRecordedEventAttributes?.details ?? {})) {
+      for (const p of d.payloads ?? []) {
+        const v = JSON.parse(Buffer.from(p.data ?? '', 'base64').toString()) as { id?: string };
+        if (v.id) ids.add(v.id);
+      }
+    }
+  }
+  return [...ids];
+}
+
+/**
+ * A copy of `history` (proto JSON) with every workflow task started at the run's start: the TS SDK
+ * 1.24 applies a pending task on the previous task's time when a query replays a run first, so a
+ * workflow whose commands depend on its task times fails to replay this. Returns it and how many
+ * tasks moved.
+ */
+export function withTaskTimesAtStart<H extends HistoryJSON>(history: H): { history: H; moved: number } {
+  const copy = structuredClone(history);
+  const start = copy.events[0]?.eventTime;
+  let moved = 0;
+  for (const e of copy.events) {
+    if (e.workflowTaskStartedEventAttributes && e.eventTime !== start) {
+      e.eventTime = start;
+      moved++;
+    }
+  }
+  return { history: copy, moved };
+}

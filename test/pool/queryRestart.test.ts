@@ -15,6 +15,7 @@ import { Worker } from '@temporalio/worker';
 import type { FleetPoolSpec } from '../../workflows/inputs/fleetPool.ts';
 import { workflowBundle } from '../../scripts/lib/bundle.ts';
 import { waitFor } from '../../scripts/lib/waitFor.ts';
+import { withTaskTimesAtStart } from '../helpers/history.ts';
 import { poolHarness, poolStatus, waitStatus } from './helpers.ts';
 
 const TQ = 'pool-query-restart';
@@ -79,16 +80,8 @@ describe('a pool queried through worker SIGKILLs and restarts (real agents, real
   });
 
   it('replays with every workflow task\'s time moved back to the run\'s start (what the SDK does to a query-replayed run)', async () => {
-    const json = JSON.parse(historyToJSON(history)) as { events: { eventTime?: string; workflowTaskStartedEventAttributes?: unknown }[] };
-    const start = json.events[0].eventTime;
-    let moved = 0;
-    for (const e of json.events) {
-      if (e.workflowTaskStartedEventAttributes && e.eventTime !== start) {
-        e.eventTime = start;
-        moved++;
-      }
-    }
+    const { history: timeless, moved } = withTaskTimesAtStart(JSON.parse(historyToJSON(history)) as Parameters<typeof withTaskTimesAtStart>[0]);
     assert.ok(moved > 10, `the history has workflow tasks to move (${moved})`);
-    await Worker.runReplayHistory({ workflowBundle: { codePath: await workflowBundle() } }, historyFromJSON(json), h.pool.workflowId);
+    await Worker.runReplayHistory({ workflowBundle: { codePath: await workflowBundle() } }, historyFromJSON(timeless), h.pool.workflowId);
   });
 });
