@@ -43,7 +43,8 @@ describe(`fleetPool remediation on a real local fleet of ${NODES} agents`, () =>
     if (was.breaker.open || was.phase === 'paused') await h.pool.executeUpdate(resumeRemediationUpdate);
     // At rest: and no node that went bad before (a test above) still inside the breaker's window,
     // where it would count on top of this test's faults (seen: "11 of 10 nodes went bad within 5 s").
-    const windowMs = spec.disruption!.breaker!.windowSeconds! * 1000;
+    // Plus two probe intervals: the pool's clock (workflows/pool/clock.ts) may lag the wall clock by one.
+    const windowMs = spec.disruption!.breaker!.windowSeconds! * 1000 + 2 * spec.health!.probeIntervalSeconds! * 1000;
     await waitStatus(
       h.pool,
       (s) => s.phase === 'running' && s.counts.members === NODES && s.counts.healthy === NODES && s.leases.length === 0 && s.breaker.recent.every((r) => Date.now() - r.at > windowMs),
