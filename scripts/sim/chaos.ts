@@ -5,10 +5,12 @@
  * breaker resumed by the "operator"). Every violation carries the seed, the time and the invariant.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { mulberry32 } from '../../activities/training/random.ts';
 import { simulatedModelSha256 } from '../../gpu-agent/inference/simulated.ts';
 import { AgentClient } from '../../activities/agentClient.ts';
@@ -362,7 +364,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   // Histories: no workflow task failure anywhere; no replaceNode or rollout left running.
   for await (const w of client().workflow.list()) {
     const facts = await historyFacts(client(), w.workflowId, w.runId);
-    if (facts.workflowTaskFailures) violate('no workflow task failure', `${w.workflowId} (${w.type}) has ${facts.workflowTaskFailures}; the first: ${facts.firstTaskFailure}`);
+    if (facts.workflowTaskFailures) {
+      // Kept for the post-mortem (a replay of it names the command that differs): the server goes with the run.
+      const file = join(tmpdir(), `drydock-chaos-${o.seed}-${w.workflowId.replace(/[^\w.-]+/g, '_')}.json`);
+      writeFileSync(file, historyToJSON(await client().workflow.getHandle(w.workflowId, w.runId).fetchHistory()));
+      violate('no workflow task failure', `${w.workflowId} (${w.type}) has ${facts.workflowTaskFailures}; the first: ${facts.firstTaskFailure}; history in ${file}`);
+    }
     if ((w.type === 'replaceNode' || w.type === 'rollingUpdate') && w.status.name === 'RUNNING') violate('every replaceNode and rollout ends', `${w.workflowId} still running`);
     if (w.type === 'replaceNode' && w.status.name === 'COMPLETED') report.completed.replacements++;
   }
