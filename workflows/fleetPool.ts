@@ -62,6 +62,8 @@ export const PHASE_MEMO_PATCH = 'pool-phase-memo';
 export const QUARANTINE_COUNTS_PATCH = 'quarantine-counts';
 /** patched() id: a member cordoned with nothing of the pool holding it is uncordoned (pool/strays.ts). */
 export const UNCORDON_STRAYS_PATCH = 'uncordon-strays';
+/** patched() id: members the probe found on the model it was asked about are recorded as serving that one (pool/serving.ts). */
+export const SERVING_PROBED_PATCH = 'serving-probed-model';
 
 // fleetPool never finishes (it lives as long as its pool), so pinning would keep every old build
 // alive forever: it auto-upgrades to the current build at its next workflow task, and every change
@@ -106,6 +108,7 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
   run.quarantineCounts = patched(QUARANTINE_COUNTS_PATCH);
   run.uncordonStrays = patched(UNCORDON_STRAYS_PATCH);
   run.historyClock = patched(HISTORY_CLOCK_PATCH);
+  run.servingProbed = patched(SERVING_PROBED_PATCH);
   startClock(ctx);
   let watch: PoolWatch | undefined;
 
@@ -132,6 +135,7 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
   /** Asks every agent for its health; bad input (an unknown pool) fails the pool, anything else waits for the next probe. */
   async function probe(): Promise<void> {
     const at = ctx.now();
+    const asked = ctx.cfg.serving?.model; // applySpec or a rollout may change it while the probe runs
     let r: ProbePoolResult;
     try {
       r = await probeActs.probePool.executeWithOptions({ summary: `probe ${members(ctx).length} nodes` }, [probeInput(ctx)]);
@@ -142,7 +146,7 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
       return;
     }
     advanceClock(ctx, r.finishedAt);
-    applyProbe(ctx, at, r);
+    applyProbe(ctx, at, r, asked);
   }
 
   let lastPhase: PoolPhase | undefined;
@@ -189,6 +193,7 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
     run.quarantineCounts ||= patched(QUARANTINE_COUNTS_PATCH);
     run.uncordonStrays ||= patched(UNCORDON_STRAYS_PATCH);
     run.historyClock ||= patched(HISTORY_CLOCK_PATCH);
+    run.servingProbed ||= patched(SERVING_PROBED_PATCH);
     startClock(ctx);
     if (run.health && ctx.cfg.health.watch && !watch && !run.stopping) watch = startWatch(ctx);
     // 2. Each probe interval: probe every agent, then reconcile membership with the provider.

@@ -52,6 +52,15 @@ describe('drift', () => {
     converge(p.ctx); // reported once per drift
     assert.equal(p.events().filter((e) => e.startsWith('drift:')).length, 2);
   });
+  it('the desired model changed while the probe ran: members it found on the model it was asked about are recorded as serving that one, and converge', () => {
+    const p = unitPool({ spec: { serving: { model: A } }, nodes: ['n1', 'n2'] });
+    p.ctx.run.servingProbed = true;
+    setServing(p.ctx, { holder: 'pool/gpu/applySpec', model: B, hold: false }); // while a probe asked about A
+    applyServingProbe(p.ctx, probe([]), A); // every member serves A: no drift from A
+    assert.deepEqual([p.ctx.state.nodes.n1.model, p.ctx.state.nodes.n2.model], [A, A]);
+    converge(p.ctx);
+    assert.deepEqual(p.ctx.state.budget.queue.map((q) => q.holder).concat(p.work.map((w) => w.holder ?? '')).sort(), ['converge/n1', 'converge/n2']);
+  });
   it('reconcile report only reports; a sick member is left to remediation', () => {
     const p = unitPool({ spec: { serving: { model: A, reconcile: 'report' } }, nodes: ['n1', { id: 'n2', health: 'unhealthy' }] });
     applyServingProbe(p.ctx, probe([{ id: 'n1', model: B }]));

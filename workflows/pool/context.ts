@@ -24,6 +24,8 @@ export interface PoolRun {
   strays?: Map<string, number>;
   /** patched('history-clock'): decisions read state.clock (clock.ts), and the probe is due when its timer fired. */
   historyClock?: boolean;
+  /** patched('serving-probed-model'): see serving.ts applyServingProbe. */
+  servingProbed?: boolean;
   /** Deadlines (history clock) a timer is pending for (clock.ts wakeAt). */
   timers?: Set<number>;
 }

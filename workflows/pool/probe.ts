@@ -2,6 +2,7 @@ import type { ProbePoolInput, ProbePoolResult } from '../../activities/pool/prob
 import { applyChanges, viewDigest, type ProbeView } from '../common/digest.ts';
 import { failureMessage } from '../common/failure.ts';
 import { autoscale, loadWanted } from './autoscale/index.ts';
+import type { ModelRef } from '../inputs/rollingUpdate.ts';
 import { recordBad } from './breaker.ts';
 import { members, type PoolContext } from './context.ts';
 import { applyServingProbe, servingProbeInput } from './serving.ts';
@@ -24,7 +25,7 @@ export function probeFailed(ctx: PoolContext, at: number, err: unknown): void {
  * Applies a probe's answer (started at `at`): the view, each member's health and streak of bad
  * probes, events for transitions, nodes gone bad for the breaker, and one autoscaler decision.
  */
-export function applyProbe(ctx: PoolContext, at: number, r: ProbePoolResult): void {
+export function applyProbe(ctx: PoolContext, at: number, r: ProbePoolResult, asked?: ModelRef): void {
   const { state: s, cfg } = ctx;
   const before: ProbeView = s.view;
   s.view = r.full ? applyChanges({}, r.changes) : applyChanges(s.view, r.changes);
@@ -51,7 +52,7 @@ export function applyProbe(ctx: PoolContext, at: number, r: ProbePoolResult): vo
       else if (h === 'healthy' && was !== 'unknown') ctx.event(`recovered (was ${was})`, n.id);
     }
   }
-  applyServingProbe(ctx, r);
+  applyServingProbe(ctx, r, asked);
   if (ctx.run.uncordonStrays) uncordonStrays(ctx, r.cordoned ?? []);
   if (r.leastLoaded) s.loads = Object.fromEntries(r.leastLoaded.map((l) => [l.id, l.inFlight]));
   else delete s.loads;

@@ -26,15 +26,21 @@ export function servingProbeInput(ctx: PoolContext): Pick<ProbePoolInput, 'desir
   return ctx.cfg.serving ? { desiredSha256: ctx.cfg.serving.model.sha256 } : {};
 }
 
-/** Records what each reachable member serves (the probe lists only those that differ from desired). */
-export function applyServingProbe(ctx: PoolContext, r: ProbePoolResult): void {
+/**
+ * Records what each reachable member serves: the probe lists only those that differ from the model
+ * it was asked about (`asked`), so the others serve that one, which is not the desired model when
+ * the desired model changed while the probe ran (patched 'serving-probed-model'; before it, a pool
+ * recorded them as serving the new model and never converged them).
+ */
+export function applyServingProbe(ctx: PoolContext, r: ProbePoolResult, asked?: ModelRef): void {
   const want = ctx.cfg.serving?.model;
   if (!want || !r.drift) return;
+  const served = ctx.run.servingProbed && asked ? asked : want;
   const drift = new Map(r.drift.map((d) => [d.id, d.model]));
   for (const n of members(ctx)) {
     const h = ctx.state.view[n.id];
     if (drift.has(n.id)) n.model = drift.get(n.id) ?? null;
-    else if (h && h !== 'unreachable') n.model = want;
+    else if (h && h !== 'unreachable') n.model = served;
   }
 }
 
