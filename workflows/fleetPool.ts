@@ -228,9 +228,10 @@ export async function fleetPool(rawSpec: FleetPoolSpec, carried?: PoolState): Pr
     //    On the history clock the probe's timer is started once per deadline and moves the clock.
     const deadline = s.lastProbe ? s.lastProbe.at + ctx.cfg.health.probeIntervalSeconds * 1000 : ctx.now();
     const wait = deadline - ctx.now();
+    const woken = () => run.dirty || (run.stopping && run.tasks.size === 0);
     if (run.historyClock) {
       wakeAt(ctx, deadline);
-      if (wait > 0) await condition(() => run.dirty || (run.stopping && run.tasks.size === 0));
-    } else if (wait > 0) await condition(() => run.dirty || (run.stopping && run.tasks.size === 0), wait);
+      if (wait > 0) await condition(woken);
+    } else if (wait > 0) await condition(woken, wait);
   }
 }

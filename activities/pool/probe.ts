@@ -167,6 +167,7 @@ export function createProbeActivities({ pools }: { pools: PoolRegistry }) {
         c.health && reasons.has(c.id) ? { ...c, reasons: reasons.get(c.id) } : c,
       );
       views.set(key, view);
+      const finishedAt = Date.now();
       return {
         full,
         changes,
@@ -175,8 +176,8 @@ export function createProbeActivities({ pools }: { pools: PoolRegistry }) {
         activeNodes: utilCount,
         idle,
         probed: nodes.length,
-        tookMs: Date.now() - started,
-        finishedAt: Date.now(),
+        tookMs: finishedAt - started,
+        finishedAt,
         ...(measured ? { load: measured.load, leastLoaded: measured.leastLoaded } : {}),
         ...(input.desiredSha256 ? { drift } : {}),
         ...(cordoned.length ? { cordoned } : {}),

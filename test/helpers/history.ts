@@ -59,7 +59,8 @@ export async function waitIdle(handle: WorkflowHandle, what: string, timeoutMs =
   );
 }
 
-interface HistoryJSON {
+/** A history in proto JSON (historyToJSON, the replay corpus), as far as these helpers read it. */
+export interface HistoryJSON {
   events: { eventTime?: string; workflowTaskStartedEventAttributes?: unknown; markerRecordedEventAttributes?: { details?: Record<string, { payloads?: { data?: string }[] }> } }[];
 }
 

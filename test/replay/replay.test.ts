@@ -5,7 +5,7 @@ import { Worker } from '@temporalio/worker';
 import { fixtureType, historyFiles, readFixture, readManifest } from '../../scripts/lib/histories.ts';
 import { workflowBundle } from '../../scripts/lib/bundle.ts';
 import { bundleAtCommit } from '../helpers/workflowBundles.ts';
-import { patchIds, withTaskTimesAtStart } from '../helpers/history.ts';
+import { patchIds, withTaskTimesAtStart, type HistoryJSON } from '../helpers/history.ts';
 import { HISTORY_CLOCK_PATCH } from '../../workflows/pool/clock.ts';
 
 /**
@@ -49,12 +49,13 @@ describe('the replay corpus replays', () => {
       await Worker.runReplayHistory({ workflowBundle: { codePath } }, historyFromJSON(fixture.history), fixture.workflowId);
     });
     // Pools on the history clock (workflows/pool/clock.ts) decide nothing by their tasks' times.
-    const history = readFixture(file).history as Parameters<typeof withTaskTimesAtStart>[0];
+    const fixture = readFixture(file);
+    const history = fixture.history as HistoryJSON;
     if (file.startsWith('fleetPool/') && patchIds(history).includes(HISTORY_CLOCK_PATCH)) {
       it(`replays ${file} with every workflow task's time moved back to the run's start`, async () => {
         const { history: timeless, moved } = withTaskTimesAtStart(history);
         assert.ok(moved > 5, `${file}: tasks to move (${moved})`);
-        await Worker.runReplayHistory({ workflowBundle: { codePath: await workflowBundle() } }, historyFromJSON(timeless), readFixture(file).workflowId);
+        await Worker.runReplayHistory({ workflowBundle: { codePath: await workflowBundle() } }, historyFromJSON(timeless), fixture.workflowId);
       });
     }
   }

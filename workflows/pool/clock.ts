@@ -9,7 +9,8 @@ import type { PoolContext } from './context.ts';
  * TS SDK 1.24 applies the pending events on the previous task's time, and the commands it records
  * then are sent with the real task. A replay applies the same events on the real task's time,
  * decides otherwise, and fails with a nondeterminism error: the pool stops.
- * (Reproduced with a 20-line loop; test/pool/queryRestart.test.ts runs it on the pool.)
+ * (Reproduced without drydock code by scripts/sdk-repro/query-during-restart.ts; test/pool/queryRestart.test.ts
+ * checks the pool.)
  *
  * So with patched('history-clock') every decision reads `state.clock`, which moves only forward
  * and only to times the history holds: the run's start, the deadline of a timer that fired, the
@@ -17,7 +18,7 @@ import type { PoolContext } from './context.ts';
  * lags the wall clock by at most a probe interval between those, never leads it.
  */
 
-/** patched() id: decisions read the history clock, and the probe is due when its timer fired. */
+/** patched() id: decisions read the history clock; the probe's timer, when it fires, moves it to the deadline. */
 export const HISTORY_CLOCK_PATCH = 'history-clock';
 
 /** Moves the clock forward to `at` (never back). */

@@ -22,7 +22,7 @@ export interface PoolRun {
   uncordonStrays?: boolean;
   /** Stray cordons seen by consecutive probes, by node. */
   strays?: Map<string, number>;
-  /** patched('history-clock'): decisions read state.clock (clock.ts), and the probe is due when its timer fired. */
+  /** patched('history-clock'): decisions read state.clock (clock.ts). */
   historyClock?: boolean;
   /** patched('serving-probed-model'): see serving.ts applyServingProbe. */
   servingProbed?: boolean;
